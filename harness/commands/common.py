@@ -1,0 +1,44 @@
+"""Options shared by the commands that run cells."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from harness.execute import ExecOptions
+from oracles.errors import UsageError
+
+
+def add_exec_options(p: argparse.ArgumentParser, *, default_json: str | None = None) -> None:
+    p.add_argument("--json", metavar="PATH", default=default_json, help="write results (schema 1) here")
+    p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report here")
+    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
+                   help="processes for oracle evaluation (default: all cores)")
+    p.add_argument("--cache-dir", metavar="DIR", help="oracle cache directory (default: $FPHARNESS_CACHE_DIR or ~/.cache/fpharness)")
+    p.add_argument("--no-cache", action="store_true", help="compute every reference afresh")
+    p.add_argument("-q", "--quiet", action="store_true", help="no tables, no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def exec_options(args: argparse.Namespace) -> ExecOptions:
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    return ExecOptions(
+        json_path=args.json,
+        html_path=args.html,
+        quiet=args.quiet,
+        progress=False if args.no_progress else None,
+        jobs=args.jobs,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+    )
+
+
+def parse_params(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param {item!r} must be KEY=VALUE, e.g. beta=2")
+        out[key.strip()] = value.strip()
+    return out

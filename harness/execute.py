@@ -1,0 +1,84 @@
+"""The shared back half of ``fpharness check`` and ``fpharness run``: run cells, write the
+results atomically, render them, and turn them into an exit code."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.cells import CellResult, CellSpec
+from harness.progress import Progress
+from harness.results import Results, now, run_info
+from harness.runner import Runner, run_cells
+from oracles.formats import Format
+from oracles.reference import Reference
+from oracles.registry import Oracle
+
+__all__ = ["ExecOptions", "execute", "reference_function"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecOptions:
+    """How to execute: where results go, parallelism and caching, verbosity."""
+
+    json_path: str | None = None
+    html_path: str | None = None
+    quiet: bool = False
+    progress: bool | None = None
+    jobs: int = 1
+    cache_dir: str | None = None
+    use_cache: bool = True
+
+
+def reference_function(options: ExecOptions) -> Any:
+    """The Runner's reference hook: the on-disk cache and the fast tier when available."""
+    try:
+        from oracles.cache import ReferenceCache, cached_evaluate
+    except ImportError:  # pragma: no cover - the cache module ships with the package
+        return None
+    cache = ReferenceCache(options.cache_dir) if options.use_cache else None
+
+    def compute(oracle: Oracle, arrays: list[Any], fmt: Format, params: dict[str, Any]) -> Reference:
+        return cached_evaluate(cache, oracle, arrays, fmt, params, jobs=options.jobs)
+
+    return compute
+
+
+def execute(cells: Sequence[CellSpec], options: ExecOptions, argv: Sequence[str] | None = None) -> int:
+    """Run ``cells`` and report; returns 0 (all within budget), 1 (a cell failed or errored)."""
+    started = now()
+    progress = Progress("cells", enabled=None if options.progress is None else options.progress)
+    if options.quiet:
+        progress.enabled = False
+    runner = Runner(progress=progress, reference=reference_function(options))
+    results: list[CellResult] = run_cells(cells, runner=runner)
+    seeds = sorted({_seed(c.inputs) for c in cells} - {None})  # type: ignore[arg-type]
+    command = " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv))
+    info = run_info(started, {c.framework for c in cells}, seeds=seeds, command=command)
+    res = Results(info, tuple(results))
+    if options.json_path:
+        res.write(options.json_path)
+    if options.html_path:
+        from reports.html import write_html
+
+        write_html([res], Path(options.html_path))
+    if not options.quiet:
+        from reports.terminal import print_results
+
+        print_results([c.to_json() for c in results])
+        if options.json_path:
+            print(f"results: {options.json_path}")
+        if options.html_path:
+            print(f"report: {options.html_path}")
+    return res.exit_code
+
+
+def _seed(spec: str) -> int | None:
+    from harness.inputs import parse_inputs
+
+    parsed = parse_inputs(spec)
+    return parsed.seed if parsed.kind in ("random", "normal", "uniform") else None

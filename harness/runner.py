@@ -1,0 +1,273 @@
+"""Run cells: generate inputs once per group, compute each reference once, call every
+implementation (with a timeout) and judge its output.
+
+A cell never takes the run down with it: an implementation that raises, returns the wrong
+shape or a non-array, or hangs past its timeout becomes an ``error`` cell with a one-line
+reason; a missing framework or device makes a ``skipped`` cell. References are computed
+before any implementation runs in the group, so a crashing implementation cannot cost the
+oracle work of the cells after it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from harness.cells import CellResult, CellSpec
+from harness.frameworks import get_backend
+from harness.impls import Impl, get_impl, load_custom
+from harness.inputs import Batch, InputSet, parse_inputs
+from harness.progress import Progress
+from harness.verdict import Summary, judge
+from oracles.errors import UsageError
+from oracles.evaluate import OracleError
+from oracles.formats import Format, format_of_dtype, get_format
+from oracles.reference import Reference
+from oracles.registry import Oracle, get_oracle
+
+__all__ = ["Runner", "run_cells"]
+
+GroupKey = tuple[str, str, str, tuple[tuple[str, Any], ...]]
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _call_with_timeout(fn: Callable[[], Any], seconds: float) -> Any:
+    """Run ``fn`` in a daemon thread. A hung implementation is abandoned (Python cannot
+    kill a thread), the cell becomes an error and the run goes on."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            # overflow and invalid operations are what we measure, not warnings to print
+            with np.errstate(all="ignore"):
+                box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - reported as the cell's error
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="fpharness-impl", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise _Timeout(f"timed out after {seconds:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}"[:300]
+
+
+def _expected_shape(oracle: Oracle, batch: Batch, reduction: str) -> tuple[int, ...]:
+    if reduction != "none":
+        return ()
+    x = batch.arrays[0]
+    return tuple(x.shape[:1]) if oracle.kind == "row_reduce" else tuple(x.shape)
+
+
+@dataclass
+class _Group:
+    oracle: Oracle
+    fmt: Format
+    inputs: InputSet
+    params: dict[str, Any]
+    refs: dict[tuple[str, int], Reference] = field(default_factory=dict)
+
+
+@dataclass
+class Runner:
+    """Executes cells. ``reference`` computes a Reference (the default evaluates the oracle
+    with mpmath; the CLI plugs in the cache and the fast tier)."""
+
+    progress: Progress | None = None
+    k_worst: int = 10
+    reference: Callable[[Oracle, list[npt.NDArray[Any]], Format, dict[str, Any]], Reference] | None = None
+    _groups: dict[GroupKey, _Group] = field(default_factory=dict)
+    _customs: dict[tuple[str, str, str], Impl] = field(default_factory=dict)
+
+    # -- planning ---------------------------------------------------------------------
+    def impl_for(self, cell: CellSpec) -> Impl:
+        if not cell.custom:
+            return get_impl(cell.impl)
+        key = (cell.impl, cell.oracle, cell.framework)
+        if key not in self._customs:
+            self._customs[key] = load_custom(cell.impl, oracle=cell.oracle, framework=cell.framework)
+        return self._customs[key]
+
+    def validate(self, cells: Iterable[CellSpec]) -> None:
+        """Raise :class:`UsageError` for anything wrong in the plan before running it."""
+        for cell in cells:
+            oracle = get_oracle(cell.oracle)
+            get_format(cell.dtype)
+            oracle.bind(dict(cell.params))
+            fmt = get_format(cell.dtype)
+            if parse_inputs(cell.inputs).kind == "exhaustive" and fmt.bits > 16:
+                fmt.all_bit_patterns()  # raises the UsageError that explains the choices
+            impl = self.impl_for(cell)
+            if impl.oracle != cell.oracle and not cell.custom:
+                raise UsageError(
+                    f"{cell.impl} implements {impl.oracle}, not {cell.oracle}; pass --oracle {impl.oracle}"
+                )
+            if cell.device not in ("cpu", "cuda"):
+                raise UsageError(f"unknown device {cell.device!r}; pick from: cpu, cuda")
+
+    def _group(self, cell: CellSpec) -> _Group:
+        key: GroupKey = (cell.oracle, cell.dtype, cell.inputs, cell.params)
+        group = self._groups.get(key)
+        if group is None:
+            oracle = get_oracle(cell.oracle)
+            fmt = get_format(cell.dtype)
+            inputs = parse_inputs(cell.inputs).generate(oracle, fmt)
+            group = _Group(oracle, fmt, inputs, oracle.bind(dict(cell.params)))
+            self._groups[key] = group
+        return group
+
+    def _reference(self, group: _Group, out_fmt: Format, index: int) -> Reference:
+        key = (out_fmt.name, index)
+        if key not in group.refs:
+            arrays = group.inputs.float64(group.inputs.batches[index])
+            if self.reference is not None:
+                ref = self.reference(group.oracle, arrays, out_fmt, group.params)
+            else:
+                from oracles.evaluate import evaluate
+
+                ref = evaluate(group.oracle, arrays, out_fmt, group.params)
+            group.refs[key] = ref
+        return group.refs[key]
+
+    def prepare(self, cell: CellSpec) -> None:
+        """Compute the inputs and the references in the input format for ``cell``."""
+        group = self._group(cell)
+        for i in range(len(group.inputs.batches)):
+            self._reference(group, group.fmt, i)
+
+    # -- running ----------------------------------------------------------------------
+    def run(self, cell: CellSpec) -> CellResult:
+        """Run and judge one cell; never raises for a failing implementation."""
+        started = time.perf_counter()
+        try:
+            return self._run(cell, started)
+        except UsageError:
+            raise
+        except OracleError as exc:
+            return CellResult(cell, "error", f"oracle: {exc}", seconds=time.perf_counter() - started)
+
+    def _run(self, cell: CellSpec, started: float) -> CellResult:
+        backend = get_backend(cell.framework)
+        reason = backend.unavailable()
+        if reason:
+            return CellResult(cell, "skipped", reason)
+        reason = backend.device_unavailable(cell.device)
+        if reason:
+            return CellResult(cell, "skipped", reason)
+        impl = self.impl_for(cell)
+        group = self._group(cell)
+        defaults = {p.name: p.default for p in group.oracle.params}
+        for name in impl.unsupported:
+            if group.params.get(name) != defaults.get(name):
+                return CellResult(cell, "skipped", f"{impl.id} has no public API for {name}={group.params.get(name)}")
+        kwargs = _accepted_kwargs(impl.fn, group.params)
+        reduction = str(group.params.get("reduction", "none"))
+        total: Summary | None = None
+        out_name: str | None = None
+        notes: list[str] = []
+        offset = 0
+        impl_seconds = 0.0
+        for index, batch in enumerate(group.inputs.batches):
+            try:
+                native = [backend.to_native(a, cell.device) for a in batch.arrays]
+            except Exception as exc:  # noqa: BLE001 - e.g. a dtype the framework lacks
+                return CellResult(cell, "error", f"inputs: {_one_line(exc)}", seconds=time.perf_counter() - started)
+            t0 = time.perf_counter()
+            try:
+                raw = _call_with_timeout(
+                    lambda native=native: backend.from_native(impl.fn(*native, **kwargs)), cell.timeout
+                )
+            except _Timeout as exc:
+                return CellResult(cell, "error", str(exc), seconds=time.perf_counter() - started)
+            except Exception as exc:  # noqa: BLE001 - the implementation's failure is the result
+                return CellResult(cell, "error", _one_line(exc), seconds=time.perf_counter() - started)
+            impl_seconds += time.perf_counter() - t0
+            got = np.asarray(raw)
+            want_shape = _expected_shape(group.oracle, batch, reduction)
+            if got.shape != want_shape:
+                return CellResult(
+                    cell, "error", f"returned shape {got.shape}, expected {want_shape}",
+                    seconds=time.perf_counter() - started,
+                )
+            try:
+                out_fmt = format_of_dtype(got.dtype)
+            except UsageError:
+                return CellResult(
+                    cell, "error", f"returned dtype {got.dtype}, expected a float format",
+                    seconds=time.perf_counter() - started,
+                )
+            if out_name is None:
+                out_name = out_fmt.name
+                if out_fmt.name != cell.dtype:
+                    notes.append(f"output is {out_fmt.name}, judged in {out_fmt.name}")
+            ref = self._reference(group, out_fmt, index)
+            summary = judge(
+                ref, got, out_fmt, describe=group.inputs.describer(batch), offset=offset, k_worst=self.k_worst
+            )
+            total = summary if total is None else total.merge(summary)
+            offset += ref.size
+        assert total is not None
+        violations = cell.budget.violations(total)
+        status = "fail" if violations else "pass"
+        reason = "; ".join(violations + notes)
+        return CellResult(
+            cell, status, reason, out_name, total,
+            seconds=time.perf_counter() - started, impl_seconds=impl_seconds,
+        )
+
+
+def _accepted_kwargs(fn: Callable[..., Any], params: dict[str, Any]) -> dict[str, Any]:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return dict(params)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
+        return dict(params)
+    return {k: v for k, v in params.items() if k in sig.parameters}
+
+
+def run_cells(
+    cells: Sequence[CellSpec],
+    *,
+    runner: Runner | None = None,
+    on_result: Callable[[CellResult], None] | None = None,
+) -> list[CellResult]:
+    """Validate the plan, then run every cell in order (references first per group)."""
+    runner = runner or Runner()
+    runner.validate(cells)
+    progress = runner.progress
+    results: list[CellResult] = []
+    if progress:
+        progress.start(total=len(cells))
+    try:
+        for cell in cells:
+            if progress:
+                progress.describe(cell.id)
+            result = runner.run(cell)
+            results.append(result)
+            if on_result:
+                on_result(result)
+            if progress:
+                progress.advance()
+    finally:
+        if progress:
+            progress.stop()
+    return results

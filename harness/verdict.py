@@ -1,0 +1,444 @@
+"""Judging computed values against the truth: categories, ULP error, mergeable summaries.
+
+Definitions (every table fpharness prints uses exactly these):
+
+* ``ulp(y) = 2**(max(e, emin) - p + 1)`` with ``e = floor(log2|y|)``: the ulp of the
+  *exact* value in the output format; ``ulp(0)`` is the smallest subnormal.
+* ULP error ``|c - y| / ulp(y)``, for a finite computed ``c`` and a finite exact ``y``.
+* ``correctly_rounded``: ``c == R(y)`` as values (+0 equals -0), or both NaN.
+* Incidence categories, each element in at most one, the first that applies winning:
+  ``unexpected_nan`` (c NaN, y not), ``missing_nan`` (y NaN, c not), ``unexpected_inf``
+  (c infinite and not R(y)), ``inherent_inf`` (c infinite and equal to R(y): the truth
+  overflows), ``missing_inf`` (c finite where R(y) is infinite), ``lost_to_zero`` (c zero
+  where R(y) is not).
+
+A :class:`Summary` is mergeable: ``merge(judge(a), judge(b)) == judge(a + b)`` exactly,
+including the ULP mean (an exact integer sum), the histogram, the percentiles (read off
+a fine histogram of 64 bins per binade, so they are upper bounds within 1.1%), and the
+worst and example elements (ties broken by position).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from oracles.formats import Format
+from oracles.reference import Reference
+
+__all__ = [
+    "CATEGORIES",
+    "DEFECTS",
+    "Describe",
+    "Example",
+    "Summary",
+    "judge",
+    "ulp_errors",
+]
+
+CATEGORIES: tuple[str, ...] = (
+    "unexpected_nan",
+    "missing_nan",
+    "unexpected_inf",
+    "inherent_inf",
+    "missing_inf",
+    "lost_to_zero",
+)
+#: the categories that are defects of the arithmetic (inherent_inf is correct behaviour
+#: shown for information; missing_inf and lost_to_zero are judged by budgets)
+DEFECTS: tuple[str, ...] = ("unexpected_nan", "missing_nan", "unexpected_inf")
+
+BINS_PER_OCTAVE = 64
+_SUM_SHIFT = 1074  # ulp_sum is an integer count of 2**-1074, so float sums are exact
+
+#: describe(flat_index) -> (input bit patterns, input values, row, col)
+Describe = Callable[[int], tuple[tuple[str, ...], tuple[str, ...], int | None, int | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One output element worth showing: its position, inputs, result and truth."""
+
+    index: int
+    category: str
+    ulp: float | None
+    input: tuple[str, ...]
+    input_values: tuple[str, ...]
+    got: str
+    got_value: str
+    want: str
+    want_value: str
+    exact: str
+    row: int | None = None
+    col: int | None = None
+
+    def sort_key(self) -> tuple[float, int]:
+        return (-(self.ulp if self.ulp is not None else -1.0), self.index)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "index": self.index,
+            "category": self.category,
+            "ulp": self.ulp,
+            "input": list(self.input),
+            "input_values": list(self.input_values),
+            "got": self.got,
+            "got_value": self.got_value,
+            "want": self.want,
+            "want_value": self.want_value,
+            "exact": self.exact,
+        }
+        if self.row is not None:
+            out["row"] = self.row
+        if self.col is not None:
+            out["col"] = self.col
+        return out
+
+    @staticmethod
+    def from_json(d: Mapping[str, Any]) -> Example:
+        return Example(
+            index=int(d["index"]),
+            category=str(d["category"]),
+            ulp=None if d.get("ulp") is None else float(d["ulp"]),
+            input=tuple(d.get("input", ())),
+            input_values=tuple(d.get("input_values", ())),
+            got=str(d["got"]),
+            got_value=str(d.get("got_value", "")),
+            want=str(d["want"]),
+            want_value=str(d.get("want_value", "")),
+            exact=str(d["exact"]),
+            row=d.get("row"),
+            col=d.get("col"),
+        )
+
+    def describe(self) -> str:
+        """``x=0x4a00 (12.0) gave inf, oracle 12.000006 rounds to 12.0 [unexpected_inf]``."""
+        args = ", ".join(f"{b} ({v})" for b, v in zip(self.input, self.input_values, strict=False))
+        where = f"row {self.row}" + (f" col {self.col}" if self.col is not None else "") if self.row is not None else ""
+        err = f", {self.ulp:.6g} ulp" if self.ulp is not None else ""
+        label = f" [{self.category}]" if self.category != "worst" else ""
+        pos = f"{where}: " if where else ""
+        return f"{pos}{args} gave {self.got_value}, oracle {self.exact} rounds to {self.want_value}{err}{label}"
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Verdict over a set of output elements; see the module docstring for definitions."""
+
+    n: int = 0
+    correctly_rounded: int = 0
+    counts: tuple[int, ...] = (0,) * len(CATEGORIES)
+    ulp_count: int = 0
+    ulp_max: float = 0.0
+    ulp_sum: int = 0
+    ulp_zero: int = 0
+    bins: tuple[tuple[int, int], ...] = ()
+    worst: tuple[Example, ...] = ()
+    examples: tuple[Example, ...] = ()
+    k_worst: int = 10
+    k_examples: int = 3
+
+    # -- derived ----------------------------------------------------------------------
+    @property
+    def incidence(self) -> dict[str, int]:
+        return dict(zip(CATEGORIES, self.counts, strict=True))
+
+    @property
+    def ulp_mean(self) -> float | None:
+        if not self.ulp_count:
+            return None
+        return float(Fraction(self.ulp_sum, 1 << _SUM_SHIFT) / self.ulp_count)
+
+    def percentile(self, q: float) -> float | None:
+        """The q-quantile (0 < q <= 1) of the ULP errors, as the upper edge of its fine
+        bin (within 1.1% above the true value) and never above the maximum."""
+        if not self.ulp_count:
+            return None
+        rank = max(1, math.ceil(q * self.ulp_count - 1e-9))
+        seen = self.ulp_zero
+        if rank <= seen:
+            return 0.0
+        for key, count in self.bins:
+            seen += count
+            if rank <= seen:
+                return min(2.0 ** (key / BINS_PER_OCTAVE), self.ulp_max)
+        return self.ulp_max
+
+    def histogram(self) -> list[tuple[float, int]]:
+        """Counts of ULP errors in buckets ``<= 0.5, <= 1, <= 2, <= 4, ...`` up to the
+        bucket of the maximum (each count is of errors above the previous edge)."""
+        if not self.ulp_count:
+            return []
+        coarse: dict[int, int] = {-1: self.ulp_zero}
+        for key, count in self.bins:
+            octave = max(-(-key // BINS_PER_OCTAVE), -1)
+            coarse[octave] = coarse.get(octave, 0) + count
+        top = max(coarse)
+        return [(2.0**o, coarse.get(o, 0)) for o in range(-1, top + 1)]
+
+    @property
+    def clean(self) -> bool:
+        """No element in a defect category."""
+        inc = self.incidence
+        return not any(inc[c] for c in DEFECTS)
+
+    # -- merging ----------------------------------------------------------------------
+    def merge(self, other: Summary) -> Summary:
+        """The summary of the union of both element sets (their positions must differ)."""
+        merged_bins: dict[int, int] = dict(self.bins)
+        for key, count in other.bins:
+            merged_bins[key] = merged_bins.get(key, 0) + count
+        k_worst = max(self.k_worst, other.k_worst)
+        k_examples = max(self.k_examples, other.k_examples)
+        worst = heapq.nsmallest(k_worst, self.worst + other.worst, key=Example.sort_key)
+        return Summary(
+            n=self.n + other.n,
+            correctly_rounded=self.correctly_rounded + other.correctly_rounded,
+            counts=tuple(a + b for a, b in zip(self.counts, other.counts, strict=True)),
+            ulp_count=self.ulp_count + other.ulp_count,
+            ulp_max=max(self.ulp_max, other.ulp_max),
+            ulp_sum=self.ulp_sum + other.ulp_sum,
+            ulp_zero=self.ulp_zero + other.ulp_zero,
+            bins=tuple(sorted(merged_bins.items())),
+            worst=tuple(worst),
+            examples=_pick_examples(self.examples + other.examples, k_examples),
+            k_worst=k_worst,
+            k_examples=k_examples,
+        )
+
+    @staticmethod
+    def merge_all(parts: Iterable[Summary]) -> Summary:
+        out = Summary()
+        for p in parts:
+            out = out.merge(p)
+        return out
+
+    # -- JSON ---------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """The cell fields of results schema 1 (``n``, ``correctly_rounded``, ``ulp``,
+        ``incidence``, ``worst``, ``examples``) plus ``exact_summary`` for lossless merges."""
+        pct = {name: self.percentile(q) for name, q in _PERCENTILES}
+        return {
+            "n": self.n,
+            "correctly_rounded": self.correctly_rounded,
+            "ulp": {
+                "count": self.ulp_count,
+                "max": self.ulp_max if self.ulp_count else None,
+                "mean": self.ulp_mean,
+                **pct,
+                "histogram": [{"le": le, "count": c} for le, c in self.histogram()],
+            },
+            "incidence": self.incidence,
+            "worst": [e.to_json() for e in self.worst],
+            "examples": [e.to_json() for e in self.examples],
+            "exact_summary": {
+                "ulp_sum": hex(self.ulp_sum),
+                "ulp_sum_scale": -_SUM_SHIFT,
+                "ulp_zero": self.ulp_zero,
+                "bins_per_octave": BINS_PER_OCTAVE,
+                "bins": [list(b) for b in self.bins],
+                "k_worst": self.k_worst,
+                "k_examples": self.k_examples,
+            },
+        }
+
+    @staticmethod
+    def from_json(d: Mapping[str, Any]) -> Summary:
+        exact = d["exact_summary"]
+        ulp = d.get("ulp") or {}
+        return Summary(
+            n=int(d["n"]),
+            correctly_rounded=int(d["correctly_rounded"]),
+            counts=tuple(int(d["incidence"][c]) for c in CATEGORIES),
+            ulp_count=int(ulp.get("count", 0)),
+            ulp_max=float(ulp["max"]) if ulp.get("max") is not None else 0.0,
+            ulp_sum=int(exact["ulp_sum"], 16),
+            ulp_zero=int(exact["ulp_zero"]),
+            bins=tuple((int(k), int(c)) for k, c in exact["bins"]),
+            worst=tuple(Example.from_json(e) for e in d.get("worst", ())),
+            examples=tuple(Example.from_json(e) for e in d.get("examples", ())),
+            k_worst=int(exact.get("k_worst", 10)),
+            k_examples=int(exact.get("k_examples", 3)),
+        )
+
+
+_PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999))
+
+
+def _pick_examples(candidates: Sequence[Example], k: int) -> tuple[Example, ...]:
+    """The first ``k`` examples (by position) of every category."""
+    out: list[Example] = []
+    for cat in CATEGORIES:
+        mine = sorted((e for e in candidates if e.category == cat), key=lambda e: e.index)
+        out.extend(mine[:k])
+    return tuple(out)
+
+
+# -- computing ---------------------------------------------------------------------------
+
+
+def ulp_errors(ref: Reference, got64: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """|c - y| / ulp(y) per element (NaN where c or y is not finite). Exact up to the
+    double-double representation of y: scaling by a power of two is exact, and c / ulp(y)
+    - hi is exact whenever the two are close (Sterbenz)."""
+    c = np.asarray(got64, dtype=np.float64).ravel()
+    hi, lo, e = ref.hi.ravel(), ref.lo.ravel(), ref.ulp_exp.ravel()
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = np.ldexp(c, -e.astype(np.int64))
+        err = np.abs((scaled - hi) - lo)
+    err[~(np.isfinite(c) & np.isfinite(hi))] = np.nan
+    return err
+
+
+def _categories(want: npt.NDArray[np.float64], hi: npt.NDArray[np.float64], c: npt.NDArray[np.float64]) -> npt.NDArray[np.int8]:
+    """Category index per element (-1 for none), the first applicable one winning."""
+    y_nan = np.isnan(hi)
+    c_nan = np.isnan(c)
+    c_inf = np.isinf(c)
+    want_inf = np.isinf(want)
+    with np.errstate(invalid="ignore"):
+        rules = (
+            c_nan & ~y_nan,
+            y_nan & ~c_nan,
+            c_inf & (c != want),
+            c_inf & (c == want),
+            np.isfinite(c) & want_inf,
+            (c == 0) & (want != 0) & ~np.isnan(want),
+        )
+    out = np.full(c.shape, -1, dtype=np.int8)
+    for idx in range(len(rules) - 1, -1, -1):  # reverse so the first rule wins
+        out[rules[idx]] = idx
+    return out
+
+
+def _fine_bins(err: npt.NDArray[np.float64]) -> tuple[int, dict[int, int]]:
+    zero = int(np.count_nonzero(err == 0))
+    pos = err[err > 0]
+    if not pos.size:
+        return zero, {}
+    m, e = np.frexp(pos)
+    octave = e.astype(np.int64) - 1
+    frac = np.log2(2.0 * m)
+    sub = np.clip(np.ceil(frac * BINS_PER_OCTAVE), 1, BINS_PER_OCTAVE).astype(np.int64)
+    exact_power = m == 0.5
+    keys = np.where(exact_power, octave * BINS_PER_OCTAVE, octave * BINS_PER_OCTAVE + sub)
+    uniq, counts = np.unique(keys, return_counts=True)
+    return zero, {int(k): int(c) for k, c in zip(uniq, counts, strict=True)}
+
+
+def _exact_sum(err: npt.NDArray[np.float64]) -> int:
+    """Sum of non-negative finite floats as an exact integer multiple of 2**-1074."""
+    pos = err[err > 0]
+    if not pos.size:
+        return 0
+    m, e = np.frexp(pos)
+    mant = np.ldexp(m, 53).astype(np.int64)  # exact: 53-bit integers
+    order = np.argsort(e, kind="stable")
+    e_sorted = e[order]
+    mant = mant[order]
+    starts = np.flatnonzero(np.r_[True, e_sorted[1:] != e_sorted[:-1]])
+    # split so that per-exponent sums of up to 2**36 terms cannot overflow int64
+    hi_sum = np.add.reduceat(mant >> 26, starts)
+    lo_sum = np.add.reduceat(mant & ((1 << 26) - 1), starts)
+    total = 0
+    for ex, h, lo_ in zip(e_sorted[starts].tolist(), hi_sum.tolist(), lo_sum.tolist(), strict=True):
+        shift = ex - 53 + _SUM_SHIFT
+        total += ((h << 26) + lo_) << shift if shift >= 0 else ((h << 26) + lo_) >> -shift
+    return total
+
+
+def _fmt_value(v: float) -> str:
+    if v != v:
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return repr(float(v))
+
+
+def judge(
+    ref: Reference,
+    got: npt.NDArray[Any],
+    out_format: Format,
+    *,
+    describe: Describe | None = None,
+    offset: int = 0,
+    k_worst: int = 10,
+    k_examples: int = 3,
+) -> Summary:
+    """Compare computed values ``got`` (stored in ``out_format``'s dtype) with ``ref``.
+
+    ``offset`` is the position of ``got``'s first element in the whole cell, so that
+    summaries of chunks merge with stable tie-breaking. ``describe`` turns a flat index
+    (within this chunk) into the input's bits and values for examples.
+    """
+    got_arr = np.asarray(got).ravel()
+    if got_arr.shape != (ref.size,):
+        raise ValueError(f"got {got_arr.size} values for {ref.size} reference elements")
+    c = got_arr.astype(np.float64)
+    want, hi = ref.want.ravel(), ref.hi.ravel()
+    cats = _categories(want, hi, c)
+    err = ulp_errors(ref, c)
+    finite_err = err[~np.isnan(err)]
+    with np.errstate(invalid="ignore"):
+        correct = (c == want) | (np.isnan(c) & np.isnan(want))
+    counts = tuple(int(np.count_nonzero(cats == i)) for i in range(len(CATEGORIES)))
+    zero, bins = _fine_bins(finite_err)
+    ulp_max = float(finite_err.max()) if finite_err.size else 0.0
+
+    try:
+        got_bits = out_format.to_bits(got_arr)
+    except Exception:  # noqa: BLE001 - a foreign dtype still gets value-based bits
+        got_bits = None
+
+    def example(i: int, category: str) -> Example:
+        ulp = None if np.isnan(err[i]) else float(err[i])
+        bits_in, values_in, row, col = describe(i) if describe else ((), (), None, None)
+        got_hex = (
+            out_format.hex_of_bits(int(got_bits[i])) if got_bits is not None else out_format.hex(float(c[i]))
+        )
+        return Example(
+            index=offset + i,
+            category=category,
+            ulp=ulp,
+            input=bits_in,
+            input_values=values_in,
+            got=got_hex,
+            got_value=_fmt_value(float(c[i])),
+            want=out_format.hex(float(want[i])),
+            want_value=_fmt_value(float(want[i])),
+            exact=ref.exact_str(i),
+            row=row,
+            col=col,
+        )
+
+    worst: list[Example] = []
+    if finite_err.size and k_worst > 0:
+        idx = np.flatnonzero(~np.isnan(err))
+        # stable sort on -err keeps the lowest position first among equal errors
+        top = idx[np.argsort(-err[idx], kind="stable")[:k_worst]]
+        worst = [example(int(i), "worst") for i in top]
+    examples: list[Example] = []
+    for ci, cat in enumerate(CATEGORIES):
+        where = np.flatnonzero(cats == ci)[:k_examples]
+        examples.extend(example(int(i), cat) for i in where)
+    return Summary(
+        n=int(c.size),
+        correctly_rounded=int(np.count_nonzero(correct)),
+        counts=counts,
+        ulp_count=int(finite_err.size),
+        ulp_max=ulp_max,
+        ulp_sum=_exact_sum(finite_err),
+        ulp_zero=zero,
+        bins=tuple(sorted(bins.items())),
+        worst=tuple(worst),
+        examples=tuple(examples),
+        k_worst=k_worst,
+        k_examples=k_examples,
+    )

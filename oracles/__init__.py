@@ -1,0 +1,49 @@
+"""fpharness ground truth: formats, exact rounding and mpmath oracles.
+
+This package imports no ML framework. Public surface:
+
+* :class:`Format` and :func:`get_format` (float16, bfloat16, float32, float64);
+* :func:`round_mpf`, :func:`round_float64`: correct rounding, directly into a format;
+* :func:`oracle` (decorator), :func:`get_oracle`, :data:`REGISTRY`: the oracle registry;
+* :func:`evaluate`: an oracle's correctly rounded values as a :class:`Reference`.
+"""
+
+from oracles.errors import UsageError
+from oracles.evaluate import OracleError, evaluate
+from oracles.formats import BFLOAT16, FLOAT16, FLOAT32, FLOAT64, FORMATS, Format, format_of_dtype, get_format
+from oracles.reference import Reference
+from oracles.registry import REGISTRY, Arg, Oracle, Param, get_oracle, oracle
+from oracles.rounding import round_float64, round_mpf, ulp_exponent
+
+
+def all_oracles() -> list[Oracle]:
+    """Every registered oracle (built-ins included), in name order."""
+    import oracles.catalogue  # noqa: F401
+
+    return list(REGISTRY)
+
+
+__all__ = [
+    "BFLOAT16",
+    "FLOAT16",
+    "FLOAT32",
+    "FLOAT64",
+    "FORMATS",
+    "REGISTRY",
+    "Arg",
+    "Format",
+    "Oracle",
+    "OracleError",
+    "Param",
+    "Reference",
+    "UsageError",
+    "all_oracles",
+    "evaluate",
+    "format_of_dtype",
+    "get_format",
+    "get_oracle",
+    "oracle",
+    "round_float64",
+    "round_mpf",
+    "ulp_exponent",
+]

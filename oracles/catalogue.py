@@ -1,0 +1,272 @@
+"""The built-in oracles: the mathematics ML frameworks mean by these names.
+
+Every function here is evaluated by :mod:`oracles.evaluate` at a working precision it sets
+(``mp.prec``); a function only has to be accurate to a few ulps *at that precision*, for
+every input including +-inf. Two rules keep that true:
+
+* never form a quantity that can overflow where the result does not (exp(3e38) is a
+  number with 10**38 digits): softplus is x + log1p(exp(-x)) for x > 0, and row-wise
+  oracles subtract the row maximum exactly before exponentiating;
+* never subtract nearly equal numbers where a rewrite avoids it: log(1 - p) is
+  log1p(-p), log_softmax of the dominant entry is -log1p(sum of the others).
+
+Subtractions of input values use ``exact=True``: inputs are floats, so the exact
+difference is cheap and the only rounding left is in the transcendental functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mpmath import mp, mpf
+
+from oracles.registry import Param, oracle
+
+__all__: list[str] = []
+
+NAN = mpf("nan")
+INF = mpf("inf")
+ZERO = mpf(0)
+
+
+def _is_pinf(v: mpf) -> bool:
+    return bool(mp.isinf(v)) and v > 0
+
+
+def _is_ninf(v: mpf) -> bool:
+    return bool(mp.isinf(v)) and v < 0
+
+
+def _times(a: mpf, b: mpf) -> mpf:
+    """a * b with 0 * inf = 0: the convention of cross-entropy (0 log 0 = 0) and of the
+    limits x * sigmoid(x) -> 0 as x -> -inf."""
+    if not a or not b:
+        return ZERO
+    return a * b
+
+
+def _softplus(z: mpf) -> mpf:
+    if _is_pinf(z):
+        return INF
+    if _is_ninf(z):
+        return ZERO
+    if z > 0:
+        return z + mp.log1p(mp.exp(-z))
+    return mp.log1p(mp.exp(z))
+
+
+# -- elementwise ------------------------------------------------------------------------
+
+
+@oracle("exp")
+def exp(x: mpf) -> mpf:
+    """e**x."""
+    return mp.exp(x)
+
+
+@oracle("log", domain="x >= 0 (log(0) = -inf; NaN below 0)")
+def log(x: mpf) -> mpf:
+    """Natural logarithm."""
+    if x < 0:
+        return NAN
+    if not x:
+        return -INF
+    return mp.log(x)
+
+
+@oracle("log1p", domain="x >= -1 (log1p(-1) = -inf; NaN below -1)")
+def log1p(x: mpf) -> mpf:
+    """log(1 + x)."""
+    if x < -1:
+        return NAN
+    if x == -1:
+        return -INF
+    return mp.log1p(x)
+
+
+@oracle("expm1")
+def expm1(x: mpf) -> mpf:
+    """e**x - 1."""
+    if _is_ninf(x):
+        return mpf(-1)
+    return mp.expm1(x)
+
+
+@oracle("tanh")
+def tanh(x: mpf) -> mpf:
+    """Hyperbolic tangent."""
+    if mp.isinf(x):
+        return mpf(1) if x > 0 else mpf(-1)
+    return mp.tanh(x)
+
+
+@oracle("sigmoid")
+def sigmoid(x: mpf) -> mpf:
+    """Logistic function 1 / (1 + e**-x)."""
+    if mp.isinf(x):
+        return mpf(1) if x > 0 else ZERO
+    if x >= 0:
+        return 1 / (1 + mp.exp(-x))
+    e = mp.exp(x)
+    return e / (1 + e)
+
+
+@oracle(
+    "softplus",
+    params={"beta": Param("beta", 1.0, doc="sharpness: log(1 + exp(beta x)) / beta")},
+    domain="all reals; beta != 0",
+)
+def softplus(x: mpf, *, beta: float = 1.0) -> mpf:
+    """log(1 + e**(beta x)) / beta, the smooth ReLU."""
+    if beta == 0:
+        return NAN
+    z = mp.fmul(x, beta, exact=True) if not mp.isinf(x) else x * (1 if beta > 0 else -1)
+    return _softplus(z) / mpf(beta)
+
+
+@oracle("log_sigmoid")
+def log_sigmoid(x: mpf) -> mpf:
+    """log(sigmoid(x)) = -softplus(-x)."""
+    return -_softplus(-x)
+
+
+@oracle("silu")
+def silu(x: mpf) -> mpf:
+    """x * sigmoid(x) (also called swish)."""
+    return _times(x, sigmoid(x))
+
+
+@oracle("gelu")
+def gelu(x: mpf) -> mpf:
+    """x * Phi(x) with the exact normal CDF (not the tanh approximation)."""
+    if _is_pinf(x):
+        return INF
+    if _is_ninf(x):
+        return ZERO
+    # erfc(-x / sqrt 2) avoids the cancellation in 1 + erf(x / sqrt 2) for x << 0
+    return x * mp.erfc(-x / mp.sqrt(2)) / 2
+
+
+# -- row-wise over the last axis ------------------------------------------------------
+
+
+def _shifted(row: Sequence[mpf]) -> tuple[list[mpf | None], int] | None:
+    """Exact x_i - max(x) (None for -inf entries) and the index of the first maximum, or
+    None when the row has no finite maximum (all -inf)."""
+    finite = [v for v in row if not _is_ninf(v)]
+    if not finite:
+        return None
+    m = max(finite)
+    top = next(i for i, v in enumerate(row) if v == m)
+    return [None if _is_ninf(v) else mp.fsub(v, m, exact=True) for v in row], top
+
+
+def _log1p_rest(d: list[mpf | None], top: int) -> mpf:
+    """log(sum_j exp(d_j)) where d_top == 0, as log1p of the other terms so that the
+    dominant entry loses nothing to cancellation."""
+    rest = mp.fsum(mp.exp(v) for j, v in enumerate(d) if j != top and v is not None)
+    return mp.log1p(rest)
+
+
+@oracle("softmax", kind="rowwise", domain="rows of reals; -inf entries are masked")
+def softmax(x: Sequence[mpf]) -> list[mpf]:
+    """exp(x_i) / sum_j exp(x_j) over the last axis; NaN rows where it is 0/0 or inf/inf."""
+    if any(_is_pinf(v) for v in x):
+        return [NAN] * len(x)
+    shifted = _shifted(x)
+    if shifted is None:
+        return [NAN] * len(x)
+    d, _top = shifted
+    e = [ZERO if v is None else mp.exp(v) for v in d]
+    s = mp.fsum(e)
+    return [v / s for v in e]
+
+
+@oracle("log_softmax", kind="rowwise", domain="rows of reals; -inf entries are masked")
+def log_softmax(x: Sequence[mpf]) -> list[mpf]:
+    """x_i - logsumexp(x) over the last axis."""
+    if any(_is_pinf(v) for v in x):
+        return [NAN] * len(x)
+    shifted = _shifted(x)
+    if shifted is None:
+        return [NAN] * len(x)
+    d, top = shifted
+    lse = _log1p_rest(d, top)
+    return [-INF if v is None else v - lse for v in d]
+
+
+@oracle("logsumexp", kind="row_reduce", domain="rows of reals; -inf entries are masked")
+def logsumexp(x: Sequence[mpf]) -> mpf:
+    """log(sum_j exp(x_j)) over the last axis."""
+    if any(_is_pinf(v) for v in x):
+        return INF
+    shifted = _shifted(x)
+    if shifted is None:
+        return -INF
+    d, top = shifted
+    m = x[top]
+    return m + _log1p_rest(d, top)
+
+
+# -- losses (per sample; reduction mean/sum as a parameter) ---------------------------------
+
+
+@oracle(
+    "binary_cross_entropy",
+    args=("p", "y"),
+    reducible=True,
+    domain="0 <= p <= 1, 0 <= y <= 1 (NaN outside); 0 log 0 = 0",
+)
+def binary_cross_entropy(p: mpf, y: mpf) -> mpf:
+    """-(y log p + (1 - y) log(1 - p)) from probabilities."""
+    if not (0 <= p <= 1 and 0 <= y <= 1):
+        return NAN
+    one_minus_y = mp.fsub(1, y, exact=True)
+    a = _times(y, -INF if not p else mp.log(p))
+    b = _times(one_minus_y, -INF if p == 1 else mp.log1p(-p))
+    return -(a + b)
+
+
+@oracle(
+    "binary_cross_entropy_with_logits",
+    args=("x", "y"),
+    reducible=True,
+    domain="x real, y real (labels usually in [0, 1])",
+)
+def binary_cross_entropy_with_logits(x: mpf, y: mpf) -> mpf:
+    """y softplus(-x) + (1 - y) softplus(x): binary cross-entropy of sigmoid(x)."""
+    one_minus_y = mp.fsub(1, y, exact=True) if not mp.isinf(y) else -y
+    return _times(y, _softplus(-x)) + _times(one_minus_y, _softplus(x))
+
+
+@oracle(
+    "cross_entropy",
+    kind="row_reduce",
+    args=("logits", "target:index"),
+    reducible=True,
+    domain="rows of logits; target a class index in [0, width)",
+)
+def cross_entropy(logits: Sequence[mpf], target: int) -> mpf:
+    """logsumexp(logits) - logits[target] = -log_softmax(logits)[target]."""
+    if any(_is_pinf(v) for v in logits):
+        return NAN
+    shifted = _shifted(logits)
+    if shifted is None:
+        return NAN
+    d, top = shifted
+    dt = d[target]
+    if dt is None:
+        return INF
+    return _log1p_rest(d, top) - dt
+
+
+@oracle(
+    "nll_loss",
+    kind="row_reduce",
+    args=("logp", "target:index"),
+    reducible=True,
+    domain="rows of log-probabilities; target a class index in [0, width)",
+)
+def nll_loss(logp: Sequence[mpf], target: int) -> mpf:
+    """-logp[target]: negative log-likelihood of the target class."""
+    return -logp[target]

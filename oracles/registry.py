@@ -1,0 +1,258 @@
+"""Oracles as frozen records, registered by a decorator.
+
+An oracle is the mathematics an implementation is judged against: a plain function over
+mpmath numbers, evaluated by :mod:`oracles.evaluate` at whatever precision makes the
+correctly rounded result certain. Users add their own in a few lines::
+
+    from mpmath import mp
+    from oracles import oracle
+
+    @oracle("mish", domain="all reals")
+    def mish(x):
+        return x * mp.tanh(mp.log1p(mp.exp(x)))
+
+Kinds:
+
+``elementwise``
+    ``fn(*scalars, **params) -> mpf``; every argument has the same shape as the output.
+``rowwise``
+    ``fn(*rows, **params) -> list[mpf]`` over the last axis of 2-D arguments; the output
+    has the shape of the first argument (softmax).
+``row_reduce``
+    ``fn(*rows, **params) -> mpf``; one value per row (logsumexp, cross-entropy).
+
+An argument named with the suffix ``:index`` (``"target:index"``) is an integer per row
+(a class index) rather than a real tensor. ``reducible=True`` adds the parameter
+``reduction`` (``none``, ``mean``, ``sum``) that losses take.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from oracles.errors import UsageError, choices
+
+__all__ = [
+    "REGISTRY",
+    "Arg",
+    "Kind",
+    "Oracle",
+    "OracleRegistry",
+    "Param",
+    "get_oracle",
+    "oracle",
+]
+
+Kind = Literal["elementwise", "rowwise", "row_reduce"]
+KINDS: tuple[str, ...] = ("elementwise", "rowwise", "row_reduce")
+REDUCTIONS: tuple[str, ...] = ("none", "mean", "sum")
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """One argument of an oracle: a real tensor, or an integer index per row."""
+
+    name: str
+    kind: Literal["real", "index"] = "real"
+
+    def __str__(self) -> str:
+        return self.name if self.kind == "real" else f"{self.name}:index"
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A keyword parameter with a default: a real number, or one of a few strings."""
+
+    name: str
+    default: float | str
+    options: tuple[str, ...] = ()
+    doc: str = ""
+
+    def coerce(self, oracle_name: str, value: object) -> float | str:
+        if self.options:
+            text = str(value)
+            if text not in self.options:
+                raise UsageError(
+                    f"{oracle_name}: parameter {self.name}={value!r} is not valid; "
+                    f"{choices(self.options)}"
+                )
+            return text
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise UsageError(
+                f"{oracle_name}: parameter {self.name}={value!r} must be a number, e.g. "
+                f"{self.name}={self.default}"
+            ) from None
+        if number != number:
+            raise UsageError(f"{oracle_name}: parameter {self.name} must not be NaN")
+        return number
+
+
+@dataclass(frozen=True, slots=True)
+class Oracle:
+    """A registered oracle. ``version`` must change whenever the mathematics does: it keys
+    every cached reference value."""
+
+    name: str
+    kind: Kind
+    args: tuple[Arg, ...]
+    fn: Callable[..., Any] = field(repr=False, compare=False)
+    params: tuple[Param, ...] = ()
+    domain: str = "all reals"
+    doc: str = ""
+    version: int = 1
+    reducible: bool = False
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def real_args(self) -> tuple[Arg, ...]:
+        return tuple(a for a in self.args if a.kind == "real")
+
+    @property
+    def signature(self) -> str:
+        """``softplus(x; beta=1.0)`` as listed by ``fpharness oracles``."""
+        params = ", ".join(f"{p.name}={p.default}" for p in self.params)
+        body = ", ".join(str(a) for a in self.args)
+        return f"{self.name}({body}{'; ' + params if params else ''})"
+
+    def bind(self, given: Mapping[str, object] | None = None) -> dict[str, float | str]:
+        """Validate user parameters against the declaration and fill in defaults."""
+        given = dict(given or {})
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            valid = choices(known) if known else "this oracle takes no parameters"
+            raise UsageError(f"{self.name}: unknown parameter {unknown[0]!r}; {valid}")
+        return {name: p.coerce(self.name, given.get(name, p.default)) for name, p in known.items()}
+
+    def math_params(self, bound: Mapping[str, float | str]) -> dict[str, float | str]:
+        """The parameters the mathematical function itself takes (not ``reduction``)."""
+        return {k: v for k, v in bound.items() if not (self.reducible and k == "reduction")}
+
+
+class OracleRegistry:
+    """Name -> :class:`Oracle`, filled by :func:`oracle`. Iterates in name order."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, Oracle] = {}
+
+    def add(self, item: Oracle, *, replace: bool = False) -> Oracle:
+        old = self._items.get(item.name)
+        if old is not None and not replace:
+            where = getattr(old.fn, "__module__", "?") + ":" + getattr(old.fn, "__qualname__", "?")
+            raise UsageError(
+                f"oracle {item.name!r} is already registered (by {where}); choose another name"
+                " or pass replace=True"
+            )
+        self._items[item.name] = item
+        return item
+
+    def get(self, name: str) -> Oracle:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise UsageError(f"unknown oracle {name!r}; {choices(self._items)}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[Oracle]:
+        return iter(sorted(self._items.values(), key=lambda o: o.name))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+
+REGISTRY = OracleRegistry()
+
+
+def _parse_arg(spec: str | Arg) -> Arg:
+    if isinstance(spec, Arg):
+        return spec
+    name, _, kind = spec.partition(":")
+    if kind not in ("", "index", "real"):
+        raise UsageError(f"argument {spec!r}: the suffix must be ':index' or nothing")
+    if not name.isidentifier():
+        raise UsageError(f"argument name {name!r} must be a Python identifier")
+    return Arg(name, "index" if kind == "index" else "real")
+
+
+def oracle(
+    name: str,
+    *,
+    kind: Kind = "elementwise",
+    args: tuple[str | Arg, ...] | list[str | Arg] = ("x",),
+    params: Mapping[str, float | str | Param] | None = None,
+    domain: str = "all reals",
+    version: int = 1,
+    reducible: bool = False,
+    replace: bool = False,
+    registry: OracleRegistry | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn`` as the oracle ``name`` and return ``fn`` unchanged.
+
+    ``params`` maps parameter names to defaults (a number) or to a :class:`Param`. The
+    function receives mpmath values (``mpf``, possibly +-inf) and the parameters as
+    keywords; NaN inputs never reach it (NaN in gives NaN out). It returns ``mpf('nan')``
+    where the mathematics is undefined. Raises :class:`UsageError` for a duplicate name, an
+    unknown kind, or parameters the function does not accept.
+    """
+    if kind not in KINDS:
+        raise UsageError(f"oracle {name!r}: unknown kind {kind!r}; {choices(KINDS)}")
+    parsed_args = tuple(_parse_arg(a) for a in args)
+    if not parsed_args or parsed_args[0].kind != "real":
+        raise UsageError(f"oracle {name!r}: the first argument must be a real tensor")
+    if kind == "elementwise" and any(a.kind == "index" for a in parsed_args):
+        raise UsageError(f"oracle {name!r}: index arguments need kind 'rowwise' or 'row_reduce'")
+    plist: list[Param] = []
+    for pname, spec in (params or {}).items():
+        plist.append(spec if isinstance(spec, Param) else Param(pname, spec))
+    if reducible:
+        plist.append(Param("reduction", "none", REDUCTIONS, "how per-sample losses combine"))
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        accepted = inspect.signature(fn).parameters
+        has_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+        for p in plist:
+            if p.name != "reduction" and p.name not in accepted and not has_kwargs:
+                raise UsageError(
+                    f"oracle {name!r}: parameter {p.name!r} is declared but "
+                    f"{fn.__qualname__} does not accept it"
+                )
+        doc = inspect.getdoc(fn) or ""
+        (registry or REGISTRY).add(
+            Oracle(
+                name=name,
+                kind=kind,
+                args=parsed_args,
+                fn=fn,
+                params=tuple(plist),
+                domain=domain,
+                doc=doc.splitlines()[0] if doc else "",
+                version=version,
+                reducible=reducible,
+            ),
+            replace=replace,
+        )
+        return fn
+
+    return register
+
+
+def get_oracle(name: str | Oracle) -> Oracle:
+    """The registered oracle ``name`` (built-ins are loaded first); unknown names raise
+    :class:`UsageError` listing the valid ones."""
+    if isinstance(name, Oracle):
+        return name
+    import oracles.catalogue  # noqa: F401  (registers the built-ins on first use)
+
+    return REGISTRY.get(name)

@@ -1,0 +1,136 @@
+"""Terminal views: registry listings and per-oracle result tables (rich).
+
+A table per oracle: rows are implementations (and input sets), columns dtype x device; a
+cell shows the max ULP error and every incidence count that is not zero, green when the
+cell is within budget, red when not; below it, the worst inputs of each failing cell and
+the command that reproduces it. The text form (:func:`cell_text`) is what golden tests pin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+__all__ = ["INCIDENCE_LABELS", "cell_text", "print_registry", "print_results", "summary_line"]
+
+#: short labels for the incidence categories, in the order of the definitions
+INCIDENCE_LABELS: dict[str, str] = {
+    "unexpected_nan": "NaN!",
+    "missing_nan": "noNaN",
+    "unexpected_inf": "Inf!",
+    "inherent_inf": "inf",
+    "missing_inf": "noInf",
+    "lost_to_zero": "→0",
+}
+
+
+def print_registry(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A plain table of a registry (``fpharness oracles`` / ``impls``)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{title} ({len(rows)})", show_lines=False, header_style="bold")
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    Console(width=max(120, Console().width)).print(table)
+
+
+def _ulp(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value == 0:
+        return "0"
+    if value < 10:
+        return f"{value:.3g}"
+    if value < 1e6:
+        return f"{value:,.0f}"
+    return f"{value:.2e}"
+
+
+def cell_text(cell: dict[str, Any]) -> str:
+    """One cell as plain text: ``0.5 ulp`` / ``2,047 ulp Inf!=12916 →0=1206`` / ``ERR``."""
+    status = cell["status"]
+    if status == "skipped":
+        return "skip"
+    if status == "error":
+        return "ERR"
+    ulp = cell.get("ulp") or {}
+    parts = [f"{_ulp(ulp.get('max'))} ulp"]
+    for cat, count in (cell.get("incidence") or {}).items():
+        if count:
+            parts.append(f"{INCIDENCE_LABELS[cat]}={count}")
+    if cell.get("out_dtype") and cell["out_dtype"] != cell["dtype"]:
+        parts.append(f"(out {cell['out_dtype']})")
+    return " ".join(parts)
+
+
+def summary_line(cells: Sequence[dict[str, Any]]) -> str:
+    counts = {s: sum(1 for c in cells if c["status"] == s) for s in ("pass", "fail", "error", "skipped")}
+    return f"{len(cells)} cells: {counts['pass']} passed, {counts['fail']} failed, {counts['error']} errors, {counts['skipped']} skipped"
+
+
+def _style(status: str) -> str:
+    return {"pass": "green", "fail": "bold red", "error": "magenta", "skipped": "dim"}[status]
+
+
+def print_results(cells: Iterable[dict[str, Any]], *, console: Any = None, max_examples: int = 3) -> None:
+    """Render result cells (schema-1 dicts) as one table per oracle plus failing details."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = console or Console(width=max(140, Console().width))
+    cells = list(cells)
+    by_oracle: dict[str, list[dict[str, Any]]] = {}
+    for c in cells:
+        by_oracle.setdefault(c["oracle"], []).append(c)
+    for oracle, group in by_oracle.items():
+        columns = sorted({(c["dtype"], c["device"]) for c in group}, key=lambda k: (_dtype_order(k[0]), k[1]))
+        rows: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
+        for c in group:
+            shown = _shown_params(c["oracle"], c.get("params") or {})
+            label = c["impl"] + (f" ({shown})" if shown else "")
+            rows.setdefault((label, c["inputs"]), {})[(c["dtype"], c["device"])] = c
+        table = Table(title=f"[bold]{oracle}[/]", header_style="bold", title_justify="left")
+        table.add_column("implementation", overflow="fold")
+        table.add_column("inputs", overflow="fold", style="dim")
+        for dtype, device in columns:
+            table.add_column(f"{dtype}\n{device}", overflow="fold")
+        for (label, inputs), row in sorted(rows.items()):
+            rendered = [Text(label), Text(inputs)]
+            for key in columns:
+                c = row.get(key)
+                rendered.append(Text("") if c is None else Text(cell_text(c), style=_style(c["status"])))
+            table.add_row(*rendered)
+        console.print(table)
+        for c in group:
+            if c["status"] in ("fail", "error"):
+                _print_failure(console, c, max_examples)
+    console.print(summary_line(cells))
+
+
+def _print_failure(console: Any, c: dict[str, Any], max_examples: int) -> None:
+    from rich.markup import escape
+
+    from harness.verdict import Example
+
+    console.print(f"[bold red]{escape(c['id'])}[/] {c['status']}: {escape(c.get('reason') or '')}")
+    shown = [Example.from_json(e) for e in c.get("examples", [])][:max_examples]
+    shown += [Example.from_json(e) for e in c.get("worst", [])][: max(0, max_examples - len(shown))]
+    for e in shown:
+        console.print(f"    {escape(e.describe())}", highlight=False, soft_wrap=True)
+    if c["status"] == "fail":
+        console.print(f"    [dim]repro: {escape(c['repro'])}[/]", highlight=False, soft_wrap=True)
+
+
+def _dtype_order(name: str) -> int:
+    return {"float16": 0, "bfloat16": 1, "float32": 2, "float64": 3}.get(name, 9)
+
+
+def _shown_params(oracle: str, params: dict[str, Any]) -> str:
+    from oracles.registry import REGISTRY
+
+    defaults = {p.name: p.default for p in REGISTRY.get(oracle).params} if oracle in REGISTRY else {}
+    return ",".join(f"{k}={v}" for k, v in sorted(params.items()) if defaults.get(k) != v)
