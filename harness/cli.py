@@ -31,6 +31,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "harness.commands.registry",
     "harness.commands.check",
     "harness.commands.run",
+    "harness.commands.compare",
+    "harness.commands.history",
+    "harness.commands.merge",
+    "harness.commands.report",
 )
 
 
@@ -99,4 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # `python -m harness.cli`: this copy of the module is __main__, while the command modules
+    # register with `harness.cli`; its own main would see no commands
+    from harness.cli import main as _main
+
+    sys.exit(_main())

@@ -141,13 +141,15 @@ class InputSet:
         return describe
 
 
-def _int(text: str, what: str, spec: str) -> int:
+def _int(text: str, what: str, spec: str, least: int = 0) -> int:
     try:
         value = int(text)
     except ValueError:
         raise UsageError(f"input spec {spec!r}: {what} must be an integer, got {text!r}") from None
-    if value < 0:
-        raise UsageError(f"input spec {spec!r}: {what} must not be negative")
+    if value < least:
+        # N = 0 would make a cell that judges nothing and passes
+        raise UsageError(f"input spec {spec!r}: {what} must be at least {least}" if least else
+                         f"input spec {spec!r}: {what} must not be negative")
     return value
 
 
@@ -173,7 +175,7 @@ def parse_inputs(text: str) -> InputSpec:
     if kind == "random":
         if len(parts) not in (1, 2):
             raise UsageError(f"input spec {spec!r}: expected random:N[:SEED]")
-        n = _int(parts[0], "N", spec)
+        n = _int(parts[0], "N", spec, least=1)
         seed = _int(parts[1], "SEED", spec) if len(parts) == 2 else DEFAULT_SEED
         return InputSpec(kind, f"random:{n}:{seed}", n=n, seed=seed)
     if kind in ("normal", "uniform"):
@@ -186,7 +188,7 @@ def parse_inputs(text: str) -> InputSpec:
             raise UsageError(f"input spec {spec!r}: STD must not be negative")
         if kind == "uniform" and not a < b:
             raise UsageError(f"input spec {spec!r}: LO must be below HI")
-        n = _int(parts[2], "N", spec)
+        n = _int(parts[2], "N", spec, least=1)
         seed = _int(parts[3], "SEED", spec) if len(parts) == 4 else DEFAULT_SEED
         return InputSpec(kind, f"{kind}:{parts[0]}:{parts[1]}:{n}:{seed}", n=n, seed=seed, a=a, b=b)
     if kind in ("npy", "npz"):
@@ -244,9 +246,13 @@ def _thresholds(fmt: Format) -> list[float]:
     of exp, subnormal results, where 1 + e**x rounds to 1, and the branch points that
     frameworks use (softplus' 20, float16/float32 exp overflow inside float32 kernels)."""
     eps = math.ldexp(1.0, 1 - fmt.precision)
+    ln2 = math.log(2.0)
+    # the overflow threshold and half the smallest subnormal are not float64 numbers when
+    # fmt is float64 itself (inf and 0), so their logs are taken in log space
+    log_overflow = math.log(2.0 - math.ldexp(1.0, -fmt.precision)) + fmt.emax * ln2
     points = {
-        math.log(fmt.largest), math.log(fmt.overflow_threshold), math.log(fmt.smallest_normal),
-        math.log(fmt.smallest_subnormal), math.log(fmt.smallest_subnormal / 2), math.log(eps),
+        math.log(fmt.largest), log_overflow, math.log(fmt.smallest_normal),
+        math.log(fmt.smallest_subnormal), math.log(fmt.smallest_subnormal) - ln2, math.log(eps),
         math.log(eps / 2), 20.0, 15.0, 11.0898, 88.7228, 709.78, 0.5, 2.0,
         math.log(65504.0), math.log(3.4028234663852886e38), -math.log(2.0),
     }
@@ -335,9 +341,14 @@ def _special_rows(fmt: Format, rng: np.random.Generator) -> list[npt.NDArray[np.
 
 
 def _rows(spec: InputSpec, oracle: Oracle, fmt: Format, rng: np.random.Generator) -> list[Batch]:
+    exact: npt.NDArray[Any] | None = None
     if spec.kind == "exhaustive":
-        x = fmt.from_bits(fmt.all_bit_patterns()).astype(np.float64)
-        mats = [np.stack([x, np.zeros_like(x)], axis=1)]
+        # the rows are built in the format itself: a float64 round trip quiets signalling
+        # NaNs (bfloat16 0x7f81 would come back as 0x7fc1) and warns on the cast
+        patterns = fmt.from_bits(fmt.all_bit_patterns())
+        exact = np.stack([patterns, np.zeros_like(patterns)], axis=1)
+        with np.errstate(invalid="ignore"):
+            mats = [exact.astype(np.float64)]
     elif spec.kind == "special":
         mats = _special_rows(fmt, rng)
     else:
@@ -345,7 +356,7 @@ def _rows(spec: InputSpec, oracle: Oracle, fmt: Format, rng: np.random.Generator
         mats = [_distribution(spec, fmt, nrows * ROW_WIDTH, rng).astype(np.float64).reshape(nrows, ROW_WIDTH)]
     batches = []
     for m in mats:
-        x = round_float64(m, fmt).astype(fmt.dtype)
+        x = exact if exact is not None else round_float64(m, fmt).astype(fmt.dtype)
         arrays: list[npt.NDArray[Any]] = []
         for arg in oracle.args:
             if arg.kind == "index":
@@ -394,7 +405,10 @@ def _load_user(spec: InputSpec, oracle: Oracle, fmt: Format) -> InputSet:
             )
         raw = {names[0]: np.asarray(loaded)}
     else:
-        raw = {k: np.asarray(loaded[k]) for k in loaded.files}
+        try:
+            raw = {k: np.asarray(loaded[k]) for k in loaded.files}
+        finally:
+            loaded.close()  # an NpzFile keeps its file open until closed
         missing = [n for n in names if n not in raw]
         if missing:
             raise UsageError(
@@ -410,6 +424,10 @@ def _load_user(spec: InputSpec, oracle: Oracle, fmt: Format) -> InputSet:
             arrays.append(arr.astype(np.int64))
         elif arr.dtype == fmt.dtype:
             arrays.append(arr)
+        elif fmt.name == "bfloat16" and arr.dtype.kind == "V" and arr.dtype.itemsize == 2:
+            # np.save writes ml_dtypes' bfloat16 as raw 2-byte records (|V2) and np.load
+            # gives them back so; they are the bfloat16 bits
+            arrays.append(arr.view(fmt.dtype))
         elif arr.dtype.kind == "f" or arr.dtype == np.dtype(_bf16()):
             arrays.append(fmt.from_float64(arr.astype(np.float64), what=f"{spec.path}:{arg.name}"))
         else:

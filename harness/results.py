@@ -96,7 +96,7 @@ class Results:
         return {"schema": SCHEMA, "run": self.run.to_json(), "cells": [c.to_json() for c in self.cells]}
 
     def write(self, path: str | os.PathLike[str]) -> None:
-        atomic_write_text(Path(path), json.dumps(self.to_json(), indent=1, allow_nan=False, default=_default) + "\n")
+        atomic_write_text(Path(path), json.dumps(self.to_json(), separators=(",", ":"), allow_nan=False, default=_default) + "\n")
 
     @property
     def exit_code(self) -> int:

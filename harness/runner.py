@@ -11,8 +11,10 @@ oracle work of the cells after it.
 from __future__ import annotations
 
 import inspect
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,11 +96,16 @@ class Runner:
     progress: Progress | None = None
     k_worst: int = 10
     reference: Callable[[Oracle, list[npt.NDArray[Any]], Format, dict[str, Any]], Reference] | None = None
+    #: implementations supplied in memory (``assert_precision``), by id; they win over
+    #: the registry and over loading ``cell.impl`` from disk
+    extra_impls: dict[str, Impl] = field(default_factory=dict)
     _groups: dict[GroupKey, _Group] = field(default_factory=dict)
     _customs: dict[tuple[str, str, str], Impl] = field(default_factory=dict)
 
     # -- planning ---------------------------------------------------------------------
     def impl_for(self, cell: CellSpec) -> Impl:
+        if cell.impl in self.extra_impls:
+            return self.extra_impls[cell.impl]
         if not cell.custom:
             return get_impl(cell.impl)
         key = (cell.impl, cell.oracle, cell.framework)
@@ -163,6 +170,12 @@ class Runner:
             raise
         except OracleError as exc:
             return CellResult(cell, "error", f"oracle: {exc}", seconds=time.perf_counter() - started)
+        except Exception as exc:  # noqa: BLE001 - a harness bug must not lose the other cells
+            traceback.print_exc(file=sys.stderr)
+            return CellResult(
+                cell, "error", f"internal error (please report): {_one_line(exc)}",
+                seconds=time.perf_counter() - started,
+            )
 
     def _run(self, cell: CellSpec, started: float) -> CellResult:
         backend = get_backend(cell.framework)
@@ -170,6 +183,11 @@ class Runner:
         if reason:
             return CellResult(cell, "skipped", reason)
         reason = backend.device_unavailable(cell.device)
+        if reason:
+            return CellResult(cell, "skipped", reason)
+        # a format the framework cannot hold as configured (jax without x64 and float64) is
+        # a skip, like a missing device: an error cell would fail every default run
+        reason = backend.dtype_unavailable(cell.dtype)
         if reason:
             return CellResult(cell, "skipped", reason)
         impl = self.impl_for(cell)
@@ -184,6 +202,7 @@ class Runner:
         out_name: str | None = None
         notes: list[str] = []
         offset = 0
+        flushed = 0
         impl_seconds = 0.0
         for index, batch in enumerate(group.inputs.batches):
             try:
@@ -219,19 +238,38 @@ class Runner:
                 if out_fmt.name != cell.dtype:
                     notes.append(f"output is {out_fmt.name}, judged in {out_fmt.name}")
             ref = self._reference(group, out_fmt, index)
-            summary = judge(
-                ref, got, out_fmt, describe=group.inputs.describer(batch), offset=offset, k_worst=self.k_worst
-            )
+            # a signalling NaN in the output (an identity on exhaustive bfloat16 returns
+            # 0x7f81) raises FE_INVALID when widened to float64; it is still NaN, judged so
+            with np.errstate(invalid="ignore"):
+                summary = judge(
+                    ref, got, out_fmt, describe=group.inputs.describer(batch), offset=offset, k_worst=self.k_worst
+                )
             total = summary if total is None else total.merge(summary)
+            flushed += _flushed_to_zero(ref, got, out_fmt)
             offset += ref.size
         assert total is not None
         violations = cell.budget.violations(total)
+        if flushed:
+            notes.append(
+                f"flush-to-zero: {flushed} results that are subnormal in {out_name} came back as 0"
+                " (the framework runs with FTZ/DAZ on)"
+            )
         status = "fail" if violations else "pass"
         reason = "; ".join(violations + notes)
         return CellResult(
             cell, status, reason, out_name, total,
             seconds=time.perf_counter() - started, impl_seconds=impl_seconds,
         )
+
+
+def _flushed_to_zero(ref: Reference, got: npt.NDArray[Any], fmt: Format) -> int:
+    """How many results came back 0 where the correctly rounded value is subnormal: the
+    signature of a kernel running with flush-to-zero."""
+    want = ref.want.ravel()
+    with np.errstate(invalid="ignore"):
+        c = np.asarray(got).ravel().astype(np.float64)
+        sub = (want != 0) & (np.abs(want) < fmt.smallest_normal)
+        return int(np.count_nonzero(sub & (c == 0)))
 
 
 def _accepted_kwargs(fn: Callable[..., Any], params: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ Definitions (every table fpharness prints uses exactly these):
 
 A :class:`Summary` is mergeable: ``merge(judge(a), judge(b)) == judge(a + b)`` exactly,
 including the ULP mean (an exact integer sum), the histogram, the percentiles (read off
-a fine histogram of 64 bins per binade, so they are upper bounds within 1.1%), and the
+a fine histogram of 16 bins per binade, so they are upper bounds within 4.4%), and the
 worst and example elements (ties broken by position).
 """
 
@@ -55,8 +55,11 @@ CATEGORIES: tuple[str, ...] = (
 #: shown for information; missing_inf and lost_to_zero are judged by budgets)
 DEFECTS: tuple[str, ...] = ("unexpected_nan", "missing_nan", "unexpected_inf")
 
-BINS_PER_OCTAVE = 64
+BINS_PER_OCTAVE = 16
+#: errors below 2**-24 ULP share the lowest bin: they are all "exact" for any table
+LOWEST_BIN = -24 * BINS_PER_OCTAVE
 _SUM_SHIFT = 1074  # ulp_sum is an integer count of 2**-1074, so float sums are exact
+_ULP_ERR_MAX = 2.0**1023  # ULP errors saturate here (only float64 cells get near it)
 
 #: describe(flat_index) -> (input bit patterns, input values, row, col)
 Describe = Callable[[int], tuple[tuple[str, ...], tuple[str, ...], int | None, int | None]]
@@ -158,7 +161,7 @@ class Summary:
 
     def percentile(self, q: float) -> float | None:
         """The q-quantile (0 < q <= 1) of the ULP errors, as the upper edge of its fine
-        bin (within 1.1% above the true value) and never above the maximum."""
+        bin (within 4.4% above the true value) and never above the maximum."""
         if not self.ulp_count:
             return None
         rank = max(1, math.ceil(q * self.ulp_count - 1e-9))
@@ -215,8 +218,12 @@ class Summary:
 
     @staticmethod
     def merge_all(parts: Iterable[Summary]) -> Summary:
-        out = Summary()
-        for p in parts:
+        # Fold from the first part, not from Summary(): the empty summary carries the
+        # default k_worst/k_examples, and merging keeps the larger k, so starting from it
+        # would turn a k_worst=5 cell into a k_worst=10 one.
+        it = iter(parts)
+        out = next(it, Summary())
+        for p in it:
             out = out.merge(p)
         return out
 
@@ -294,7 +301,10 @@ def ulp_errors(ref: Reference, got64: npt.NDArray[np.float64]) -> npt.NDArray[np
         scaled = np.ldexp(c, -e.astype(np.int64))
         err = np.abs((scaled - hi) - lo)
     err[~(np.isfinite(c) & np.isfinite(hi))] = np.nan
-    return err
+    # In a float64 cell the ratio can pass float64's range (c = 1e300 against y = 2**-1074):
+    # saturate at 2**1023 instead. inf breaks the exact sum (int64 cast) and lands in the
+    # "<= 1 ulp" fine bin; anything above 2**1023 makes the bucket edge 2.0**1024 overflow.
+    return np.minimum(err, _ULP_ERR_MAX)
 
 
 def _categories(want: npt.NDArray[np.float64], hi: npt.NDArray[np.float64], c: npt.NDArray[np.float64]) -> npt.NDArray[np.int8]:
@@ -329,6 +339,7 @@ def _fine_bins(err: npt.NDArray[np.float64]) -> tuple[int, dict[int, int]]:
     sub = np.clip(np.ceil(frac * BINS_PER_OCTAVE), 1, BINS_PER_OCTAVE).astype(np.int64)
     exact_power = m == 0.5
     keys = np.where(exact_power, octave * BINS_PER_OCTAVE, octave * BINS_PER_OCTAVE + sub)
+    keys = np.maximum(keys, LOWEST_BIN)
     uniq, counts = np.unique(keys, return_counts=True)
     return zero, {int(k): int(c) for k, c in zip(uniq, counts, strict=True)}
 

@@ -150,7 +150,8 @@ class Format:
 
     def _step(self, values: npt.NDArray[Any], *, up: bool) -> npt.NDArray[Any]:
         arr = np.asarray(values, dtype=self.dtype)
-        bits = arr.view(self.uint_dtype).astype(np.int64)
+        # uint64, not int64: the sign bit of float64 does not fit a signed 64-bit integer
+        bits = arr.view(self.uint_dtype).astype(np.uint64)
         sign_bit = 1 << (self.bits - 1)
         negative = (bits & sign_bit) != 0
         mag = bits & (sign_bit - 1)

@@ -52,7 +52,14 @@ def check_command(args: argparse.Namespace) -> int:
     allow: dict[str, object] = {}
     for item in args.allow:
         cat, _, value = item.partition("=")
-        allow[cat] = True if not value else (float(value) if "." in value else int(value))
+        try:
+            allow[cat] = True if not value else (float(value) if "." in value else int(value))
+        except ValueError:
+            raise UsageError(
+                f"--allow {item!r}: N must be a count or a fraction below 1, e.g. {cat}=10 or {cat}=0.01"
+            ) from None
+    if not args.timeout > 0:  # join(0) would race the implementation instead of waiting
+        raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     budget = Budget.build(args.max_ulp, allow)
     dtypes = [get_format(d).name for d in args.dtype]
     devices = args.device or ["cpu"]
