@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import shlex
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from oracles.formats import Format
 from oracles.reference import Reference
 from oracles.registry import Oracle
 
-__all__ = ["ExecOptions", "execute", "reference_function"]
+__all__ = ["ExecOptions", "execute", "execute_results", "reference_function"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +50,29 @@ def reference_function(options: ExecOptions) -> Any:
 
 def execute(cells: Sequence[CellSpec], options: ExecOptions, argv: Sequence[str] | None = None) -> int:
     """Run ``cells`` and report; returns 0 (all within budget), 1 (a cell failed or errored)."""
+    return execute_results(cells, options, argv).exit_code
+
+
+def execute_results(
+    cells: Sequence[CellSpec],
+    options: ExecOptions,
+    argv: Sequence[str] | None = None,
+    *,
+    extra: Mapping[str, Any] | None = None,
+) -> Results:
+    """:func:`execute`, returning the :class:`Results` (for recording in the history).
+    ``extra`` is added to the run metadata (e.g. the suite name and the shard)."""
     started = now()
     progress = Progress("cells", enabled=None if options.progress is None else options.progress)
     if options.quiet:
         progress.enabled = False
     runner = Runner(progress=progress, reference=reference_function(options))
     results: list[CellResult] = run_cells(cells, runner=runner)
-    seeds = sorted({_seed(c.inputs) for c in cells} - {None})  # type: ignore[arg-type]
+    seeds = sorted({s for s in map(_seed, (c.inputs for c in cells)) if s is not None})
     command = " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv))
     info = run_info(started, {c.framework for c in cells}, seeds=seeds, command=command)
+    if extra:
+        info = replace(info, extra={**info.extra, **extra})
     res = Results(info, tuple(results))
     if options.json_path:
         res.write(options.json_path)
@@ -74,7 +88,7 @@ def execute(cells: Sequence[CellSpec], options: ExecOptions, argv: Sequence[str]
             print(f"results: {options.json_path}")
         if options.html_path:
             print(f"report: {options.html_path}")
-    return res.exit_code
+    return res
 
 
 def _seed(spec: str) -> int | None:

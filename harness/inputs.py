@@ -332,7 +332,7 @@ def _special_rows(fmt: Format, rng: np.random.Generator) -> list[npt.NDArray[np.
         [-math.log(2), -math.log(2), -30, -30],                  # logsumexp near 0
         [11.0, 11.0, 11.0, 11.0], [88.0, 88.0, 1.0, 0.0], [1e4, 1e4, 1e4, -1e4],
     ]
-    rows = [np.array([[v for v in r] for r in w4], dtype=np.float64)]
+    rows = [np.array(w4, dtype=np.float64)]
     rows.append(np.array([[0.0], [1.0], [-inf], [inf], [big], [-big], [1e7]], dtype=np.float64))
     rows.append(np.array([[0.0, 0.0], [1.0, 0.0], [-math.log(2), -math.log(2)], [30.0, 0.0], [-inf, 5.0]]))
     for width, nrows, scale in ((3, 6, 10.0), (16, 8, 30.0), (1000, 2, 10.0), (65537, 1, 10.0)):
@@ -373,7 +373,7 @@ def _targets(m: npt.NDArray[np.float64], rng: np.random.Generator) -> npt.NDArra
     """Class indices: random, but the first rows hit the hard cases: the arg-max entry, the
     arg-min entry and (where present) a masked -inf entry."""
     rows, width = m.shape
-    t = rng.integers(0, width, size=rows).astype(np.int64)
+    t: npt.NDArray[np.int64] = np.asarray(rng.integers(0, width, size=rows), dtype=np.int64)
     with np.errstate(invalid="ignore"):
         for r in range(min(rows, 64)):
             finite = np.where(np.isnan(m[r]), -np.inf, m[r])

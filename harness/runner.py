@@ -210,10 +210,11 @@ class Runner:
             except Exception as exc:  # noqa: BLE001 - e.g. a dtype the framework lacks
                 return CellResult(cell, "error", f"inputs: {_one_line(exc)}", seconds=time.perf_counter() - started)
             t0 = time.perf_counter()
+            def call(native: list[Any] = native) -> Any:
+                return backend.from_native(impl.fn(*native, **kwargs))
+
             try:
-                raw = _call_with_timeout(
-                    lambda native=native: backend.from_native(impl.fn(*native, **kwargs)), cell.timeout
-                )
+                raw = _call_with_timeout(call, cell.timeout)
             except _Timeout as exc:
                 return CellResult(cell, "error", str(exc), seconds=time.perf_counter() - started)
             except Exception as exc:  # noqa: BLE001 - the implementation's failure is the result

@@ -72,11 +72,13 @@ class Reference:
 
     def equal(self, other: Reference) -> bool:
         """Bit-identical contents (NaN equal to NaN)."""
+        mine: tuple[npt.NDArray[Any], ...] = (self.want, self.hi, self.lo, self.ulp_exp)
+        theirs: tuple[npt.NDArray[Any], ...] = (other.want, other.hi, other.lo, other.ulp_exp)
         return all(
             np.array_equal(a, b, equal_nan=True)
             for a, b in zip(
-                (self.want, self.hi, self.lo, self.ulp_exp),
-                (other.want, other.hi, other.lo, other.ulp_exp),
+                mine,
+                theirs,
                 strict=True,
             )
         )

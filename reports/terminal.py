@@ -101,8 +101,8 @@ def print_results(cells: Iterable[dict[str, Any]], *, console: Any = None, max_e
         for (label, inputs), row in sorted(rows.items()):
             rendered = [Text(label), Text(inputs)]
             for key in columns:
-                c = row.get(key)
-                rendered.append(Text("") if c is None else Text(cell_text(c), style=_style(c["status"])))
+                found = row.get(key)
+                rendered.append(Text("") if found is None else Text(cell_text(found), style=_style(found["status"])))
             table.add_row(*rendered)
         console.print(table)
         for c in group:

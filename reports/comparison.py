@@ -1,0 +1,211 @@
+"""Views of a :class:`~harness.compare.Comparison`: a terminal table (rich) and Markdown
+(for CI step summaries and pull requests). Both are pure functions returning text, pinned
+by golden-text tests; neither decides anything: the verdicts come from
+:func:`harness.compare.compare`.
+
+A row per cell that changed, most urgent first (new failures, regressions, incomparable,
+missing and new cells, fixes, improvements); unchanged cells are counted, and listed only
+when asked. Each row shows the max ULP and the correctly rounded fraction before and after,
+the incidence counts that changed, why the verdict was given and the framework or device
+changes of that cell, so "numpy 2.0 → 2.1 made float16 softplus worse" reads as one row.
+"""
+
+from __future__ import annotations
+
+import io
+
+from harness.cells import CellResult
+from harness.compare import CellVerdict, Comparison, Kind
+from harness.results import RunInfo
+
+__all__ = ["KIND_LABELS", "markdown", "summary_line", "terminal_text"]
+
+#: how each kind reads in a table
+KIND_LABELS: dict[Kind, str] = {
+    Kind.NEW_FAILURE: "new failure",
+    Kind.REGRESSED: "regressed",
+    Kind.INCOMPARABLE: "incomparable",
+    Kind.MISSING_CELL: "missing",
+    Kind.NEW_CELL: "new cell",
+    Kind.FIXED: "fixed",
+    Kind.IMPROVED: "improved",
+    Kind.UNCHANGED: "unchanged",
+}
+
+_STYLES: dict[Kind, str] = {
+    Kind.NEW_FAILURE: "bold red",
+    Kind.REGRESSED: "bold red",
+    Kind.INCOMPARABLE: "yellow",
+    Kind.MISSING_CELL: "yellow",
+    Kind.NEW_CELL: "cyan",
+    Kind.FIXED: "green",
+    Kind.IMPROVED: "green",
+    Kind.UNCHANGED: "dim",
+}
+
+#: short incidence labels for the terminal (the Markdown view spells the categories out)
+_SHORT: dict[str, str] = {
+    "unexpected_nan": "NaN!",
+    "missing_nan": "noNaN",
+    "unexpected_inf": "Inf!",
+    "inherent_inf": "inf",
+    "missing_inf": "noInf",
+    "lost_to_zero": "→0",
+}
+
+
+def summary_line(comparison: Comparison) -> str:
+    """``5 cells: 1 new failure, 1 regressed, 3 unchanged: REGRESSION`` (kinds with no cell
+    are left out)."""
+    counts = comparison.counts
+    parts = [f"{n} {KIND_LABELS[k]}" for k, n in counts.items() if n]
+    verdict = "REGRESSION" if comparison.failed else "no regression"
+    return f"{len(comparison.verdicts)} cells: {', '.join(parts) or 'none'}: {verdict}"
+
+
+def _ulp(value: float) -> str:
+    if value == 0:
+        return "0"
+    if value < 10:
+        return f"{value:.3g}"
+    if value < 1e6:
+        return f"{value:,.0f}"
+    return f"{value:.2e}"
+
+
+def _side(cell: CellResult | None, what: str) -> str:
+    if cell is None:
+        return "—"
+    if cell.status == "skipped":
+        return "skip"
+    if cell.status == "error":
+        return "ERR"
+    s = cell.summary
+    if s is None:
+        return "?"
+    if what == "ulp":
+        return _ulp(s.ulp_max) if s.ulp_count else "-"
+    return f"{100 * s.correctly_rounded / s.n:.2f}%" if s.n else "-"
+
+
+def _pair(v: CellVerdict, what: str) -> str:
+    before, after = _side(v.baseline, what), _side(v.current, what)
+    return after if before == after else f"{before} → {after}"
+
+
+def _incidence(v: CellVerdict, short: bool) -> str:
+    parts = []
+    for d in v.deltas:
+        if d.metric in _SHORT and d.effect != "same":
+            name = _SHORT[d.metric] if short else d.metric
+            parts.append(f"{name} {int(d.before)} → {int(d.after)}")
+    return ", ".join(parts)
+
+
+def _run_text(run: RunInfo) -> str:
+    bits = [run.started or "?"]
+    if run.host:
+        bits.append(run.host)
+    if run.git_commit:
+        bits.append(f"git {run.git_commit[:10]}")
+    return ", ".join(bits)
+
+
+def _rows(comparison: Comparison, show_unchanged: bool) -> list[CellVerdict]:
+    return [v for v in comparison.verdicts if show_unchanged or v.kind is not Kind.UNCHANGED]
+
+
+# -- terminal ------------------------------------------------------------------------------
+
+
+def terminal_text(comparison: Comparison, *, width: int = 140, color: bool = False, show_unchanged: bool = False) -> str:
+    """The comparison as a rich table rendered to text (ANSI colours only when ``color``)."""
+    from rich import box
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
+    buf = io.StringIO()
+    console = Console(
+        file=buf, width=width, force_terminal=color, color_system="standard" if color else None,
+        highlight=False, emoji=False, soft_wrap=False,
+    )
+    base_label, cur_label = comparison.labels
+    console.print(f"baseline: {escape(base_label)} ({escape(_run_text(comparison.baseline))})")
+    console.print(f"current:  {escape(cur_label)} ({escape(_run_text(comparison.current))})")
+    if comparison.environment:
+        console.print("environment: " + escape("; ".join(str(e) for e in comparison.environment)))
+    rows = _rows(comparison, show_unchanged)
+    if rows:
+        # the environment of a row goes after its reason, so that ids stay whole in 100 columns
+        data = [
+            [KIND_LABELS[v.kind], v.id, _pair(v, "ulp"), _pair(v, "cr"), _incidence(v, short=True),
+             v.why + "".join(f" [{e}]" for e in v.environment)]
+            for v in rows
+        ]
+        names = ("verdict", "cell", "max ulp", "correctly rounded", "incidence", "why")
+        keep = [i for i, name in enumerate(names) if name != "incidence" or any(d[i] for d in data)]
+        table = Table(header_style="bold", show_lines=False, box=box.SIMPLE_HEAD, pad_edge=False)
+        longest = max(len(v.id) for v in rows)
+        for i in keep:
+            minimum = {"cell": min(longest, width // 3), "why": 30}.get(names[i])
+            table.add_column(names[i], overflow="fold", min_width=minimum)
+        for v, d in zip(rows, data, strict=True):
+            table.add_row(*(Text(d[i], style=_STYLES[v.kind] if i == 0 else "") for i in keep))
+        console.print(table)
+    console.print(Text(summary_line(comparison), style="bold red" if comparison.failed else "bold green"))
+    # rich pads every line to the width; trailing blanks only make golden files fragile
+    return "".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines())
+
+
+# -- Markdown ------------------------------------------------------------------------------
+
+
+def _md(text: str) -> str:
+    """Escape what would break a Markdown table cell."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    quoted = text.replace("`", "'")
+    return f"`{quoted}`".replace("|", "\\|")
+
+
+def markdown(comparison: Comparison, *, show_unchanged: bool = False, title: str = "fpharness comparison") -> str:
+    """The comparison as GitHub-flavoured Markdown: a headline, the runs, the environment
+    changes and a table of changed cells; unchanged cells in a collapsed list."""
+    counts = comparison.counts
+    failing = [f"{counts[k]} {KIND_LABELS[k]}" for k in (Kind.REGRESSED, Kind.NEW_FAILURE) if counts[k]]
+    headline = "REGRESSION: " + ", ".join(failing) if failing else "no regression"
+    base_label, cur_label = comparison.labels
+    lines = [
+        f"### {title}: {headline}",
+        "",
+        f"- baseline: {_code(base_label)} ({_md(_run_text(comparison.baseline))})",
+        f"- current: {_code(cur_label)} ({_md(_run_text(comparison.current))})",
+    ]
+    if comparison.environment:
+        lines.append("- environment: " + _md("; ".join(str(e) for e in comparison.environment)))
+    lines += ["", summary_line(comparison), ""]
+    rows = _rows(comparison, show_unchanged)
+    if rows:
+        lines += [
+            "| verdict | cell | max ulp | correctly rounded | incidence | why | environment |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for v in rows:
+            label = KIND_LABELS[v.kind]
+            lines.append(
+                f"| {f'**{label}**' if v.failing else label} | {_code(v.id)} | {_md(_pair(v, 'ulp'))} "
+                f"| {_md(_pair(v, 'cr'))} | {_md(_incidence(v, short=False))} | {_md(v.why)} "
+                f"| {_md('; '.join(str(e) for e in v.environment))} |"
+            )
+        lines.append("")
+    unchanged = comparison.of_kind(Kind.UNCHANGED)
+    if unchanged and not show_unchanged:
+        plural = "s" if len(unchanged) != 1 else ""
+        lines += [f"<details><summary>{len(unchanged)} unchanged cell{plural}</summary>", ""]
+        lines += [f"- {_code(v.id)}" for v in unchanged]
+        lines += ["", "</details>", ""]
+    return "\n".join(lines)
