@@ -42,8 +42,11 @@ def reference_function(options: ExecOptions) -> Any:
         return None
     cache = ReferenceCache(options.cache_dir) if options.use_cache else None
 
-    def compute(oracle: Oracle, arrays: list[Any], fmt: Format, params: dict[str, Any]) -> Reference:
-        return cached_evaluate(cache, oracle, arrays, fmt, params, jobs=options.jobs)
+    def compute(
+        oracle: Oracle, arrays: list[Any], fmt: Format, params: dict[str, Any], *, cacheable: bool = True
+    ) -> Reference:
+        # streamed chunks (exhaustive float32: 120 GB of references) are never cached
+        return cached_evaluate(cache if cacheable else None, oracle, arrays, fmt, params, jobs=options.jobs)
 
     return compute
 

@@ -29,7 +29,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +43,7 @@ __all__ = ["DEFAULT_SEED", "KINDS", "Batch", "InputSet", "InputSpec", "parse_inp
 
 DEFAULT_SEED = 0
 ROW_WIDTH = 10  # the seeds use (100, 10) batches
+STREAM_CHUNK = 1 << 22  # 4M elements: ~150 MB of working arrays per chunk
 KINDS = ("exhaustive", "special", "random", "normal", "uniform", "npy", "npz")
 _USAGE = "exhaustive, special, random:N[:SEED], normal:MEAN:STD:N[:SEED], uniform:LO:HI:N[:SEED], npy:PATH, npz:PATH"
 
@@ -67,6 +68,8 @@ class InputSpec:
         rng = np.random.default_rng(self.seed)
         if self.kind in ("npy", "npz"):
             return _load_user(self, oracle, fmt)
+        if self.kind == "exhaustive" and fmt.bits > 16:
+            return InputSet(self.text, fmt, StreamedPatterns(fmt, oracle), oracle)
         if oracle.kind == "elementwise":
             batches = [_elementwise(self, oracle, fmt, rng)]
         else:
@@ -85,17 +88,60 @@ class Batch:
         return int(self.arrays[0].size)
 
 
+class StreamedPatterns(Sequence[Batch]):
+    """Every bit pattern of a 32-bit format, as :data:`STREAM_CHUNK`-element batches made
+    on demand: 2**32 inputs in bounded memory. Only for one-argument elementwise oracles."""
+
+    def __init__(self, fmt: Format, oracle: Oracle) -> None:
+        if fmt.bits != 32 or oracle.kind != "elementwise" or len(oracle.args) != 1:
+            raise UsageError(
+                f"exhaustive {fmt.name} inputs are streamed only for one-argument elementwise oracles"
+                f" in a 32-bit format; {oracle.name} in {fmt.name} needs special, random:N or a distribution"
+            )
+        self.fmt = fmt
+        self.total = 1 << fmt.bits
+        self.chunk = min(STREAM_CHUNK, self.total)
+
+    def __len__(self) -> int:
+        return -(-self.total // self.chunk)
+
+    @overload
+    def __getitem__(self, index: int) -> Batch: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Batch]: ...
+
+    def __getitem__(self, index: int | slice) -> Batch | Sequence[Batch]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        start = index * self.chunk
+        stop = min(start + self.chunk, self.total)
+        bits = np.arange(start, stop, dtype=np.uint64).astype(self.fmt.uint_dtype)
+        return Batch((self.fmt.from_bits(bits),))
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class InputSet:
     """The batches of one input spec for one oracle and format."""
 
     spec: str
     fmt: Format
-    batches: tuple[Batch, ...]
+    batches: Sequence[Batch]
     oracle: Oracle
 
     @property
+    def streamed(self) -> bool:
+        """Batches are made on demand (exhaustive 32-bit); references are not kept."""
+        return isinstance(self.batches, StreamedPatterns)
+
+    @property
     def n_inputs(self) -> int:
+        if isinstance(self.batches, StreamedPatterns):
+            return self.batches.total
         return sum(b.size for b in self.batches)
 
     def float64(self, batch: Batch) -> list[npt.NDArray[Any]]:

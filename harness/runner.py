@@ -25,7 +25,7 @@ import numpy.typing as npt
 from harness.cells import CellResult, CellSpec
 from harness.frameworks import get_backend
 from harness.impls import Impl, get_impl, load_custom
-from harness.inputs import Batch, InputSet, parse_inputs
+from harness.inputs import Batch, InputSet, StreamedPatterns, parse_inputs
 from harness.progress import Progress
 from harness.verdict import Summary, judge
 from oracles.errors import UsageError
@@ -95,7 +95,7 @@ class Runner:
 
     progress: Progress | None = None
     k_worst: int = 10
-    reference: Callable[[Oracle, list[npt.NDArray[Any]], Format, dict[str, Any]], Reference] | None = None
+    reference: Callable[..., Reference] | None = None
     #: implementations supplied in memory (``assert_precision``), by id; they win over
     #: the registry and over loading ``cell.impl`` from disk
     extra_impls: dict[str, Impl] = field(default_factory=dict)
@@ -121,7 +121,7 @@ class Runner:
             oracle.bind(dict(cell.params))
             fmt = get_format(cell.dtype)
             if parse_inputs(cell.inputs).kind == "exhaustive" and fmt.bits > 16:
-                fmt.all_bit_patterns()  # raises the UsageError that explains the choices
+                StreamedPatterns(fmt, oracle)  # raises the UsageError that explains the choices
             impl = self.impl_for(cell)
             if impl.oracle != cell.oracle and not cell.custom:
                 raise UsageError(
@@ -141,22 +141,29 @@ class Runner:
             self._groups[key] = group
         return group
 
-    def _reference(self, group: _Group, out_fmt: Format, index: int) -> Reference:
+    def _reference(self, group: _Group, out_fmt: Format, index: int, batch: Batch | None = None) -> Reference:
         key = (out_fmt.name, index)
         if key not in group.refs:
-            arrays = group.inputs.float64(group.inputs.batches[index])
+            arrays = group.inputs.float64(batch if batch is not None else group.inputs.batches[index])
             if self.reference is not None:
-                ref = self.reference(group.oracle, arrays, out_fmt, group.params)
+                if group.inputs.streamed:
+                    ref = self.reference(group.oracle, arrays, out_fmt, group.params, cacheable=False)
+                else:
+                    ref = self.reference(group.oracle, arrays, out_fmt, group.params)
             else:
                 from oracles.evaluate import evaluate
 
                 ref = evaluate(group.oracle, arrays, out_fmt, group.params)
+            if group.inputs.streamed:
+                return ref  # 2**32 references do not fit in memory; each cell streams its own
             group.refs[key] = ref
         return group.refs[key]
 
     def prepare(self, cell: CellSpec) -> None:
         """Compute the inputs and the references in the input format for ``cell``."""
         group = self._group(cell)
+        if group.inputs.streamed:
+            return
         for i in range(len(group.inputs.batches)):
             self._reference(group, group.fmt, i)
 
@@ -204,7 +211,10 @@ class Runner:
         offset = 0
         flushed = 0
         impl_seconds = 0.0
+        streamed = group.inputs.streamed
         for index, batch in enumerate(group.inputs.batches):
+            if streamed and self.progress is not None:
+                self.progress.describe(f"{cell.id}: chunk {index + 1}/{len(group.inputs.batches)}")
             try:
                 native = [backend.to_native(a, cell.device) for a in batch.arrays]
             except Exception as exc:  # noqa: BLE001 - e.g. a dtype the framework lacks
@@ -238,7 +248,7 @@ class Runner:
                 out_name = out_fmt.name
                 if out_fmt.name != cell.dtype:
                     notes.append(f"output is {out_fmt.name}, judged in {out_fmt.name}")
-            ref = self._reference(group, out_fmt, index)
+            ref = self._reference(group, out_fmt, index, batch)
             # a signalling NaN in the output (an identity on exhaustive bfloat16 returns
             # 0x7f81) raises FE_INVALID when widened to float64; it is still NaN, judged so
             with np.errstate(invalid="ignore"):

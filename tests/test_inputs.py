@@ -159,12 +159,15 @@ def test_exhaustive_loss_pairs_every_pattern_with_each_label(fmt: Format, oracle
         np.testing.assert_array_equal(np.sort(bits(paired, fmt)), np.arange(65536, dtype=np.uint16))
 
 
-@pytest.mark.parametrize("fmt", [pytest.param(FLOAT32, id="float32"), pytest.param(FLOAT64, id="float64")])
-def test_exhaustive_needs_a_16_bit_format(fmt: Format) -> None:
+@pytest.mark.parametrize(
+    ("oracle_name", "fmt"),
+    [pytest.param("softmax", FLOAT32, id="float32-rowwise"), pytest.param("exp", FLOAT64, id="float64")],
+)
+def test_exhaustive_beyond_16_bits_streams_only_elementwise_float32(oracle_name: str, fmt: Format) -> None:
     with pytest.raises(UsageError) as exc:
-        gen("exhaustive", "exp", fmt)
+        gen("exhaustive", oracle_name, fmt)
     text = one_line(exc)
-    assert "at most 16 bits" in text and fmt.name in text and "random:N" in text
+    assert "streamed only for" in text and fmt.name in text and "random:N" in text
 
 
 # -- special ------------------------------------------------------------------------------
