@@ -23,7 +23,7 @@ from typing import Any
 from harness.cells import CellResult
 from oracles.errors import UsageError
 
-__all__ = ["SCHEMA", "RunInfo", "Results", "atomic_write_text", "load_results", "run_info"]
+__all__ = ["SCHEMA", "Results", "RunInfo", "atomic_write_text", "load_results", "run_info"]
 
 SCHEMA = 1
 
@@ -119,6 +119,10 @@ def atomic_write_text(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        # mkstemp creates 0600; a results file is for sharing, so honour the umask instead
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,8 +51,10 @@ def _call_with_timeout(fn: Callable[[], Any], seconds: float) -> Any:
 
     def target() -> None:
         try:
-            # overflow and invalid operations are what we measure, not warnings to print
-            with np.errstate(all="ignore"):
+            # overflow and invalid operations are what we measure, not warnings to print;
+            # framework advice ("softmax over an axis of size 1") would only clutter tables
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 box["value"] = fn()
         except BaseException as exc:  # noqa: BLE001 - reported as the cell's error
             box["error"] = exc
@@ -209,7 +212,7 @@ class Runner:
         out_name: str | None = None
         notes: list[str] = []
         offset = 0
-        flushed = 0
+        flushed = other_zeros = kept_subnormals = 0
         impl_seconds = 0.0
         streamed = group.inputs.streamed
         for index, batch in enumerate(group.inputs.batches):
@@ -256,14 +259,20 @@ class Runner:
                     ref, got, out_fmt, describe=group.inputs.describer(batch), offset=offset, k_worst=self.k_worst
                 )
             total = summary if total is None else total.merge(summary)
-            flushed += _flushed_to_zero(ref, got, out_fmt)
+            ftz = _ftz_evidence(ref, got, out_fmt)
+            flushed, other_zeros, kept_subnormals = (
+                flushed + ftz[0], other_zeros + ftz[1], kept_subnormals + ftz[2]
+            )
             offset += ref.size
         assert total is not None
         violations = cell.budget.violations(total)
-        if flushed:
+        # Flush-to-zero only when every lost value is subnormal and no subnormal survives
+        # anywhere: log(1 + exp(x)) also returns 0 for subnormal truths, but it loses
+        # normal values too, so it is not reported as FTZ.
+        if flushed and not other_zeros and not kept_subnormals:
             notes.append(
-                f"flush-to-zero: {flushed} results that are subnormal in {out_name} came back as 0"
-                " (the framework runs with FTZ/DAZ on)"
+                f"looks like flush-to-zero: all {flushed} results lost to 0 are subnormal in {out_name}"
+                " and no subnormal result came back (FTZ/DAZ on in the kernel?)"
             )
         status = "fail" if violations else "pass"
         reason = "; ".join(violations + notes)
@@ -273,14 +282,20 @@ class Runner:
         )
 
 
-def _flushed_to_zero(ref: Reference, got: npt.NDArray[Any], fmt: Format) -> int:
-    """How many results came back 0 where the correctly rounded value is subnormal: the
-    signature of a kernel running with flush-to-zero."""
+def _ftz_evidence(ref: Reference, got: npt.NDArray[Any], fmt: Format) -> tuple[int, int, int]:
+    """(subnormal truths returned as 0, normal truths returned as 0, nonzero subnormal
+    results): the first without the other two is the signature of flush-to-zero."""
     want = ref.want.ravel()
     with np.errstate(invalid="ignore"):
         c = np.asarray(got).ravel().astype(np.float64)
-        sub = (want != 0) & (np.abs(want) < fmt.smallest_normal)
-        return int(np.count_nonzero(sub & (c == 0)))
+        lost = (c == 0) & (want != 0) & ~np.isnan(want)
+        sub_want = np.abs(want) < fmt.smallest_normal
+        sub_got = (c != 0) & (np.abs(c) < fmt.smallest_normal)
+        return (
+            int(np.count_nonzero(lost & sub_want)),
+            int(np.count_nonzero(lost & ~sub_want)),
+            int(np.count_nonzero(sub_got)),
+        )
 
 
 def _accepted_kwargs(fn: Callable[..., Any], params: dict[str, Any]) -> dict[str, Any]:
@@ -299,12 +314,36 @@ def run_cells(
     runner: Runner | None = None,
     on_result: Callable[[CellResult], None] | None = None,
 ) -> list[CellResult]:
-    """Validate the plan, then run every cell in order (references first per group)."""
+    """Validate the plan, compute every group's references, then run every cell in order.
+
+    References come first for the whole plan: oracle evaluation forks worker processes,
+    and forking after TensorFlow or JAX has started its threads can deadlock.
+    """
     runner = runner or Runner()
     runner.validate(cells)
     progress = runner.progress
     results: list[CellResult] = []
+    firsts = list({(c.oracle, c.dtype, c.inputs, c.params): c for c in reversed(cells)}.values())[::-1]
     if progress:
+        progress.label = "references"
+        progress.start(total=len(firsts))
+    try:
+        for cell in firsts:
+            if progress:
+                progress.describe(f"{cell.oracle} {cell.dtype} {cell.inputs}")
+            try:
+                runner.prepare(cell)
+            except UsageError:
+                raise
+            except Exception:  # noqa: BLE001 - the cell itself reports it when it runs
+                pass
+            if progress:
+                progress.advance()
+    finally:
+        if progress:
+            progress.stop()
+    if progress:
+        progress.label = "cells"
         progress.start(total=len(cells))
     try:
         for cell in cells:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_runner import IDENTITY, identity_reference
 
 import harness.inputs as inputs_mod
 from harness.cells import CellSpec
@@ -15,7 +16,6 @@ from harness.inputs import StreamedPatterns, parse_inputs
 from harness.runner import Runner
 from harness.verdict import judge
 from oracles import FLOAT32, FLOAT64, UsageError, get_oracle
-from test_runner import IDENTITY, identity_reference
 
 
 def test_float32_exhaustive_covers_every_pattern_once_in_chunks() -> None:
