@@ -144,7 +144,7 @@ class OracleRegistry:
 
     def add(self, item: Oracle, *, replace: bool = False) -> Oracle:
         old = self._items.get(item.name)
-        if old is not None and not replace:
+        if old is not None and not replace and not _same_definition(old.fn, item.fn):
             where = getattr(old.fn, "__module__", "?") + ":" + getattr(old.fn, "__qualname__", "?")
             raise UsageError(
                 f"oracle {item.name!r} is already registered (by {where}); choose another name"
@@ -170,6 +170,21 @@ class OracleRegistry:
 
     def names(self) -> list[str]:
         return sorted(self._items)
+
+
+def _same_definition(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    """Whether two functions come from the same line of the same source file: one file
+    executed twice under different module names (a suite's ``imports = ["mine.py"]`` and its
+    custom implementation ``"mine.py:fn"`` each load it), which re-registers the same oracle
+    and must not be an error. A different function under a taken name still is."""
+    ca, cb = getattr(a, "__code__", None), getattr(b, "__code__", None)
+    if ca is None or cb is None:
+        return False
+    return (
+        ca.co_filename == cb.co_filename
+        and ca.co_firstlineno == cb.co_firstlineno
+        and getattr(a, "__qualname__", None) == getattr(b, "__qualname__", None)
+    )
 
 
 REGISTRY = OracleRegistry()

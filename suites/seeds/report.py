@@ -1,0 +1,440 @@
+"""``docs/seeds.md``: every seed implementation, its document's claim, and what a run measured.
+
+::
+
+    fpharness run suites/seeds.toml --json results/seeds.json
+    python -m suites.seeds.report results/seeds.json > docs/seeds.md
+
+The claims are data in the seed modules (:data:`suites.seeds.SEEDS`); every number, every
+"holds"/"fails" and every failing input is read from the results file, never typed. The
+module only reads results: it runs nothing.
+
+Where an implementation fails, the table shows where: from a cell's ``profile`` when the
+results carry one (:mod:`harness.profile`: the input ranges of each incidence category),
+otherwise from the first examples of each category that the results keep (exhaustive
+inputs are in bit-pattern order, so those are the smallest failing magnitudes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reports.terminal import INCIDENCE_LABELS as LABELS
+from suites.seeds.claims import CATEGORIES, Claim, Seed, SeedImpl
+
+__all__ = ["ClaimVerdict", "decide", "main", "render"]
+
+DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32")
+Cell = Mapping[str, Any]
+#: failing inputs shown per category when the results carry no profile
+MAX_EXAMPLES = 2
+
+
+# -- deciding claims ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimVerdict:
+    """A claim decided for one dtype: ``holds`` is None when no cell measured it.
+    ``counts`` are the claim's categories, ``others`` what else the same cells showed."""
+
+    dtype: str
+    holds: bool | None
+    counts: tuple[tuple[str, int], ...]
+    max_ulp: float | None
+    cells: int
+    others: tuple[tuple[str, int], ...] = ()
+    #: for a ``like`` claim: the reference's counts and max ULP on the same input sets
+    versus: tuple[tuple[str, int], ...] | None = None
+    versus_ulp: float | None = None
+    #: for a ``like`` claim that fails: the input sets where it is worse, and how
+    worse: tuple[str, ...] = ()
+
+    def evidence(self) -> str:
+        """``Inf! 1,998; max 2,047 ulp`` (the claim's own numbers, then the rest)."""
+        if self.versus is not None:
+            ref = dict(self.versus)
+            own = [f"{LABELS[c]} {n:,} vs {ref.get(c, 0):,}" for c, n in self.counts]
+            if self.max_ulp is not None:
+                own.append(f"max {_ulp(self.max_ulp)} vs {_ulp(self.versus_ulp)} ulp")
+        else:
+            own = [f"{LABELS[c]} {n:,}" for c, n in self.counts]
+            if self.max_ulp is not None:
+                own.append(f"max {_ulp(self.max_ulp)} ulp")
+        rest = [f"{LABELS[c]} {n:,}" for c, n in self.others if n]
+        worse = f"; worse on {', '.join(self.worse)}" if self.worse else ""
+        return "; ".join(own) + (f"; also {', '.join(rest)}" if rest else "") + worse
+
+    def short(self) -> str:
+        if self.holds is None:
+            return "–"
+        return ("holds" if self.holds else "**fails**") + f" ({self.evidence()})"
+
+    def text(self) -> str:
+        if self.holds is None:
+            return "not measured"
+        return ("**holds**" if self.holds else "**fails**") + f" ({self.evidence()})"
+
+
+def _measured(cells: Iterable[Cell]) -> list[Cell]:
+    return [c for c in cells if c["status"] in ("pass", "fail")]
+
+
+def _key(c: Cell) -> tuple[str, str, str]:
+    return (c["oracle"], c["inputs"], json.dumps(c.get("params") or {}, sort_keys=True))
+
+
+def _max_ulp(cells: Iterable[Cell]) -> float | None:
+    ulps = [float(c["ulp"]["max"]) for c in cells if (c.get("ulp") or {}).get("max") is not None]
+    return max(ulps) if ulps else None
+
+
+def _count(cells: Iterable[Cell], cat: str) -> int:
+    return sum(int((c.get("incidence") or {}).get(cat, 0)) for c in cells)
+
+
+def _decide_like(claim: Claim, dtype: str, mine: list[Cell], cells: Sequence[Cell]) -> ClaimVerdict:
+    check = claim.check
+    ref = {
+        _key(c): c for c in _measured(cells)
+        if c["impl"] == check.versus and c["dtype"] == dtype and c["oracle"] == check.oracle
+    }
+    pairs = [(c, ref[_key(c)]) for c in mine if _key(c) in ref]
+    if not pairs:
+        return ClaimVerdict(dtype, None, (), None, 0)
+    worse: list[str] = []
+    for c, r in pairs:
+        why = [
+            f"{LABELS[cat]} {_count([c], cat):,} vs {_count([r], cat):,}"
+            for cat in check.categories if _count([c], cat) > _count([r], cat)
+        ]
+        ulp_c, ulp_r = _max_ulp([c]) or 0.0, _max_ulp([r]) or 0.0
+        if check.max_ulp is not None and ulp_c > ulp_r + check.max_ulp:
+            why.append(f"max {_ulp(ulp_c)} vs {_ulp(ulp_r)} ulp")
+        if why:
+            worse.append(f"{c['inputs']}{_params(c)} ({', '.join(why)})")
+    ours, theirs = [c for c, _ in pairs], [r for _, r in pairs]
+    return ClaimVerdict(
+        dtype, not worse, tuple((cat, _count(ours, cat)) for cat in check.categories),
+        _max_ulp(ours) if check.max_ulp is not None else None, len(pairs), (),
+        tuple((cat, _count(theirs, cat)) for cat in check.categories), _max_ulp(theirs), tuple(worse),
+    )
+
+
+def decide(claim: Claim, impl: str, dtype: str, cells: Sequence[Cell]) -> ClaimVerdict:
+    """Decide ``claim`` about ``impl`` in ``dtype`` from result cells (see claims.py)."""
+    check = claim.check
+    mine = _measured(
+        c for c in cells
+        if c["impl"] == impl and c["oracle"] == check.oracle and c["dtype"] == dtype and check.applies_to(c["inputs"])
+    )
+    if not mine:
+        return ClaimVerdict(dtype, None, (), None, 0)
+    if check.expect == "like":
+        return _decide_like(claim, dtype, mine, cells)
+    totals = {cat: _count(mine, cat) for cat in CATEGORIES}
+    counts = tuple((cat, totals[cat]) for cat in check.categories)
+    others = tuple((cat, n) for cat, n in totals.items() if cat not in check.categories)
+    max_ulp = _max_ulp(mine)
+    if check.expect == "defect":
+        holds = any(n for _, n in counts)
+    else:
+        holds = not any(n for _, n in counts)
+        if check.max_ulp is not None and max_ulp is not None:
+            holds = holds and max_ulp <= check.max_ulp
+    shown_ulp = max_ulp if check.max_ulp is not None else None
+    return ClaimVerdict(dtype, holds, counts, shown_ulp, len(mine), others)
+
+
+# -- formatting -----------------------------------------------------------------------------
+
+
+def _ulp(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if value == 0:
+        return "0"
+    if value < 10:
+        return f"{value:.3g}"
+    if value < 1e6:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def _num(text: str) -> str:
+    """An input value as the results store it (repr of a float), shortened for a table."""
+    try:
+        v = float(text)
+    except ValueError:
+        return text
+    if v != v or v in (float("inf"), float("-inf")):
+        return text
+    return f"{v:.6g}"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _params(cell: Cell, seed_oracles: frozenset[str] = frozenset()) -> str:
+    """Parameters worth showing: all of a seed oracle's (its constants are the point),
+    only non-default ones of a catalogue oracle, never ``reduction=none``."""
+    from oracles.registry import REGISTRY
+
+    name = cell["oracle"]
+    defaults = {p.name: p.default for p in REGISTRY.get(name).params} if name in REGISTRY else {}
+    params = {
+        k: v for k, v in (cell.get("params") or {}).items()
+        if not (k == "reduction" and v == "none") and (name in seed_oracles or defaults.get(k) != v)
+    }
+    if not params:
+        return ""
+    return "(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(params.items())) + ")"
+
+
+def _example_inputs(example: Mapping[str, Any]) -> str:
+    values = [_num(v) for v in example.get("input_values", [])]
+    row = example.get("row")
+    if row is not None and example.get("col") is None:
+        # a row-reducing oracle: the first entries of the row's first argument
+        return f"row {row} [{', '.join(values[:3])}{', …' if len(values) > 3 else ''}]"
+    if row is not None:
+        return f"row {row}: " + ", ".join(values)
+    return ", ".join(values)
+
+
+def _profile_ranges(cell: Cell, category: str, limit: int = 4) -> str | None:
+    """The input ranges of ``category`` from a cell's ``profile`` (harness/profile.py,
+    version 1: per category ``[bucket, count, x_lo, x_hi]`` rows over ordinal buckets).
+    Adjacent buckets merge into one range; None when the cell has no such profile."""
+    profile = cell.get("profile")
+    if not isinstance(profile, Mapping) or profile.get("version") != 1:
+        return None
+    rows = (profile.get("incidence") or {}).get(category)
+    if not rows:
+        return None
+    bins = int(profile.get("bins", 0))
+    special = {-1: "x = -inf", bins: "x = +inf", bins + 1: "x = NaN"}
+    ranges: list[list[Any]] = []  # [first bucket, last bucket, count, x_lo, x_hi]
+    for bucket, count, x_lo, x_hi in sorted(rows, key=lambda r: int(r[0])):
+        bucket = int(bucket)
+        last = ranges[-1] if ranges else None
+        if last is not None and bucket not in special and last[1] == bucket - 1 and last[1] not in special:
+            last[1], last[2], last[4] = bucket, last[2] + int(count), x_hi
+        else:
+            ranges.append([bucket, bucket, int(count), x_lo, x_hi])
+    texts = []
+    for first, _last, count, x_lo, x_hi in ranges:
+        if first in special:
+            where = special[first]
+        elif x_lo == x_hi:
+            where = f"x = {_num(str(x_lo))}"
+        else:
+            where = f"{_num(str(x_lo))} ≤ x ≤ {_num(str(x_hi))}"
+        texts.append(f"{where} ({count:,})")
+    more = f", … {len(texts) - limit} more ranges" if len(texts) > limit else ""
+    return ", ".join(texts[:limit]) + more
+
+
+def _reduced(cell: Cell) -> bool:
+    return str((cell.get("params") or {}).get("reduction", "none")) != "none"
+
+
+def _where(cell: Cell) -> str:
+    """Where each failing category occurs: a profile range or the first examples."""
+    parts: list[str] = []
+    inc = cell.get("incidence") or {}
+    if _reduced(cell):
+        # one value for the whole batch: an example's "input" is only its first element
+        return ""
+    for cat in CATEGORIES:
+        if cat == "inherent_inf" or not inc.get(cat):
+            continue
+        ranges = _profile_ranges(cell, cat)
+        if ranges is not None:
+            parts.append(f"{LABELS[cat]} {ranges}")
+            continue
+        shown = [e for e in cell.get("examples", []) if e.get("category") == cat][:MAX_EXAMPLES]
+        if shown:
+            first = "; ".join(_example_inputs(e) for e in shown)
+            more = ", …" if inc[cat] > len(shown) else ""
+            parts.append(f"{LABELS[cat]} first at {first}{more}")
+    worst = cell.get("worst") or []
+    if worst and worst[0].get("ulp"):
+        w = worst[0]
+        parts.append(
+            f"worst {_ulp(w['ulp'])} ulp at {_example_inputs(w)}: got {_num(w['got_value'])}, want {_num(w['want_value'])}"
+        )
+    return "<br>".join(_md(p) for p in parts)
+
+
+def _cell_row(cell: Cell, seed_oracles: frozenset[str] = frozenset()) -> str:
+    inc = cell.get("incidence") or {}
+    ulp = cell.get("ulp") or {}
+    status = cell["status"]
+    if status in ("error", "skipped"):
+        reason = _md(cell.get("reason") or "")
+        return f"| `{cell['oracle']}`{_md(_params(cell, seed_oracles))} | {_md(cell['inputs'])} | {cell['dtype']} | {cell['device']} | {status}: {reason} |" + " |" * 9
+    counts = " | ".join(f"{int(inc.get(c, 0)):,}" if inc.get(c) else "·" for c in CATEGORIES)
+    out = f" (out {cell['out_dtype']})" if cell.get("out_dtype") and cell["out_dtype"] != cell["dtype"] else ""
+    return (
+        f"| `{cell['oracle']}`{_md(_params(cell, seed_oracles))} | {_md(cell['inputs'])} | {cell['dtype']}{out} | {cell['device']} | {status} "
+        f"| {int(cell.get('n', 0)):,} | {_ulp(ulp.get('max'))} | {counts} | {_where(cell)} |"
+    )
+
+
+_TABLE_HEAD = (
+    "| judged against | inputs | dtype | device | status | n | max ulp | "
+    + " | ".join(LABELS[c] for c in CATEGORIES)
+    + " | where |\n|"
+    + "---|" * (8 + len(CATEGORIES))
+)
+
+
+def _dtype_key(c: Cell) -> tuple[int, str, str, str]:
+    order = {d: i for i, d in enumerate(DTYPES)}
+    return (order.get(c["dtype"], 9), c["oracle"], c["inputs"], c["device"])
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+
+def _impl_section(seed: Seed, impl: SeedImpl, cells: Sequence[Cell], show_skipped: bool) -> list[str]:
+    out = [f"### {impl.label}" + (" (built-in)" if impl.builtin else ""), ""]
+    out.append(f"`{impl.impl}` computes `{_md(impl.code)}`.")
+    out.append("")
+    for claim in impl.claims:
+        out.append(f"- Claim: “{_md(claim.quote)}” — {claim.meaning}. Decided by: {claim.check.describe()}.")
+        for dtype in DTYPES:
+            out.append(f"  - {dtype}: {decide(claim, impl.impl, dtype, cells).text()}")
+    if not impl.claims:
+        out.append("- No claim: shown for comparison.")
+    mine = sorted((c for c in cells if c["impl"] == impl.impl), key=_dtype_key)
+    if not show_skipped:
+        mine = [c for c in mine if c["status"] != "skipped"]
+    out.append("")
+    if mine:
+        seed_oracles = frozenset(seed.oracles)
+        out += [_TABLE_HEAD, *(_cell_row(c, seed_oracles) for c in mine)]
+    else:
+        out.append("_No cell of this implementation in the results._")
+    out.append("")
+    return out
+
+
+def _overview(seeds: Sequence[Seed], cells: Sequence[Cell]) -> list[str]:
+    out = [
+        "| seed | implementation | claim | " + " | ".join(DTYPES) + " |",
+        "|---|---|---|" + "---|" * len(DTYPES),
+    ]
+    for seed in seeds:
+        for impl in seed.impls:
+            for claim in impl.claims:
+                marks = [decide(claim, impl.impl, d, cells).short() for d in DTYPES]
+                out.append(f"| {seed.number} | {_md(impl.label)} | “{_md(claim.quote)}” | " + " | ".join(marks) + " |")
+    return out
+
+
+def _run_lines(run: Mapping[str, Any]) -> list[str]:
+    fws = ", ".join(f"{k} {v}" for k, v in sorted((run.get("frameworks") or {}).items()) if v)
+    devices = sorted({f"{dev} ({name})" for d in (run.get("devices") or {}).values() for dev, name in d.items()})
+    return [
+        f"- run: {run.get('started', '?')} to {run.get('finished', '?')} on {run.get('host', '?')},"
+        f" fpharness {run.get('fpharness', '?')}, git {str(run.get('git_commit') or '?')[:12]}",
+        f"- frameworks: {fws or 'none'}",
+        f"- devices: {', '.join(devices) or 'none'}",
+    ]
+
+
+def render(results: Mapping[str, Any], seeds: Sequence[Seed] | None = None, *, source: str = "results/seeds.json") -> str:
+    """The Markdown of docs/seeds.md for a results dict (schema 1)."""
+    if seeds is None:
+        from suites.seeds import SEEDS
+
+        seeds = SEEDS
+    cells: list[Cell] = list(results.get("cells", []))
+    skipped = [c for c in cells if c["status"] == "skipped"]
+    ran_cuda = any(c["device"] == "cuda" and c["status"] != "skipped" for c in cells)
+    lines = [
+        "# The seed documents, judged",
+        "",
+        "<!-- Generated by `python -m suites.seeds.report " + source + "`; do not edit by hand. -->",
+        "",
+        "Every implementation in the five seed documents (`shared/seeds/*.txt`), run by"
+        " `fpharness run suites/seeds.toml` and judged against what its author meant, with the"
+        " framework built-ins the documents compare it with. Regenerate this page with:",
+        "",
+        "```",
+        f"fpharness run suites/seeds.toml --json {source}",
+        f"python -m suites.seeds.report {source} > docs/seeds.md",
+        "```",
+        "",
+        *_run_lines(results.get("run") or {}),
+        "",
+        "## How to read it",
+        "",
+        "Each implementation is judged against the mathematics its author intended (softplus,"
+        " binary cross-entropy, x / var(x), -log p, ...). Where a fix changes the function (a clip,"
+        " an epsilon) it is judged a second time against the modified function (`clipped_neg_log`,"
+        " `variance_normalize_eps`, ...): against the first, `noInf`/`noNaN` show where the fix"
+        " changes the answer; against the second, ULP errors, `Inf!` and `→0` show whether the"
+        " arithmetic computes the fix.",
+        "",
+        "- `NaN!` unexpected NaN (the truth is a number); `noNaN` a number where the truth is NaN;",
+        "  `Inf!` an infinity the truth does not round to; `inf` an infinity that *is* the truth",
+        "  rounded (correct, shown for information); `noInf` a finite value where the truth rounds to",
+        "  an infinity; `→0` zero where the truth rounds to a non-zero value.",
+        "- max ulp: the largest |computed − exact| / ulp(exact) over the elements where both are finite.",
+        "- where: the input range of each category when the results carry a profile, otherwise the"
+        " first inputs of each category (in bit-pattern order for exhaustive inputs: the smallest"
+        " failing magnitudes) and the worst ULP error.",
+        "- A claim *holds* or *fails* per dtype by the rule printed under it, decided over every"
+        " cell of that dtype judged against the named oracle.",
+    ]
+    if skipped and not ran_cuda:
+        reasons = sorted({c.get("reason", "") for c in skipped})
+        lines.append(f"- {len(skipped)} cells were skipped and are not listed: {_md('; '.join(reasons))}.")
+    lines += ["", "## Which claims hold", "", *_overview(seeds, cells), ""]
+    for seed in seeds:
+        lines += [f"## {seed.number}: {_md(seed.title)}", "", f"Source: `shared/seeds/{seed.file}`; module `{seed.module}`."]
+        if seed.oracles:
+            lines.append("User oracles registered by the module: " + ", ".join(f"`{o}`" for o in seed.oracles) + ".")
+        lines.append("")
+        for impl in seed.impls:
+            lines += _impl_section(seed, impl, cells, show_skipped=ran_cuda)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m suites.seeds.report RESULTS.json [-o docs/seeds.md]``."""
+    parser = argparse.ArgumentParser(prog="python -m suites.seeds.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", help="a results file of `fpharness run suites/seeds.toml`")
+    parser.add_argument("-o", "--output", help="write here instead of standard output")
+    args = parser.parse_args(argv)
+    from harness.results import load_results
+    from oracles.errors import UsageError
+
+    try:
+        load_results(args.results)  # checks the schema; the rendering reads the raw cells
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    data = json.loads(Path(args.results).read_text(encoding="utf-8"))
+    text = render(data, source=args.results)
+    if args.output:
+        from harness.results import atomic_write_text
+
+        atomic_write_text(Path(args.output), text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
