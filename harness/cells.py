@@ -93,11 +93,13 @@ class CellSpec:
     @property
     def shown_params(self) -> tuple[tuple[str, Any], ...]:
         """The parameters that differ from the oracle's defaults (what ids and repro show)."""
-        from oracles.registry import REGISTRY
+        from oracles.registry import get_oracle
 
-        if self.oracle not in REGISTRY:
+        try:  # get_oracle loads the catalogue first, so ids never depend on import order
+            oracle = get_oracle(self.oracle)
+        except UsageError:
             return self.params
-        defaults = {p.name: p.default for p in REGISTRY.get(self.oracle).params}
+        defaults = {p.name: p.default for p in oracle.params}
         return tuple((k, v) for k, v in self.params if defaults.get(k) != v)
 
     @property
@@ -139,6 +141,8 @@ class CellResult:
     summary: Summary | None = None
     seconds: float = 0.0
     impl_seconds: float = 0.0
+    #: error-versus-input profile of elementwise cells (see :mod:`harness.profile`)
+    profile: dict[str, Any] | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         s = self.spec
@@ -160,6 +164,8 @@ class CellResult:
             "impl_seconds": round(self.impl_seconds, 6),
             "repro": s.repro(),
         }
+        if self.profile is not None:
+            out["profile"] = self.profile
         if self.summary is not None:
             out.update(self.summary.to_json())
         else:
@@ -188,4 +194,5 @@ class CellResult:
             summary=summary,
             seconds=float(d.get("seconds", 0.0)),
             impl_seconds=float(d.get("impl_seconds", 0.0)),
+            profile=d.get("profile"),
         )

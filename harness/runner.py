@@ -27,6 +27,7 @@ from harness.cells import CellResult, CellSpec
 from harness.frameworks import get_backend
 from harness.impls import Impl, get_impl, load_custom
 from harness.inputs import Batch, InputSet, StreamedPatterns, parse_inputs
+from harness.profile import batch_profile, merge_profiles
 from harness.progress import Progress
 from harness.verdict import Summary, judge
 from oracles.errors import UsageError
@@ -213,6 +214,7 @@ class Runner:
         notes: list[str] = []
         offset = 0
         flushed = other_zeros = kept_subnormals = 0
+        profile: dict[str, Any] | None = None
         impl_seconds = 0.0
         streamed = group.inputs.streamed
         for index, batch in enumerate(group.inputs.batches):
@@ -259,6 +261,11 @@ class Runner:
                     ref, got, out_fmt, describe=group.inputs.describer(batch), offset=offset, k_worst=self.k_worst
                 )
             total = summary if total is None else total.merge(summary)
+            # streamed float32 cells skip the profile: it would add minutes to 1024 chunks
+            if group.oracle.kind == "elementwise" and reduction == "none" and not streamed:
+                with np.errstate(invalid="ignore"):
+                    part = batch_profile(group.inputs.float64(batch)[0], ref, got, group.fmt)
+                profile = merge_profiles(profile, part)
             ftz = _ftz_evidence(ref, got, out_fmt)
             flushed, other_zeros, kept_subnormals = (
                 flushed + ftz[0], other_zeros + ftz[1], kept_subnormals + ftz[2]
@@ -278,7 +285,7 @@ class Runner:
         reason = "; ".join(violations + notes)
         return CellResult(
             cell, status, reason, out_name, total,
-            seconds=time.perf_counter() - started, impl_seconds=impl_seconds,
+            seconds=time.perf_counter() - started, impl_seconds=impl_seconds, profile=profile,
         )
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.cells import CellResult, CellSpec
+from harness.profile import merge_profiles
 from harness.results import Results, RunInfo
 from oracles.errors import UsageError
 
@@ -153,9 +154,14 @@ def _merge_cells(parts: Sequence[CellResult]) -> CellResult:
         for item in filter(None, p.reason.split("; ")):
             if item not in own and item not in notes:
                 notes.append(item)
+    profile: dict[str, Any] | None = None
+    if all(p.profile is not None for p in parts):
+        for p in parts:
+            assert p.profile is not None
+            profile = merge_profiles(profile, p.profile)
     return CellResult(
         first.spec, "fail" if violations else "pass", "; ".join(violations + notes), first.out_dtype, merged,
-        seconds=seconds, impl_seconds=impl_seconds,
+        seconds=seconds, impl_seconds=impl_seconds, profile=profile,
     )
 
 

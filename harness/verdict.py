@@ -259,6 +259,11 @@ class Summary:
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> Summary:
         exact = d["exact_summary"]
+        if int(exact.get("bins_per_octave", BINS_PER_OCTAVE)) != BINS_PER_OCTAVE:
+            raise ValueError(
+                f"exact_summary has {exact.get('bins_per_octave')} bins per octave, this fpharness"
+                f" reads {BINS_PER_OCTAVE}: re-run the cell to compare or merge it"
+            )
         ulp = d.get("ulp") or {}
         return Summary(
             n=int(d["n"]),

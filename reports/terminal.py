@@ -130,7 +130,11 @@ def _dtype_order(name: str) -> int:
 
 
 def _shown_params(oracle: str, params: dict[str, Any]) -> str:
-    from oracles.registry import REGISTRY
+    from oracles.errors import UsageError
+    from oracles.registry import get_oracle
 
-    defaults = {p.name: p.default for p in REGISTRY.get(oracle).params} if oracle in REGISTRY else {}
+    try:
+        defaults = {p.name: p.default for p in get_oracle(oracle).params}
+    except UsageError:
+        defaults = {}
     return ",".join(f"{k}={v}" for k, v in sorted(params.items()) if defaults.get(k) != v)

@@ -7,4 +7,4 @@ VENV="${FPHARNESS_VENV:-.venv}"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[all]"
-"$VENV/bin/fpharness" run suites/frameworks.toml --json results/frameworks.json "$@"
+"$VENV/bin/fpharness" run suites/frameworks.toml --json results/frameworks.json --html results/frameworks.html "$@"

@@ -7,6 +7,11 @@ VENV="${FPHARNESS_VENV:-.venv}"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[all,test]"
+# The HTML report's browser tests drive Debian's Chromium; without it they skip with a reason.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "chromium could not be installed: browser tests will skip" >&2
+fi
 "$VENV/bin/python" -m ruff check oracles harness reports suites tests benchmarks
 "$VENV/bin/python" -m mypy
 "$VENV/bin/python" -m pytest -n 2 "$@"

@@ -1,0 +1,556 @@
+"""Inline SVG plots for the HTML report, drawn in Python: no chart library, no script.
+
+Two plots per cell: the ULP histogram and the error-versus-input plot (Herbie's "bits of
+error" view: input along x, ULP error on a log scale along y, NaN/Inf and lost-to-zero
+results in a band of their own above it). Each plot is a string of SVG markup; every piece
+of text that could come from a user is escaped here, so the template may mark the result
+safe. Same-coloured bars share one ``<path>`` to keep a report of hundreds of cells small.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from harness.profile import max_ordinal, ordinal
+from harness.verdict import CATEGORIES
+
+__all__ = [
+    "BAND_ORDER",
+    "CATEGORY_LABELS",
+    "ULP_CLASSES",
+    "error_plot",
+    "fmt_count",
+    "fmt_ulp",
+    "histogram",
+    "profile_bands",
+    "ulp_class",
+]
+
+#: (upper bound, css class, legend text): the colour scale of the matrix and the plots
+ULP_CLASSES: tuple[tuple[float, str, str], ...] = (
+    (0.5, "u0", "≤ 0.5 ulp (correctly rounded)"),
+    (1.0, "u1", "≤ 1 ulp (faithful)"),
+    (4.0, "u2", "≤ 4 ulp"),
+    (64.0, "u3", "≤ 64 ulp"),
+    (math.inf, "u4", "> 64 ulp"),
+)
+_FILL = {"u0": "#1a9850", "u1": "#91cf60", "u2": "#e6c619", "u3": "#f46d43", "u4": "#c2182b"}
+
+#: short badge text and long description per incidence category
+CATEGORY_LABELS: dict[str, tuple[str, str]] = {
+    "unexpected_nan": ("NaN!", "unexpected NaN: NaN where the mathematics has a value"),
+    "missing_nan": ("noNaN", "missing NaN: a number where the mathematics is undefined"),
+    "unexpected_inf": ("Inf!", "spurious Inf: Inf where the correctly rounded result is finite"),
+    "inherent_inf": ("ovf", "inherent overflow: Inf where the exact result overflows the format (correct)"),
+    "missing_inf": ("noInf", "missing Inf: a finite result where the correctly rounded result is Inf"),
+    "lost_to_zero": ("→0", "lost to zero: 0 where the correctly rounded result is not 0"),
+}
+_CAT_FILL = {
+    "unexpected_nan": "#7b3294",
+    "missing_nan": "#c2a5cf",
+    "unexpected_inf": "#b2182b",
+    "inherent_inf": "#8c8c8c",
+    "missing_inf": "#2166ac",
+    "lost_to_zero": "#35978f",
+}
+#: the order of the rows in the NaN/Inf band, defects first
+BAND_ORDER: tuple[str, ...] = (
+    "unexpected_nan", "missing_nan", "unexpected_inf", "missing_inf", "lost_to_zero", "inherent_inf",
+)
+assert set(BAND_ORDER) == set(CATEGORIES) == set(CATEGORY_LABELS)
+
+
+def ulp_class(max_ulp: float | None) -> str:
+    """The colour class of a max ULP error (``un`` when there is none)."""
+    if max_ulp is None or not math.isfinite(max_ulp):
+        return "un"
+    for bound, cls, _ in ULP_CLASSES:
+        if max_ulp <= bound:
+            return cls
+    return "u4"  # pragma: no cover - the last bound is inf
+
+
+def fmt_ulp(value: float | None) -> str:
+    """``0.5``, ``2.13``, ``2,047``, ``1.2e+09``; ``–`` for none. A value just above a
+    colour bound keeps the digits that show it (``0.5002``, not ``0.5``), so the text
+    never contradicts the colour."""
+    if value is None:
+        return "–"
+    if value == 0:
+        return "0"
+    if value < 0.01:
+        return f"{value:.1e}"
+    if value < 10:
+        for digits in range(3, 10):
+            text = f"{value:.{digits}g}"
+            shown = float(text)
+            if not any(shown <= bound < value for bound, _c, _t in ULP_CLASSES):
+                return text
+        return f"{value:.10g}"
+    if value < 1e6:
+        for decimals in range(0, 7):
+            text = f"{value:,.{decimals}f}"
+            shown = float(text.replace(",", ""))
+            if not any(shown <= bound < value for bound, _c, _t in ULP_CLASSES):
+                return text
+        return f"{value:,.7f}"
+    return f"{value:.2g}"
+
+
+def fmt_count(value: int) -> str:
+    return f"{value:,}"
+
+
+def _short(v: float) -> str:
+    """Axis tick text for a ULP value."""
+    if v == 0:
+        return "0"
+    if v < 1:
+        return f"{v:g}"
+    for div, suffix in ((2.0**60, "E"), (2.0**50, "P"), (2.0**40, "T"), (2.0**30, "G"), (2.0**20, "M"), (2.0**10, "k")):
+        if v >= div:
+            return f"{v / div:g}{suffix}"
+    return f"{v:g}"
+
+
+def _num(v: float) -> str:
+    """A coordinate, short."""
+    return f"{v:.1f}".rstrip("0").rstrip(".") if v != int(v) else str(int(v))
+
+
+def _title(text: str) -> Markup:
+    return Markup("<title>{}</title>").format(text)
+
+
+# -- histogram --------------------------------------------------------------------------------
+
+
+def histogram(hist: Sequence[Mapping[str, Any]], *, total: int, width: int = 380, height: int = 210) -> Markup:
+    """Bars of element counts per ULP bucket (``<= 0.5``, ``<= 1``, ``<= 2`` ...), height on a
+    log scale so that a tail of a few elements beside tens of thousands stays visible."""
+    if not hist:
+        return Markup("")
+    left, right, top, bottom = 8, 8, 16, 40
+    pw, ph = width - left - right, height - top - bottom
+    counts = [int(h["count"]) for h in hist]
+    peak = max(max(counts), 1)
+    scale = math.log10(1 + peak)
+    slot = pw / len(hist)
+    bar = max(min(slot * 0.8, 40.0), 1.0)
+    label_every = max(1, math.ceil(len(hist) / max(1, pw // 34)))
+    parts: list[str] = [
+        f'<svg class="plot hist" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img">',
+        str(_title("ULP error histogram")),
+        f'<line class="axis" x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}"/>',
+    ]
+    for i, (h, count) in enumerate(zip(hist, counts, strict=True)):
+        le = float(h["le"])
+        x = left + i * slot + (slot - bar) / 2
+        bh = ph * math.log10(1 + count) / scale if count else 0.0
+        bh = max(bh, 1.0) if count else 0.0
+        y = top + ph - bh
+        share = 100.0 * count / total if total else 0.0
+        tip = f"≤ {_short(le)} ulp: {count:,} elements ({share:.3g}%)"
+        parts.append(
+            f'<rect x="{_num(x)}" y="{_num(y)}" width="{_num(bar)}" height="{_num(bh)}" '
+            f'fill="{_FILL[ulp_class(le)]}">{_title(tip)}</rect>'
+        )
+        if len(hist) <= 16 and count:
+            parts.append(f'<text class="val" x="{_num(x + bar / 2)}" y="{_num(y - 3)}">{_compact(count)}</text>')
+        if i % label_every == 0:
+            parts.append(f'<text class="tick" x="{_num(x + bar / 2)}" y="{top + ph + 13}">{escape(_short(le))}</text>')
+    parts.append(
+        f'<text class="axlabel" x="{left + pw / 2:.0f}" y="{height - 6}">ULP error (upper bucket edge);'
+        " bar height: log count</text></svg>"
+    )
+    return Markup("".join(parts))
+
+
+def _compact(n: int) -> str:
+    if n < 10_000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1000:.0f}k"
+    return f"{n / 1e6:.1f}M"
+
+
+# -- error versus input -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """A run of neighbouring buckets with elements in one incidence category."""
+
+    category: str
+    count: int
+    x_lo: float | None
+    x_hi: float | None
+    lo_bucket: int
+    hi_bucket: int
+    special: str = ""  # "-inf", "+inf" or "nan" for the buckets of non-finite inputs
+
+    def text(self) -> str:
+        lo, hi = self.x_lo, self.x_hi
+        if self.special:
+            where = {"-inf": "x = −∞", "+inf": "x = +∞", "nan": "x = NaN"}[self.special]
+        elif lo == hi:
+            where = f"x = {_repr(lo)}"
+        else:
+            where = f"{_repr(lo)} ≤ x ≤ {_repr(hi)}"
+        return f"{where} ({self.count:,} input{'s' if self.count != 1 else ''})"
+
+
+def _repr(v: float | None) -> str:
+    if v is None:
+        return "?"
+    return repr(float(v)) if abs(v) < 1e16 or not math.isfinite(v) else f"{v:.6g}"
+
+
+def profile_bands(profile: Mapping[str, Any], *, gap: int = 1) -> dict[str, list[Band]]:
+    """Per category, the contiguous input ranges (buckets at most ``gap`` apart joined)
+    where it happened, with exact end points (the smallest and largest input seen)."""
+    bins = int(profile["bins"])
+    out: dict[str, list[Band]] = {}
+    for cat in BAND_ORDER:
+        rows = profile.get("incidence", {}).get(cat) or []
+        bands: list[Band] = []
+        for k, count, lo, hi in rows:
+            k = int(k)
+            if bands and 0 <= k < bins and 0 <= bands[-1].hi_bucket < bins and k - bands[-1].hi_bucket <= gap + 1:
+                b = bands[-1]
+                bands[-1] = Band(cat, b.count + int(count), _min(b.x_lo, lo), _max(b.x_hi, hi), b.lo_bucket, k)
+                continue
+            special = "-inf" if k < 0 else "+inf" if k == bins else "nan" if k > bins else ""
+            bands.append(Band(cat, int(count), lo, hi, k, k, special))
+        if bands:
+            out[cat] = bands
+    return out
+
+
+def _min(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+@dataclass(frozen=True, slots=True)
+class _Point:
+    """One thing to draw: a bucket (profile) or one stored example (fallback)."""
+
+    slot: str  # "finite", "-inf", "+inf", "nan"
+    u: float  # position in [0, 1] over the format's finite values (finite slot only)
+    u_hi: float
+    max_ulp: float | None
+    n: int
+    cats: dict[str, int]
+    label: str
+
+
+def _profile_points(profile: Mapping[str, Any]) -> list[_Point]:
+    bins = int(profile["bins"])
+    cats: dict[int, dict[str, int]] = {}
+    for cat, rows in (profile.get("incidence") or {}).items():
+        for r in rows:
+            cats.setdefault(int(r[0]), {})[cat] = int(r[1])
+    out: list[_Point] = []
+    for k, _lo, _hi, n, mx, _over in profile["rows"]:
+        k = int(k)
+        slot = "-inf" if k < 0 else "+inf" if k == bins else "nan" if k > bins else "finite"
+        # bars carry no tooltip of their own (the band rows and the range list do), so no label
+        out.append(_Point(slot, k / bins, (k + 1) / bins, None if mx is None else float(mx), int(n), cats.get(k, {}), ""))
+    return out
+
+
+def _example_points(examples: Iterable[Mapping[str, Any]], fmt: str) -> list[_Point]:
+    top = max_ordinal(fmt)
+    out: list[_Point] = []
+    for e in examples:
+        values = e.get("input_values") or []
+        if not values:
+            continue
+        try:
+            x = float(values[0])
+        except ValueError:
+            continue
+        slot = "nan" if math.isnan(x) else "+inf" if x == math.inf else "-inf" if x == -math.inf else "finite"
+        u = (float(ordinal([x], fmt)[0]) + top) / (2 * top) if slot == "finite" else 0.0
+        cat = str(e.get("category", "worst"))
+        ulp = e.get("ulp")
+        cats = {cat: 1} if cat in CATEGORY_LABELS else {}
+        out.append(_Point(slot, u, u, None if ulp is None or cats else float(ulp), 1, cats, f"x = {values[0]}"))
+    return out
+
+
+@cache
+def _decades(fmt: str) -> tuple[tuple[float, float, int], ...]:
+    """(u, value, decade) of +-10**k for every k inside the format's range."""
+    from oracles.formats import get_format
+
+    f = get_format(fmt)
+    top = max_ordinal(fmt)
+    kmin = math.ceil(math.log10(f.smallest_subnormal))
+    kmax = math.floor(math.log10(f.largest))
+    cand = [(s * 10.0**k, k) for k in range(kmin, kmax + 1) for s in (1.0, -1.0)]
+    us = (ordinal([v for v, _ in cand], fmt) + top) / (2 * top)
+    return tuple((float(u), v, k) for u, (v, k) in zip(us.tolist(), cand, strict=True))
+
+
+def _x_ticks(fmt: str, u0: float, u1: float, pw: float) -> list[tuple[float, str]]:
+    """Tick positions (as u) and labels: zero and powers of ten that fit, sparse enough."""
+    top = max_ordinal(fmt)
+    us = _decades(fmt)
+    inside = [(u, v, k) for u, v, k in us if u0 <= u <= u1]
+    min_gap = 34.0 / pw * (u1 - u0)
+    ticks: list[tuple[float, str]] = []
+    if u0 <= 0.5 <= u1:
+        ticks.append((0.5, "0"))
+    # the smallest decade step whose ticks fit; ticks crowding zero (the subnormals and
+    # tiny values take little room on this axis) are dropped rather than forcing a larger step
+    for step in (1, 2, 3, 4, 5, 10, 20, 25, 50, 100):
+        chosen = sorted(((u, v) for u, v, k in inside if k % step == 0), key=lambda t: -abs(t[0] - 0.5))
+        picked: list[tuple[float, str]] = list(ticks)
+        clashes = 0
+        for u, v in chosen:
+            near = [t for t in picked if abs(t[0] - u) < min_gap]
+            if not near:
+                picked.append((u, _tick_text(v)))
+            elif any(t[1] != "0" for t in near):
+                clashes += 1
+        if clashes == 0:
+            ticks = picked
+            break
+    if len(ticks) < 3:  # a narrow range: label evenly spaced positions with their values
+        ticks = []
+        for i in range(5):
+            u = u0 + (u1 - u0) * (i + 0.5) / 5
+            ordv = u * 2 * top - top
+            ticks.append((u, _tick_text(_value_at(ordv, fmt))))
+    return sorted(ticks)
+
+
+def _value_at(ordv: float, fmt: str) -> float:
+    """Inverse of :func:`ordinal` (for tick labels of narrow ranges)."""
+    from oracles.formats import get_format
+
+    f = get_format(fmt)
+    step = 2.0 ** (f.precision - 1)
+    a = abs(ordv)
+    if a < step:
+        v = a * f.smallest_subnormal
+    else:
+        e = math.floor(a / step) - 1 + f.emin
+        v = math.ldexp(1.0 + (a / step - math.floor(a / step)), e)
+    return math.copysign(v, ordv)
+
+
+def _tick_text(v: float) -> str:
+    """``0``, ``0.01``, ``1``, ``1000``, ``1e4``, ``-1e-5``; other values with 2-3 digits."""
+    a = abs(v)
+    if a == 0:
+        return "0"
+    k = math.floor(math.log10(a) + 1e-9)
+    sign = "-" if v < 0 else ""
+    if abs(a - 10.0**k) <= 1e-9 * a:
+        return sign + (f"{10.0**k:g}" if -2 <= k <= 3 else f"1e{k}")
+    return f"{v:.3g}" if 1e-3 <= a < 1e5 else f"{v:.2g}"
+
+
+def _y_ticks(ymax: float, ph: float) -> list[float]:
+    """ULP values to label on the log axis, at least 12 px apart; 0.5 and 1 (correct
+    rounding, faithful) win over the others."""
+    cand = [0.0, 0.5, 1.0, 2.0, 4.0, 16.0, 64.0] + [2.0**k for k in range(8, 1024, 2)]
+    inside = [c for c in cand if math.log2(1 + c) <= ymax + 1e-9]
+    big = [c for c in inside if c > 1]
+    step = 1
+    while len(big[::step]) > 6:
+        step += 1
+    order = [c for c in (0.5, 1.0) if c in inside] + big[::-1][::step] + [0.0]
+    picked: list[float] = []
+    for c in order:
+        y = math.log2(1 + c) / ymax * ph
+        if all(abs(y - math.log2(1 + p) / ymax * ph) >= 12 for p in picked):
+            picked.append(c)
+    return sorted(picked)
+
+
+def error_plot(
+    fmt: str,
+    *,
+    profile: Mapping[str, Any] | None = None,
+    examples: Sequence[Mapping[str, Any]] = (),
+    budget: float | None = None,
+    width: int = 680,
+    height: int = 270,
+) -> Markup:
+    """ULP error versus input for an elementwise cell. With a ``profile`` every bucket of
+    inputs is drawn (its max error); without one only the stored ``examples`` (worst and
+    per-category) are, as points. NaN/Inf/lost-to-zero results get a row each in a band
+    above the plot. Returns empty markup when there is nothing to draw."""
+    points = _profile_points(profile) if profile else _example_points(examples, fmt)
+    if not points:
+        return Markup("")
+    finite = [p for p in points if p.slot == "finite"]
+    cats_present = [c for c in BAND_ORDER if any(c in p.cats for p in points)]
+    row_h, band_gap = 10, 8
+    band_h = row_h * len(cats_present)
+    left, right, bottom = 56, 12, 36
+    top = 10 + band_h + (band_gap if cats_present else 0)
+    specials = [s for s in ("-inf", "+inf", "nan") if any(p.slot == s for p in points)]
+    special_w = 16
+    pl = left + (special_w + 6 if "-inf" in specials else 0)
+    n_right = sum(1 for s in ("+inf", "nan") if s in specials)
+    pr = width - right - n_right * (special_w + 4) - (2 if n_right else 0)
+    pw, ph = pr - pl, height - top - bottom
+
+    # x range: the whole format when the data covers most of it, else the occupied part
+    if profile and finite:
+        u0, u1 = min(p.u for p in finite), max(p.u_hi for p in finite)
+        if u1 - u0 > 0.5:
+            u0, u1 = 0.0, 1.0
+    else:
+        u0, u1 = 0.0, 1.0
+    span = max(u1 - u0, 1e-12)
+
+    def xpos(u: float) -> float:
+        return pl + (u - u0) / span * pw
+
+    slot_x = {"-inf": left, "+inf": pr + 6, "nan": pr + 6 + (special_w + 4 if "+inf" in specials else 0)}
+    ulps = [p.max_ulp for p in points if p.max_ulp is not None]
+    ymax = max(math.log2(1 + max(ulps, default=0.0)), math.log2(1 + 2.0), math.log2(1 + (budget or 0.0)))
+    ymax *= 1.04
+
+    def ypos(ulp: float) -> float:
+        return top + ph - math.log2(1 + ulp) / ymax * ph
+
+    out: list[str] = [
+        f'<svg class="plot err" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img">',
+        str(_title("ULP error versus input")),
+    ]
+    # grid and axes
+    for t in _y_ticks(ymax, ph):
+        y = ypos(t)
+        out.append(f'<line class="grid" x1="{pl}" y1="{_num(y)}" x2="{_num(pr)}" y2="{_num(y)}"/>')
+        out.append(f'<text class="tick y" x="{left - 4}" y="{_num(y + 3)}">{escape(_short(t))}</text>')
+    for u, text in _x_ticks(fmt, u0, u1, pw):
+        x = xpos(u)
+        out.append(f'<line class="grid" x1="{_num(x)}" y1="{top}" x2="{_num(x)}" y2="{top + ph}"/>')
+        out.append(f'<text class="tick" x="{_num(x)}" y="{top + ph + 13}">{escape(text)}</text>')
+    out.append(f'<line class="axis" x1="{pl}" y1="{top + ph}" x2="{_num(pr)}" y2="{top + ph}"/>')
+    out.append(f'<line class="axis" x1="{pl}" y1="{top}" x2="{pl}" y2="{top + ph}"/>')
+    half = ypos(0.5)
+    out.append(
+        f'<line class="ref" x1="{pl}" y1="{_num(half)}" x2="{_num(pr)}" y2="{_num(half)}">'
+        f"{_title('0.5 ulp: correctly rounded')}</line>"
+    )
+    if budget is not None:
+        yb = ypos(budget)
+        out.append(
+            f'<line class="budget" x1="{pl}" y1="{_num(yb)}" x2="{_num(pr)}" y2="{_num(yb)}">'
+            f"{_title(f'budget: max {budget:g} ulp')}</line>"
+        )
+    for s in specials:
+        x = slot_x[s]
+        out.append(f'<rect class="slot" x="{x}" y="{top}" width="{special_w}" height="{ph}"/>')
+        label = {"-inf": "−∞", "+inf": "+∞", "nan": "NaN"}[s]
+        out.append(f'<text class="tick" x="{x + special_w / 2:.0f}" y="{top + ph + 13}">{label}</text>')
+
+    def span_of(p: _Point) -> tuple[float, float]:
+        if p.slot != "finite":
+            return slot_x[p.slot] + 2.0, special_w - 4.0
+        if profile:
+            x0, x1 = xpos(p.u), xpos(p.u_hi)
+            return x0, max(x1 - x0 - 0.3, 1.0)
+        return xpos(p.u) - 1.5, 3.0
+
+    # bars (profile): one step-shaped area per run of neighbouring buckets of one colour,
+    # which keeps a 256-bucket plot to a few kilobytes; dots (examples) get a tooltip each
+    base = top + ph
+    runs: dict[str, list[list[tuple[float, float, float]]]] = {}
+    last: dict[str, float] = {}
+    dots: list[str] = []
+    for p in sorted(points, key=lambda p: (p.slot != "-inf", p.slot == "finite" and p.u, p.slot)):
+        if p.max_ulp is None:
+            continue
+        x, w = span_of(p)
+        y = ypos(p.max_ulp)
+        cls = ulp_class(p.max_ulp)
+        if profile:
+            y = min(y, base - 1.5)
+            seq = runs.setdefault(cls, [])
+            if p.slot == "finite" and seq and abs(last.get(cls, -1e9) - x) < 0.75:
+                seq[-1].append((x, x + w, y))
+            else:
+                seq.append([(x, x + w, y)])
+            last[cls] = x + w
+        else:
+            dots.append(
+                f'<circle cx="{_num(x + 1.5)}" cy="{_num(y)}" r="3" fill="{_FILL[cls]}">'
+                f"{_title(f'{p.label}: {fmt_ulp(p.max_ulp)} ulp')}</circle>"
+            )
+    for cls, seqs in sorted(runs.items()):
+        d = []
+        for run in seqs:
+            seg = [f"M{_num(run[0][0])} {_num(base)}"]
+            for _x0, x1, y in run:
+                seg.append(f"V{_num(y)}H{_num(x1)}")
+            d.append("".join(seg) + f"V{_num(base)}z")
+        out.append(f'<path class="bars" fill="{_FILL[cls]}" d="{"".join(d)}"/>')
+    out += dots
+
+    # the NaN/Inf band: a row per category, shaded by the share of the bucket it hit
+    for row, cat in enumerate(cats_present):
+        y = 10 + row * row_h
+        short, long = CATEGORY_LABELS[cat]
+        out.append(f'<text class="band-label" x="{left - 4}" y="{y + row_h - 2}">{escape(short)}</text>')
+        out.append(f'<rect class="band-bg" x="{pl}" y="{y}" width="{_num(pr - pl)}" height="{row_h - 1}"/>')
+        levels: dict[float, list[str]] = {}
+        for p in points:
+            c = p.cats.get(cat, 0)
+            if not c:
+                continue
+            x, w = span_of(p)
+            if not profile:
+                x, w = x - 1.0, 5.0
+            level = 1.0 if not profile else min(1.0, 0.35 + 0.65 * c / max(p.n, 1))
+            levels.setdefault(round(level, 1), []).append(f"M{_num(x)} {y}h{_num(w)}v{row_h - 1}h{_num(-w)}z")
+        for level, segs in sorted(levels.items()):
+            out.append(f'<path fill="{_CAT_FILL[cat]}" fill-opacity="{level:g}" d="{"".join(segs)}"/>')
+        if profile:
+            for band in profile_bands(profile).get(cat, [])[:24]:
+                bx0 = _band_x(band.lo_bucket, int(profile["bins"]), slot_x, xpos, special_w)
+                bx1 = _band_x(band.hi_bucket + 1, int(profile["bins"]), slot_x, xpos, special_w, end=True)
+                out.append(
+                    f'<rect class="hit" x="{_num(bx0)}" y="{y}" width="{_num(max(bx1 - bx0, 3.0))}" '
+                    f'height="{row_h - 1}">{_title(f"{long}: {band.text()}")}</rect>'
+                )
+    axis_text = "input x (every representable value the same width)" if profile else "input x (stored examples only)"
+    out.append(f'<text class="axlabel" x="{pl + pw / 2:.0f}" y="{height - 5}">{escape(axis_text)}</text>')
+    out.append(
+        f'<text class="axlabel" transform="translate(12 {top + ph / 2:.0f}) rotate(-90)">ULP error (log)</text></svg>'
+    )
+    return Markup("".join(out))
+
+
+def _band_x(
+    bucket: int, bins: int, slot_x: Mapping[str, float], xpos: Any, special_w: int, *, end: bool = False
+) -> float:
+    if end:
+        bucket -= 1
+        if bucket < 0:
+            return slot_x["-inf"] + special_w
+        if bucket >= bins:
+            return slot_x["nan" if bucket > bins else "+inf"] + special_w
+        return float(xpos((bucket + 1) / bins))
+    if bucket < 0:
+        return slot_x["-inf"]
+    if bucket >= bins:
+        return slot_x["nan" if bucket > bins else "+inf"]
+    return float(xpos(bucket / bins))
