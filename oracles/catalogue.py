@@ -45,6 +45,26 @@ def _times(a: mpf, b: mpf) -> mpf:
     return a * b
 
 
+_STANDIN_BITS = 120
+
+
+def _exact_plus(exact: mpf, small: mpf) -> mpf:
+    """exact + small, for an exact value (built from inputs without rounding) and a
+    correction known only to the working precision.
+
+    When |small| is below about 2**-118 |exact|, ``small`` is replaced by the stand-in
+    sign(small) 2**-121 |exact|. No value of any format, and no midpoint between two, lies
+    strictly between exact + small and exact + stand-in (those are at least 2**-55 |exact|
+    apart), so the rounding is the same, and the exact value moves by under 2**-118
+    relative. Without it, log_softmax([5604, 650]) in float16 is -4954 - e**-4134: no
+    working precision sees the e**-4134, -4954 is a float16 midpoint, and evaluate took
+    the value for an exact tie and rounded it to even (-4952, not -4956).
+    """
+    if exact and small and mp.mag(small) < mp.mag(exact) - _STANDIN_BITS:
+        small = mp.ldexp(abs(exact), -_STANDIN_BITS - 1) * mp.sign(small)
+    return exact + small
+
+
 def _softplus(z: mpf) -> mpf:
     if _is_pinf(z):
         return INF
@@ -143,8 +163,35 @@ def gelu(x: mpf) -> mpf:
         return INF
     if _is_ninf(x):
         return ZERO
-    # erfc(-x / sqrt 2) avoids the cancellation in 1 + erf(x / sqrt 2) for x << 0
-    return x * mp.erfc(-x / mp.sqrt(2)) / 2
+    if x >= _GELU_FAR:
+        # erfc(-x / sqrt 2) avoids the cancellation in 1 + erf(x / sqrt 2) for x << 0
+        return x * mp.erfc(-x / mp.sqrt(2)) / 2
+    # Far left, erfc(t) = exp(-t^2) erfcx(t) with t^2 = x^2 / 2 formed exactly. erfc's
+    # condition number is 2 t^2, so rounding -x / sqrt 2 would put an error of about
+    # t^2 2**-prec into the *exponent* of the result (10**15 bits for x = -1e20 at 83
+    # bits): evaluate could not even subtract its two estimates (mpmath raised
+    # OverflowError, and GMP aborted the process for float64 inputs).
+    t2 = mp.ldexp(mp.fmul(x, x, exact=True), -1)
+    return x / 2 * mp.exp(mp.fneg(t2, exact=True)) * _erfcx_far(t2)
+
+
+_GELU_FAR = -1024  # below this, t^2 = x^2 / 2 >= 2**19 and the asymptotic series is quick
+
+
+def _erfcx_far(t2: mpf) -> mpf:
+    """exp(t^2) erfc(t) for t^2 >= 2**19, from the asymptotic series
+    1 / (t sqrt(pi)) * sum_k (-1)^k (2k - 1)!! / (2 t^2)^k. Its terms alternate and shrink
+    by a factor below 2**-10 for every k < 2**8, so stopping at a term under
+    2**-(prec + 8) leaves an error smaller than that term."""
+    eps = mp.ldexp(1, -(mp.prec + 8))
+    inv = 1 / (2 * t2)
+    term = total = mpf(1)
+    k = 0
+    while abs(term) > eps:
+        k += 1
+        term = -term * (2 * k - 1) * inv
+        total += term
+    return total / mp.sqrt(mp.pi * t2)
 
 
 # -- row-wise over the last axis ------------------------------------------------------
@@ -192,7 +239,7 @@ def log_softmax(x: Sequence[mpf]) -> list[mpf]:
         return [NAN] * len(x)
     d, top = shifted
     lse = _log1p_rest(d, top)
-    return [-INF if v is None else v - lse for v in d]
+    return [-INF if v is None else _exact_plus(v, -lse) for v in d]
 
 
 @oracle("logsumexp", kind="row_reduce", domain="rows of reals; -inf entries are masked")
@@ -236,7 +283,12 @@ def binary_cross_entropy(p: mpf, y: mpf) -> mpf:
 def binary_cross_entropy_with_logits(x: mpf, y: mpf) -> mpf:
     """y softplus(-x) + (1 - y) softplus(x): binary cross-entropy of sigmoid(x)."""
     one_minus_y = mp.fsub(1, y, exact=True) if not mp.isinf(y) else -y
-    return _times(y, _softplus(-x)) + _times(one_minus_y, _softplus(x))
+    if mp.isinf(x) or mp.isinf(y):
+        return _times(y, _softplus(-x)) + _times(one_minus_y, _softplus(x))
+    # The same for finite x and y, since softplus(x) = x + softplus(-x): an exact linear
+    # part and a positive tail, log1p(exp(-|x|)), which _exact_plus keeps on its side.
+    linear = mp.fmul(x, one_minus_y, exact=True) if x >= 0 else mp.fmul(-x, y, exact=True)
+    return _exact_plus(linear, mp.log1p(mp.exp(-abs(x))))
 
 
 @oracle(
@@ -257,7 +309,7 @@ def cross_entropy(logits: Sequence[mpf], target: int) -> mpf:
     dt = d[target]
     if dt is None:
         return INF
-    return _log1p_rest(d, top) - dt
+    return _exact_plus(-dt, _log1p_rest(d, top))
 
 
 @oracle(
