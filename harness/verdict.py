@@ -259,11 +259,19 @@ class Summary:
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> Summary:
         exact = d["exact_summary"]
-        if int(exact.get("bins_per_octave", BINS_PER_OCTAVE)) != BINS_PER_OCTAVE:
+        per_octave = int(exact.get("bins_per_octave", BINS_PER_OCTAVE))
+        if per_octave % BINS_PER_OCTAVE:
             raise ValueError(
-                f"exact_summary has {exact.get('bins_per_octave')} bins per octave, this fpharness"
+                f"exact_summary has {per_octave} bins per octave, this fpharness"
                 f" reads {BINS_PER_OCTAVE}: re-run the cell to compare or merge it"
             )
+        # Files from before the switch to 16 bins per octave had 64: every old bin lies
+        # inside one new bin (edges 2**(k/64) nest in 2**(j/16)), so folding is exact.
+        fold = per_octave // BINS_PER_OCTAVE
+        folded: dict[int, int] = {}
+        for k, c in exact["bins"]:
+            key = max(-(-int(k) // fold), LOWEST_BIN)
+            folded[key] = folded.get(key, 0) + int(c)
         ulp = d.get("ulp") or {}
         return Summary(
             n=int(d["n"]),
@@ -273,7 +281,7 @@ class Summary:
             ulp_max=float(ulp["max"]) if ulp.get("max") is not None else 0.0,
             ulp_sum=int(exact["ulp_sum"], 16),
             ulp_zero=int(exact["ulp_zero"]),
-            bins=tuple((int(k), int(c)) for k, c in exact["bins"]),
+            bins=tuple(sorted(folded.items())),
             worst=tuple(Example.from_json(e) for e in d.get("worst", ())),
             examples=tuple(Example.from_json(e) for e in d.get("examples", ())),
             k_worst=int(exact.get("k_worst", 10)),
