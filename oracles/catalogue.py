@@ -150,13 +150,13 @@ def log_sigmoid(x: mpf) -> mpf:
     return -_softplus(-x)
 
 
-@oracle("silu")
+@oracle("silu", version=2)
 def silu(x: mpf) -> mpf:
     """x * sigmoid(x) (also called swish)."""
     return _times(x, sigmoid(x))
 
 
-@oracle("gelu")
+@oracle("gelu", version=2)
 def gelu(x: mpf) -> mpf:
     """x * Phi(x) with the exact normal CDF (not the tanh approximation)."""
     if _is_pinf(x):
@@ -229,7 +229,7 @@ def softmax(x: Sequence[mpf]) -> list[mpf]:
     return [v / s for v in e]
 
 
-@oracle("log_softmax", kind="rowwise", domain="rows of reals; -inf entries are masked")
+@oracle("log_softmax", kind="rowwise", domain="rows of reals; -inf entries are masked", version=2)
 def log_softmax(x: Sequence[mpf]) -> list[mpf]:
     """x_i - logsumexp(x) over the last axis."""
     if any(_is_pinf(v) for v in x):
@@ -278,6 +278,7 @@ def binary_cross_entropy(p: mpf, y: mpf) -> mpf:
     "binary_cross_entropy_with_logits",
     args=("x", "y"),
     reducible=True,
+    version=2,  # near-tie fix: cached references of version 1 may be wrong
     domain="x real, y real (labels usually in [0, 1])",
 )
 def binary_cross_entropy_with_logits(x: mpf, y: mpf) -> mpf:
@@ -296,6 +297,7 @@ def binary_cross_entropy_with_logits(x: mpf, y: mpf) -> mpf:
     kind="row_reduce",
     args=("logits", "target:index"),
     reducible=True,
+    version=2,  # near-tie fix: cached references of version 1 may be wrong
     domain="rows of logits; target a class index in [0, width)",
 )
 def cross_entropy(logits: Sequence[mpf], target: int) -> mpf:

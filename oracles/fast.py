@@ -631,7 +631,7 @@ def _log_sigmoid(xs: list[F64], params: Params, out: Decided) -> None:
     out.bounded(fin & (x <= 667.0), -_softplus64(z), (2 * LIBM + 2 * U) * MARGIN)
 
 
-@fast_tier("silu", version=1)
+@fast_tier("silu", version=1, oracle_version=2)
 def _silu(xs: list[F64], params: Params, out: Decided) -> None:
     """silu = x sigmoid(x): 0 -> 0; |x| < 2**-962: |y| <= |x|, tiny; x < -680: |y| <=
     |x| e**x <= 680 e**-680 < 2**-971 (decreasing below -1), tiny negative; otherwise
@@ -650,7 +650,7 @@ def _silu(xs: list[F64], params: Params, out: Decided) -> None:
     out.bounded(fin & (x >= -680.0), v, (2 * LIBM + 4 * U) * MARGIN)
 
 
-@fast_tier("gelu", version=1)
+@fast_tier("gelu", version=1, oracle_version=2)
 def _gelu(xs: list[F64], params: Params, out: Decided) -> None:
     """gelu = x erfc(t) / 2 with t = -x / sqrt 2.
 
@@ -784,7 +784,7 @@ def _lse(r: _Rows) -> tuple[F64, F64]:
         return lse, (r.err_rest + LIBM * lse) * 1.01
 
 
-@fast_tier("log_softmax", version=1)
+@fast_tier("log_softmax", version=1, oracle_version=2)
 def _log_softmax(xs: list[F64], params: Params, out: Decided) -> None:
     """log_softmax_i = d_i - log1p(R) with d_i <= 0 <= log1p(R): the two terms never cancel.
     |v_i - y_i| <= 1.01u |d~_i| + A + 1.01u |v_i|; masked entries are exactly -inf; a row
