@@ -17,6 +17,7 @@ import io
 from harness.cells import CellResult
 from harness.compare import CellVerdict, Comparison, Kind
 from harness.results import RunInfo
+from reports.terminal import format_ulp
 
 __all__ = ["KIND_LABELS", "markdown", "summary_line", "terminal_text"]
 
@@ -63,16 +64,6 @@ def summary_line(comparison: Comparison) -> str:
     return f"{len(comparison.verdicts)} cells: {', '.join(parts) or 'none'}: {verdict}"
 
 
-def _ulp(value: float) -> str:
-    if value == 0:
-        return "0"
-    if value < 10:
-        return f"{value:.3g}"
-    if value < 1e6:
-        return f"{value:,.0f}"
-    return f"{value:.2e}"
-
-
 def _side(cell: CellResult | None, what: str) -> str:
     if cell is None:
         return "—"
@@ -84,7 +75,7 @@ def _side(cell: CellResult | None, what: str) -> str:
     if s is None:
         return "?"
     if what == "ulp":
-        return _ulp(s.ulp_max) if s.ulp_count else "-"
+        return format_ulp(s.ulp_max) if s.ulp_count else "-"
     return f"{100 * s.correctly_rounded / s.n:.2f}%" if s.n else "-"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["INCIDENCE_LABELS", "cell_text", "print_registry", "print_results", "summary_line"]
+__all__ = ["INCIDENCE_LABELS", "cell_text", "format_ulp", "print_registry", "print_results", "summary_line"]
 
 #: short labels for the incidence categories, in the order of the definitions
 INCIDENCE_LABELS: dict[str, str] = {
@@ -37,7 +37,8 @@ def print_registry(title: str, columns: Sequence[str], rows: Sequence[Sequence[s
     Console(width=max(120, Console().width)).print(table)
 
 
-def _ulp(value: float | None) -> str:
+def format_ulp(value: float | None) -> str:
+    """A ULP error as the tables print it: ``0``, ``0.5``, ``2,047``, ``8.39e+06``."""
     if value is None:
         return "-"
     if value == 0:
@@ -57,7 +58,7 @@ def cell_text(cell: dict[str, Any]) -> str:
     if status == "error":
         return "ERR"
     ulp = cell.get("ulp") or {}
-    parts = [f"{_ulp(ulp.get('max'))} ulp"]
+    parts = [f"{format_ulp(ulp.get('max'))} ulp"]
     for cat, count in (cell.get("incidence") or {}).items():
         if count:
             parts.append(f"{INCIDENCE_LABELS[cat]}={count}")
