@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -272,7 +273,16 @@ def _reduced(oracle: Oracle, tasks: list[tuple[Any, ...]], fmt: Format, params: 
     return _to_reference(settle(compute, 1, fmt), ())
 
 
+#: frameworks whose threads make a later fork unsafe (JAX says so itself; TensorFlow's
+#: thread pools deadlock the same way)
+_THREADED = ("jax", "tensorflow", "torch")
+
+
 def _can_fork() -> bool:
+    """Forking is safe only before a threaded framework has started: the CLI computes all
+    references first; later callers (the pytest plugin, a notebook) settle serially."""
+    if any(name in sys.modules for name in _THREADED):
+        return False
     return "fork" in multiprocessing.get_all_start_methods()
 
 

@@ -144,6 +144,7 @@ def _writer(path: str, key: str, rounds: int) -> None:
         assert got is not None and got.equal(ref)
 
 
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # the writers start no threads
 def test_two_processes_writing_one_key(cache: ReferenceCache) -> None:
     key = _key(cache)
     ctx: Any = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")

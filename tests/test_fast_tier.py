@@ -17,8 +17,10 @@ row-wise rows spanning more than ~1e9 (mp.fsum sums exactly: memory, then a gmp 
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
+import sys
 import time
 import zlib
 from collections.abc import Callable
@@ -31,6 +33,8 @@ from mpmath import mp, mpf
 
 from oracles import BFLOAT16, FLOAT16, FLOAT32, FLOAT64, Format, Reference, evaluate, fast, get_oracle
 from oracles.registry import Oracle
+
+evaluate_module = importlib.import_module("oracles.evaluate")  # the package re-exports a function of that name
 
 ELEMENTWISE = ["exp", "log", "log1p", "expm1", "tanh", "sigmoid", "softplus", "log_sigmoid", "silu", "gelu"]
 ROWWISE = ["softmax", "log_softmax", "logsumexp"]
@@ -404,6 +408,23 @@ def test_parallel_rows_and_user_oracle() -> None:
     rows = _boundary_rows(FLOAT32)
     o = get_oracle("log_softmax")
     assert evaluate(o, [rows], FLOAT32, jobs=2, chunk=3, tier=False).equal(evaluate(o, [rows], FLOAT32, tier=False))
+
+
+@pytest.fixture(autouse=True)
+def _fork_even_after_frameworks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parallel tests need forked workers even when another test in this process has
+    imported torch/JAX (evaluate() settles serially then); these oracles start no threads."""
+    monkeypatch.setattr(evaluate_module, "_THREADED", ())
+    request.applymarker(pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning"))
+
+
+def test_no_fork_once_a_threaded_framework_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(evaluate_module, "_THREADED", ("fpharness_fake_framework",))
+    monkeypatch.setitem(sys.modules, "fpharness_fake_framework", object())
+    assert not evaluate_module._can_fork()
+    x = np.linspace(-3, 3, 33)
+    o = get_oracle("exp")
+    assert evaluate(o, [x], FLOAT32, jobs=2, chunk=4, tier=False).equal(evaluate(o, [x], FLOAT32, tier=False))
 
 
 def test_dead_worker_is_an_error_not_a_hang() -> None:
