@@ -845,7 +845,8 @@ def _logsumexp(xs: list[F64], params: Params, out: Decided) -> None:
         t_lo = np.maximum(lse - a, 0.0) / am * (1 - 2.0**-50)
         t_hi = (lse + a) / am * (1 + 2.0**-50)
         blind = _is_boundary(np.where(np.isfinite(r.m) & (r.m != 0), r.m, 1.0), out.fmt)
-        blind &= ~(t_lo >= 2.0 ** (100 - TIE_BITS))
+        # (2**(100 - TIE_BITS) may underflow to 0: any t_lo > 0 is then above it anyway)
+        blind &= ~((t_lo > 0) & (t_lo >= math.ldexp(1.0, 100 - TIE_BITS)))
     sel = r.ok & ~r.single & (r.m != 0) & ~blind
     out.near(sel, r.m, np.sign(r.m), t_lo, t_hi, mimic=True, t_approx=lse / am)
     out.bounded(r.ok & ~blind, v, b)

@@ -244,7 +244,7 @@ def oracle(
                     f"{fn.__qualname__} does not accept it"
                 )
         doc = inspect.getdoc(fn) or ""
-        (registry or REGISTRY).add(
+        (registry if registry is not None else REGISTRY).add(
             Oracle(
                 name=name,
                 kind=kind,

@@ -8,11 +8,11 @@ are the million-point sweep (run with ``--run-slow``; ``FPHARNESS_FAST_N`` overr
 CI size).
 
 Inputs where the *pure mpmath path itself* cannot run are left out, and the reason is
-the path's, not the tier's: exp/expm1 above 2**29 (ulp_exp overflows int32 past ~1.5e9,
-and the tier defers there anyway), gelu below -1e13 (mpmath's erfc aborts the process
-with "gmp: overflow in mpz type" near -1e15), softplus at float64 (not float32) values
-beyond 1e30 (with beta != 1 mpmath raises "the exact result does not fit in memory"), and
-row-wise rows spanning more than ~1e9 (mp.fsum sums exactly: memory, then a gmp abort).
+the path's, not the tier's: gelu below -1e13 (kept from before the catalogue's far-left
+gelu fix, whose erfc aborted the process with "gmp: overflow in mpz type" near -1e15),
+softplus (beta != 1) and expm1 at float64 (not float32) values beyond 1e30 (mpmath raises
+"the exact result does not fit in memory"), and rows spanning more than ~1e9 (mp.fsum
+sums exactly: memory, then a gmp abort).
 """
 
 from __future__ import annotations
@@ -52,12 +52,10 @@ def _params(name: str) -> list[dict[str, Any] | None]:
 
 def _in_domain(name: str, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Drop inputs where the pure mpmath path fails (see the module docstring)."""
-    if name in ("exp", "expm1"):
-        return x[~(x > 2.0**29)]
     if name == "gelu":
         return x[~(x < -1e13)]
-    if name == "softplus":  # with beta != 1, z = beta x of full float64 precision near 1e38
-        with np.errstate(all="ignore"):  # makes mpmath raise "exact result does not fit"
+    if name in ("softplus", "expm1"):  # float64 values near 1e38 with full mantissas make
+        with np.errstate(all="ignore"):  # mpmath raise "exact result does not fit"
             return x[~((np.abs(x) > 1e30) & (x.astype(np.float32) != x))]
     return x
 
@@ -124,11 +122,14 @@ def _compare(name: str, arrays: list[npt.NDArray[Any]], fmt: Format, params: dic
     bad |= a.ulp_exp.reshape(-1) != b.ulp_exp.reshape(-1)
     ha, hb = (a.hi + a.lo).reshape(-1), (b.hi + b.lo).reshape(-1)
     finite = np.isfinite(hb)
+    # where ulp_exp saturates at the int32 limit (exp of x > ~1.5e9) hi carries no
+    # information (c / 2**ulp_exp is 0 for every float64 c) and the tier does not compute it
+    saturated = b.ulp_exp.reshape(-1) == np.iinfo(np.int32).max
     bad |= finite != np.isfinite(ha)
     bad |= ~finite & ~((ha == hb) | (np.isnan(ha) & np.isnan(hb)))
     with np.errstate(invalid="ignore"):
         err = np.where(finite, np.abs(ha - hb) / np.maximum(1.0, np.abs(hb)), 0.0)
-    bad |= err > 1e-12
+    bad |= (err > 1e-12) & ~saturated
     if bad.any():
         idx = np.flatnonzero(bad)[:5]
         src = arrays[0].reshape(-1) if a.want.shape == arrays[0].shape else None
@@ -226,6 +227,11 @@ def _boundary_rows(fmt: Format) -> npt.NDArray[np.float64]:
         [fmt.largest, fmt.largest, -fmt.largest, 0.0],
         [fmt.smallest_subnormal, 0.0, -fmt.smallest_subnormal, 0.0],
         [0.0, -666.5, -667.5, -700.5],
+        # the maximum a float16 midpoint, the rest far below: the pure mpmath path cannot see
+        # the e**-3000 and rounds the "tie" to even; the tier must defer, not differ
+        [1 + 2.0**-11, -3000.0, -3000.0, ninf],
+        [3 + 2.0**-10, -2000.0, -5000.0, -600.0],
+        [-(1 + 2.0**-11), -3000.0, -3000.0, ninf],
     ]
     with np.errstate(all="ignore"):
         x = np.array(rows, dtype=np.float64)
