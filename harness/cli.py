@@ -35,6 +35,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "harness.commands.history",
     "harness.commands.merge",
     "harness.commands.report",
+    "harness.commands.cache",
 )
 
 

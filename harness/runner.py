@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from harness.cells import CellResult, CellSpec
 from harness.frameworks import get_backend
 from harness.impls import Impl, get_impl, load_custom
 from harness.inputs import Batch, InputSet, StreamedPatterns, parse_inputs
-from harness.profile import batch_profile, merge_profiles
+from harness.profile import merge_profiles
 from harness.progress import Progress
-from harness.verdict import Summary, judge
+from harness.tally import ProfileInputs, tally
+from harness.verdict import Summary, summarize
 from oracles.errors import UsageError
 from oracles.evaluate import OracleError
 from oracles.formats import Format, format_of_dtype, get_format
@@ -90,6 +90,7 @@ class _Group:
     inputs: InputSet
     params: dict[str, Any]
     refs: dict[tuple[str, int], Reference] = field(default_factory=dict)
+    profiles: dict[int, ProfileInputs] = field(default_factory=dict)
 
 
 @dataclass
@@ -103,6 +104,8 @@ class Runner:
     #: implementations supplied in memory (``assert_precision``), by id; they win over
     #: the registry and over loading ``cell.impl`` from disk
     extra_impls: dict[str, Impl] = field(default_factory=dict)
+    #: threads judging one batch (None: all cores); results do not depend on it
+    judge_threads: int | None = None
     _groups: dict[GroupKey, _Group] = field(default_factory=dict)
     _customs: dict[tuple[str, str, str], Impl] = field(default_factory=dict)
 
@@ -162,6 +165,13 @@ class Runner:
                 return ref  # 2**32 references do not fit in memory; each cell streams its own
             group.refs[key] = ref
         return group.refs[key]
+
+    def _profile_inputs(self, group: _Group, index: int, batch: Batch) -> ProfileInputs:
+        """The input side of the batch's error profile, shared by the group's cells."""
+        if index not in group.profiles:
+            with np.errstate(invalid="ignore"):
+                group.profiles[index] = ProfileInputs.of(group.inputs.float64(batch)[0], group.fmt)
+        return group.profiles[index]
 
     def prepare(self, cell: CellSpec) -> None:
         """Compute the inputs and the references in the input format for ``cell``."""
@@ -254,21 +264,26 @@ class Runner:
                 if out_fmt.name != cell.dtype:
                     notes.append(f"output is {out_fmt.name}, judged in {out_fmt.name}")
             ref = self._reference(group, out_fmt, index, batch)
+            # streamed float32 cells skip the profile: it would add minutes to 1024 chunks
+            profiled = group.oracle.kind == "elementwise" and reduction == "none" and not streamed
             # a signalling NaN in the output (an identity on exhaustive bfloat16 returns
             # 0x7f81) raises FE_INVALID when widened to float64; it is still NaN, judged so
             with np.errstate(invalid="ignore"):
-                summary = judge(
-                    ref, got, out_fmt, describe=group.inputs.describer(batch), offset=offset, k_worst=self.k_worst
+                flat = got.reshape(-1)
+                counted = tally(
+                    ref, flat, out_fmt, k_worst=self.k_worst,
+                    profile=self._profile_inputs(group, index, batch) if profiled else None,
+                    threads=self.judge_threads,
+                )
+                summary = summarize(
+                    counted, ref, flat, out_fmt, describe=group.inputs.describer(batch), offset=offset,
+                    k_worst=self.k_worst,
                 )
             total = summary if total is None else total.merge(summary)
-            # streamed float32 cells skip the profile: it would add minutes to 1024 chunks
-            if group.oracle.kind == "elementwise" and reduction == "none" and not streamed:
-                with np.errstate(invalid="ignore"):
-                    part = batch_profile(group.inputs.float64(batch)[0], ref, got, group.fmt)
-                profile = merge_profiles(profile, part)
-            ftz = _ftz_evidence(ref, got, out_fmt)
+            if counted.profile is not None:
+                profile = merge_profiles(profile, counted.profile)
             flushed, other_zeros, kept_subnormals = (
-                flushed + ftz[0], other_zeros + ftz[1], kept_subnormals + ftz[2]
+                flushed + counted.ftz[0], other_zeros + counted.ftz[1], kept_subnormals + counted.ftz[2]
             )
             offset += ref.size
         assert total is not None
@@ -286,22 +301,6 @@ class Runner:
         return CellResult(
             cell, status, reason, out_name, total,
             seconds=time.perf_counter() - started, impl_seconds=impl_seconds, profile=profile,
-        )
-
-
-def _ftz_evidence(ref: Reference, got: npt.NDArray[Any], fmt: Format) -> tuple[int, int, int]:
-    """(subnormal truths returned as 0, normal truths returned as 0, nonzero subnormal
-    results): the first without the other two is the signature of flush-to-zero."""
-    want = ref.want.ravel()
-    with np.errstate(invalid="ignore"):
-        c = np.asarray(got).ravel().astype(np.float64)
-        lost = (c == 0) & (want != 0) & ~np.isnan(want)
-        sub_want = np.abs(want) < fmt.smallest_normal
-        sub_got = (c != 0) & (np.abs(c) < fmt.smallest_normal)
-        return (
-            int(np.count_nonzero(lost & sub_want)),
-            int(np.count_nonzero(lost & ~sub_want)),
-            int(np.count_nonzero(sub_got)),
         )
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from harness.tally import Tally, tally
 from oracles.formats import Format
 from oracles.reference import Reference
 
@@ -40,6 +41,7 @@ __all__ = [
     "Example",
     "Summary",
     "judge",
+    "summarize",
     "ulp_errors",
 ]
 
@@ -341,43 +343,6 @@ def _categories(want: npt.NDArray[np.float64], hi: npt.NDArray[np.float64], c: n
     return out
 
 
-def _fine_bins(err: npt.NDArray[np.float64]) -> tuple[int, dict[int, int]]:
-    zero = int(np.count_nonzero(err == 0))
-    pos = err[err > 0]
-    if not pos.size:
-        return zero, {}
-    m, e = np.frexp(pos)
-    octave = e.astype(np.int64) - 1
-    frac = np.log2(2.0 * m)
-    sub = np.clip(np.ceil(frac * BINS_PER_OCTAVE), 1, BINS_PER_OCTAVE).astype(np.int64)
-    exact_power = m == 0.5
-    keys = np.where(exact_power, octave * BINS_PER_OCTAVE, octave * BINS_PER_OCTAVE + sub)
-    keys = np.maximum(keys, LOWEST_BIN)
-    uniq, counts = np.unique(keys, return_counts=True)
-    return zero, {int(k): int(c) for k, c in zip(uniq, counts, strict=True)}
-
-
-def _exact_sum(err: npt.NDArray[np.float64]) -> int:
-    """Sum of non-negative finite floats as an exact integer multiple of 2**-1074."""
-    pos = err[err > 0]
-    if not pos.size:
-        return 0
-    m, e = np.frexp(pos)
-    mant = np.ldexp(m, 53).astype(np.int64)  # exact: 53-bit integers
-    order = np.argsort(e, kind="stable")
-    e_sorted = e[order]
-    mant = mant[order]
-    starts = np.flatnonzero(np.r_[True, e_sorted[1:] != e_sorted[:-1]])
-    # split so that per-exponent sums of up to 2**36 terms cannot overflow int64
-    hi_sum = np.add.reduceat(mant >> 26, starts)
-    lo_sum = np.add.reduceat(mant & ((1 << 26) - 1), starts)
-    total = 0
-    for ex, h, lo_ in zip(e_sorted[starts].tolist(), hi_sum.tolist(), lo_sum.tolist(), strict=True):
-        shift = ex - 53 + _SUM_SHIFT
-        total += ((h << 26) + lo_) << shift if shift >= 0 else ((h << 26) + lo_) >> -shift
-    return total
-
-
 def _fmt_value(v: float) -> str:
     if v != v:
         return "nan"
@@ -395,46 +360,60 @@ def judge(
     offset: int = 0,
     k_worst: int = 10,
     k_examples: int = 3,
+    threads: int | None = None,
 ) -> Summary:
     """Compare computed values ``got`` (stored in ``out_format``'s dtype) with ``ref``.
 
     ``offset`` is the position of ``got``'s first element in the whole cell, so that
     summaries of chunks merge with stable tie-breaking. ``describe`` turns a flat index
-    (within this chunk) into the input's bits and values for examples.
+    (within this chunk) into the input's bits and values for examples. ``threads`` caps
+    the threads judging blocks in parallel (default: all cores); the result is the same
+    for any count.
     """
+    return summarize(
+        tally(ref, np.asarray(got).ravel() if np.size(got) == ref.size else _wrong_size(got, ref),
+              out_format, k_worst=k_worst, k_examples=k_examples, threads=threads),
+        ref, got, out_format, describe=describe, offset=offset, k_worst=k_worst, k_examples=k_examples,
+    )
+
+
+def _wrong_size(got: npt.ArrayLike, ref: Reference) -> npt.NDArray[Any]:
+    raise ValueError(f"got {np.size(got)} values for {ref.size} reference elements")
+
+
+def summarize(
+    t: Tally,
+    ref: Reference,
+    got: npt.NDArray[Any],
+    out_format: Format,
+    *,
+    describe: Describe | None = None,
+    offset: int = 0,
+    k_worst: int = 10,
+    k_examples: int = 3,
+) -> Summary:
+    """The :class:`Summary` of a :class:`~harness.tally.Tally` of ``got`` against ``ref``:
+    the counts as they are, and the worst and example elements spelled out."""
     got_arr = np.asarray(got).ravel()
-    if got_arr.shape != (ref.size,):
-        raise ValueError(f"got {got_arr.size} values for {ref.size} reference elements")
-    c = got_arr.astype(np.float64)
-    want, hi = ref.want.ravel(), ref.hi.ravel()
-    cats = _categories(want, hi, c)
-    err = ulp_errors(ref, c)
-    finite_err = err[~np.isnan(err)]
-    with np.errstate(invalid="ignore"):
-        correct = (c == want) | (np.isnan(c) & np.isnan(want))
-    counts = tuple(int(np.count_nonzero(cats == i)) for i in range(len(CATEGORIES)))
-    zero, bins = _fine_bins(finite_err)
-    ulp_max = float(finite_err.max()) if finite_err.size else 0.0
+    want = ref.want.ravel()
 
-    try:
-        got_bits = out_format.to_bits(got_arr)
-    except Exception:  # noqa: BLE001 - a foreign dtype still gets value-based bits
-        got_bits = None
-
-    def example(i: int, category: str) -> Example:
-        ulp = None if np.isnan(err[i]) else float(err[i])
+    def example(i: int, category: str, err: float | None) -> Example:
         bits_in, values_in, row, col = describe(i) if describe else ((), (), None, None)
-        got_hex = (
-            out_format.hex_of_bits(int(got_bits[i])) if got_bits is not None else out_format.hex(float(c[i]))
-        )
+        raw = got_arr[i : i + 1]
+        with np.errstate(invalid="ignore"):
+            c = float(raw.astype(np.float64)[0])
+        try:
+            got_hex = out_format.hex_of_bits(int(out_format.to_bits(raw)[0]))
+        except Exception:  # noqa: BLE001 - a foreign dtype still gets value-based bits
+            got_hex = out_format.hex(c)
         return Example(
             index=offset + i,
             category=category,
-            ulp=ulp,
+            ulp=err,
             input=bits_in,
             input_values=values_in,
             got=got_hex,
-            got_value=_fmt_value(float(c[i])),
+            got_value=_fmt_value(c),
             want=out_format.hex(float(want[i])),
             want_value=_fmt_value(float(want[i])),
             exact=ref.exact_str(i),
@@ -442,27 +421,32 @@ def judge(
             col=col,
         )
 
-    worst: list[Example] = []
-    if finite_err.size and k_worst > 0:
-        idx = np.flatnonzero(~np.isnan(err))
-        # stable sort on -err keeps the lowest position first among equal errors
-        top = idx[np.argsort(-err[idx], kind="stable")[:k_worst]]
-        worst = [example(int(i), "worst") for i in top]
+    worst = [example(i, "worst", err) for err, i in t.worst]
     examples: list[Example] = []
     for ci, cat in enumerate(CATEGORIES):
-        where = np.flatnonzero(cats == ci)[:k_examples]
-        examples.extend(example(int(i), cat) for i in where)
+        examples.extend(example(i, cat, _one_error(ref, got_arr, i)) for i in t.examples[ci])
     return Summary(
-        n=int(c.size),
-        correctly_rounded=int(np.count_nonzero(correct)),
-        counts=counts,
-        ulp_count=int(finite_err.size),
-        ulp_max=ulp_max,
-        ulp_sum=_exact_sum(finite_err),
-        ulp_zero=zero,
-        bins=tuple(sorted(bins.items())),
+        n=t.n,
+        correctly_rounded=t.correct,
+        counts=t.counts,
+        ulp_count=t.ulp_count,
+        ulp_max=t.ulp_max,
+        ulp_sum=t.ulp_sum,
+        ulp_zero=t.ulp_zero,
+        bins=tuple(sorted(t.bins.items())),
         worst=tuple(worst),
         examples=tuple(examples),
         k_worst=k_worst,
         k_examples=k_examples,
     )
+
+
+def _one_error(ref: Reference, got: npt.NDArray[Any], i: int) -> float | None:
+    with np.errstate(invalid="ignore"):
+        c = got[i : i + 1].astype(np.float64)
+    err = float(ulp_errors(ref.ravel()[i : i + 1], c)[0])
+    return None if math.isnan(err) else err
+
+
+# the tally's tables are built for this many bins per octave
+assert BINS_PER_OCTAVE == 16, "harness.tally builds its bin table for 16 bins per octave"

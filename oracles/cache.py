@@ -17,6 +17,12 @@ Rejected alternatives: pickle (executes code on load, and breaks across versions
 SQLite database (a single writer lock under ``pytest -n``, and a corrupt page loses
 everything rather than one entry), compressed ``.npz`` (zlib costs more time than the disk
 it saves for references that are mostly incompressible float64).
+
+Maintenance (``fpharness cache info|clear``): :func:`cache_stats` and :func:`clear_cache`
+recognise the cache's own files by name (``XY/<hex key>.npz`` entries and ``XY/.tmp-*.npz``
+leftovers of interrupted writes) and never follow a symbolic link; anything else in the
+directory is reported and left alone, except the subdirectories the cache owns
+(:data:`OWNED_SUBDIRS`).
 """
 
 from __future__ import annotations
@@ -24,27 +30,57 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
+import re
+import stat
 import sys
 import tempfile
+import time
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from oracles.errors import UsageError
 from oracles.evaluate import evaluate
 from oracles.fast import tier_version
 from oracles.formats import Format, format_of_dtype
 from oracles.reference import Reference
 from oracles.registry import Oracle
 
-__all__ = ["ENV_VAR", "SCHEMA", "ReferenceCache", "cached_evaluate", "default_cache_dir"]
+__all__ = [
+    "ENV_VAR",
+    "INFO_SCHEMA",
+    "OWNED_SUBDIRS",
+    "SCHEMA",
+    "STALE_TEMP_SECONDS",
+    "CacheStats",
+    "ClearResult",
+    "GroupStats",
+    "ReferenceCache",
+    "SubdirStats",
+    "cache_stats",
+    "cached_evaluate",
+    "clear_cache",
+    "default_cache_dir",
+]
 
 SCHEMA = 1
+#: schema of the record :meth:`CacheStats.to_json` returns (``fpharness cache info --json``)
+INFO_SCHEMA = 1
+#: subdirectories of the cache directory that belong to fpharness and that :func:`clear_cache`
+#: empties (a JAX compilation cache may live in ``jax/``); any other subdirectory is the
+#: user's and is only reported
+OWNED_SUBDIRS: tuple[str, ...] = ("jax",)
+#: a temporary file younger than this may belong to a write in progress and is left alone;
+#: one put writes a whole reference in seconds, so an hour is generous
+STALE_TEMP_SECONDS = 3600.0
 ENV_VAR = "FPHARNESS_CACHE_DIR"
 _ARRAYS = (("want", np.float64), ("hi", np.float64), ("lo", np.float64), ("ulp_exp", np.int32))
 # What a damaged file can raise while being read: a truncated or garbled zip, a missing
@@ -152,12 +188,15 @@ class ReferenceCache:
             return None
         return Reference(*arrays)
 
-    def put(self, key: str, ref: Reference) -> Path:
-        """Store ``ref`` under ``key`` atomically; returns the file. Raises OSError when the
-        directory cannot be written."""
+    def put(self, key: str, ref: Reference, *, about: Mapping[str, str | int] | None = None) -> Path:
+        """Store ``ref`` under ``key`` atomically; returns the file. ``about`` adds
+        descriptive fields to the entry's meta record (:func:`cached_evaluate` stores the
+        oracle, its version and the formats, which :func:`cache_stats` reports and
+        :func:`clear_cache` selects by); it never changes the key or what ``get`` accepts.
+        Raises OSError when the directory cannot be written."""
         file = self._file(key)
         file.parent.mkdir(parents=True, exist_ok=True)
-        meta = json.dumps({"schema": SCHEMA, "key": key, "shape": list(ref.shape)})
+        meta = json.dumps({**(about or {}), "schema": SCHEMA, "key": key, "shape": list(ref.shape)})
         fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".tmp-", suffix=".npz")
         try:
             payload: dict[str, Any] = {name: np.asarray(getattr(ref, name), dtype=dt) for name, dt in _ARRAYS}
@@ -177,34 +216,16 @@ class ReferenceCache:
         with contextlib.suppress(OSError):
             file.unlink()
 
-    def _files(self, pattern: str) -> list[Path]:
-        return sorted(self.path.glob(f"??/{pattern}")) if self.path.is_dir() else []
-
     def info(self) -> dict[str, Any]:
-        """``{"entries": n, "bytes": total size, "path": str}``."""
-        files = self._files("*.npz")
-        size = 0
-        for f in files:
-            with contextlib.suppress(OSError):
-                size += f.stat().st_size
-        return {"entries": len([f for f in files if not f.name.startswith(".")]), "bytes": size,
-                "path": str(self.path)}
+        """``{"entries": n, "bytes": their total size, "path": str}``; :func:`cache_stats`
+        has the details."""
+        stats = cache_stats(self.path)
+        return {"entries": stats.entries, "bytes": stats.entry_bytes, "path": str(self.path)}
 
     def clear(self) -> int:
-        """Remove every entry (and leftover temporary files); returns the entries removed."""
-        removed = 0
-        for f in self._files("*.npz"):
-            try:
-                f.unlink()
-            except OSError:
-                continue
-            removed += not f.name.startswith(".")
-        if self.path.is_dir():
-            for d in self.path.iterdir():
-                if d.is_dir() and len(d.name) == 2:
-                    with contextlib.suppress(OSError):
-                        d.rmdir()  # only empty shard directories go
-        return removed
+        """Remove every entry and every temporary file (even a fresh one: the caller says no
+        write is in progress); returns the entries removed. Owned subdirectories stay."""
+        return clear_cache(self.path, stale_after_s=-math.inf, subdirs=False).entries
 
 
 def cached_evaluate(
@@ -235,6 +256,397 @@ def cached_evaluate(
             progress(hit.shape[0] if oracle.kind == "rowwise" else hit.size)
         return hit
     ref = evaluate(oracle, arrs, fmt, params, progress=progress, **kw)
+    about: dict[str, str | int] = {"oracle": oracle.name, "oracle_version": oracle.version,
+                                   "in": _format_name(in_fmt), "out": fmt.name}
     with contextlib.suppress(OSError):
-        cache.put(key, ref)
+        cache.put(key, ref, about=about)
     return ref
+
+
+# -- maintenance: what the directory holds, and removing it -----------------------------------
+# Files are recognised by name and by being regular files seen without following links
+# (lstat): a link is never read through nor descended into, so nothing outside the directory
+# is ever counted or removed. Every step tolerates a file vanishing under it, since another
+# process may be clearing or writing the same directory.
+
+_SHARD = re.compile(r"[0-9a-f]{2}")
+_ENTRY = re.compile(r"([0-9a-f]{3,})\.npz")  # the names ReferenceCache._file gives
+_TEMP = re.compile(r"\.tmp-\w+\.npz")  # the names put's mkstemp gives
+_UNKNOWN = "unknown"  # oracle or format of an entry whose meta record does not name them
+_DAY = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class GroupStats:
+    """The readable entries of one oracle into one output format. ``oracle`` and
+    ``out_format`` are ``"unknown"`` for entries written before the meta record named them."""
+
+    oracle: str
+    out_format: str
+    entries: int
+    bytes: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.oracle}[{self.out_format}]"
+
+
+@dataclass(frozen=True, slots=True)
+class SubdirStats:
+    """A subdirectory of the cache directory that holds no entries: one the cache owns
+    (:data:`OWNED_SUBDIRS`, emptied by :func:`clear_cache`) or a foreign one, only reported."""
+
+    name: str
+    files: int
+    bytes: int
+    owned: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """What a cache directory holds (see :func:`cache_stats`). Sizes are file sizes in bytes.
+
+    ``groups``: readable entries per oracle and output format; ``unreadable``: entry files
+    that ``ReferenceCache.get`` would discard (damaged, another schema or key);
+    ``temp_files``: leftovers of interrupted writes (``stale_temp_files`` of them older than
+    :data:`STALE_TEMP_SECONDS`); ``foreign_files``: files the cache did not make, left
+    alone; ``subdirs``: other subdirectories, owned or not."""
+
+    path: Path
+    exists: bool
+    groups: tuple[GroupStats, ...] = ()
+    unreadable: int = 0
+    unreadable_bytes: int = 0
+    temp_files: int = 0
+    temp_bytes: int = 0
+    stale_temp_files: int = 0
+    foreign_files: int = 0
+    foreign_bytes: int = 0
+    subdirs: tuple[SubdirStats, ...] = ()
+
+    @property
+    def entries(self) -> int:
+        """Every entry file, unreadable ones included."""
+        return sum(g.entries for g in self.groups) + self.unreadable
+
+    @property
+    def entry_bytes(self) -> int:
+        return sum(g.bytes for g in self.groups) + self.unreadable_bytes
+
+    @property
+    def total_bytes(self) -> int:
+        """Everything under the directory: entries, temporary, foreign and subdirectory files."""
+        return self.entry_bytes + self.temp_bytes + self.foreign_bytes + sum(d.bytes for d in self.subdirs)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready record with ``"schema": INFO_SCHEMA`` (``fpharness cache info --json``)."""
+        return {
+            "schema": INFO_SCHEMA,
+            "path": str(self.path),
+            "exists": self.exists,
+            "entry_schema": SCHEMA,
+            "entries": self.entries,
+            "entry_bytes": self.entry_bytes,
+            "total_bytes": self.total_bytes,
+            "by_oracle": [
+                {"oracle": g.oracle, "out_format": g.out_format, "entries": g.entries, "bytes": g.bytes}
+                for g in self.groups
+            ],
+            "unreadable": {"entries": self.unreadable, "bytes": self.unreadable_bytes},
+            "temp_files": {"files": self.temp_files, "bytes": self.temp_bytes, "stale": self.stale_temp_files},
+            "foreign_files": {"files": self.foreign_files, "bytes": self.foreign_bytes},
+            "other": [{"name": d.name, "files": d.files, "bytes": d.bytes, "owned": d.owned} for d in self.subdirs],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ClearResult:
+    """What :func:`clear_cache` removed (with ``dry_run``: would remove). ``entries`` and
+    ``temp_files`` count files in the entry shards, ``subdir_files`` files under the owned
+    subdirectories named in ``subdirs``; ``kept`` counts the entries left in place and
+    ``failed`` names the files that could not be removed, with the reason."""
+
+    path: Path
+    exists: bool
+    dry_run: bool
+    entries: int = 0
+    entry_bytes: int = 0
+    temp_files: int = 0
+    temp_bytes: int = 0
+    subdir_files: int = 0
+    subdir_bytes: int = 0
+    subdirs: tuple[str, ...] = ()
+    kept: int = 0
+    failed: tuple[str, ...] = ()
+
+    @property
+    def files(self) -> int:
+        return self.entries + self.temp_files + self.subdir_files
+
+    @property
+    def bytes(self) -> int:
+        return self.entry_bytes + self.temp_bytes + self.subdir_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _File:
+    path: str
+    kind: str  # "entry", "temp" or "foreign"
+    size: int
+    mtime: float
+    key: str = ""
+
+
+def _resolve(path: str | os.PathLike[str] | None) -> Path:
+    return Path(path).expanduser() if path is not None else default_cache_dir()
+
+
+def _is_dir(path: Path) -> bool:
+    """Whether the cache directory exists. It may itself be a link (the user chose where it
+    points); a file in its place is a usage error."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        raise UsageError(f"cannot read the cache directory {str(path)!r}: {exc.strerror or exc}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise UsageError(
+            f"the cache directory {str(path)!r} is not a directory; give another with --cache-dir or {ENV_VAR}"
+        )
+    return True
+
+
+def _listdir(path: str | Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as it:
+            return list(it)
+    except (FileNotFoundError, NotADirectoryError):
+        return []  # removed since it was listed
+
+
+def _lstat(entry: os.DirEntry[str]) -> os.stat_result | None:
+    try:
+        return entry.stat(follow_symlinks=False)
+    except OSError:
+        return None  # vanished (or unreadable): nothing to count or remove
+
+
+def _size(st: os.stat_result) -> int:
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
+
+
+def _scan(path: Path) -> tuple[list[_File], list[os.DirEntry[str]]]:
+    """The files of the entry shards and the top level, classified, and the other
+    subdirectories (never links)."""
+    files: list[_File] = []
+    subdirs: list[os.DirEntry[str]] = []
+    for top in sorted(_listdir(path), key=lambda e: e.name):
+        st = _lstat(top)
+        if st is None:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            files.append(_File(top.path, "foreign", _size(st), st.st_mtime))
+        elif not _SHARD.fullmatch(top.name):
+            subdirs.append(top)
+        else:
+            for e in sorted(_listdir(top.path), key=lambda e: e.name):
+                est = _lstat(e)
+                if est is None:
+                    continue
+                kind, key = "foreign", ""
+                if stat.S_ISREG(est.st_mode):
+                    m = _ENTRY.fullmatch(e.name)
+                    if m and m.group(1).startswith(top.name):
+                        kind, key = "entry", m.group(1)
+                    elif _TEMP.fullmatch(e.name):
+                        kind = "temp"
+                files.append(_File(e.path, kind, _size(est), est.st_mtime, key))
+    return files, subdirs
+
+
+def _tree(top: str) -> Iterator[tuple[str, os.stat_result]]:
+    """Every non-directory under ``top`` (links included, as links), depth first."""
+    for e in _listdir(top):
+        st = _lstat(e)
+        if st is None:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            yield from _tree(e.path)
+        else:
+            yield e.path, st
+
+
+def _prune(top: str, *, keep_top: bool) -> None:
+    """Remove the empty directories under ``top`` (and ``top`` itself unless ``keep_top``)."""
+    for e in _listdir(top):
+        st = _lstat(e)
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            _prune(e.path, keep_top=False)
+    if not keep_top:
+        with contextlib.suppress(OSError):  # not empty, or gone: both fine
+            os.rmdir(top)
+
+
+def _entry_meta(file: str, key: str) -> dict[str, Any] | None:
+    """An entry's meta record, or None when ``ReferenceCache.get`` would discard the entry
+    (damaged, another schema or key). Reads only the small ``meta`` member. Raises
+    FileNotFoundError when the file has vanished."""
+    try:
+        # O_NOFOLLOW: the file was a regular one when listed; never read through a link
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+        with os.fdopen(fd, "rb") as fh, np.load(fh, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"][()]))
+    except FileNotFoundError:
+        raise
+    except (*_CORRUPT, AttributeError):  # AttributeError: a plain .npy is no context manager
+        return None
+    if not isinstance(meta, dict) or meta.get("schema") != SCHEMA or meta.get("key") != key:
+        return None
+    return meta
+
+
+def _label(meta: Mapping[str, Any], name: str) -> str:
+    value = meta.get(name)
+    return value if isinstance(value, str) and value else _UNKNOWN
+
+
+def cache_stats(path: str | os.PathLike[str] | None = None, *, now: float | None = None) -> CacheStats:
+    """What the cache directory ``path`` (default :func:`default_cache_dir`) holds: entries
+    per oracle and output format (read from each entry's meta member, never its arrays),
+    unreadable entries, leftover temporary files, foreign files and other subdirectories.
+    ``now`` (seconds since the epoch) decides which temporary files are stale.
+
+    A missing directory gives ``exists=False`` and zeros. Raises :class:`UsageError` when
+    ``path`` is a file or cannot be read. Files that vanish meanwhile are not counted."""
+    path = _resolve(path)
+    if not _is_dir(path):
+        return CacheStats(path, exists=False)
+    now = time.time() if now is None else now
+    files, subdirs = _scan(path)
+    groups: dict[tuple[str, str], tuple[int, int]] = {}
+    counts = {"unreadable": 0, "unreadable_bytes": 0, "temp_files": 0, "temp_bytes": 0,
+              "stale_temp_files": 0, "foreign_files": 0, "foreign_bytes": 0}
+    for f in files:
+        if f.kind == "entry":
+            try:
+                meta = _entry_meta(f.path, f.key)
+            except FileNotFoundError:
+                continue
+            if meta is None:
+                counts["unreadable"] += 1
+                counts["unreadable_bytes"] += f.size
+            else:
+                label = (_label(meta, "oracle"), _label(meta, "out"))
+                n, size = groups.get(label, (0, 0))
+                groups[label] = (n + 1, size + f.size)
+        elif f.kind == "temp":
+            counts["temp_files"] += 1
+            counts["temp_bytes"] += f.size
+            counts["stale_temp_files"] += now - f.mtime >= STALE_TEMP_SECONDS
+        else:
+            counts["foreign_files"] += 1
+            counts["foreign_bytes"] += f.size
+    others = []
+    for d in subdirs:
+        tree = list(_tree(d.path))
+        others.append(SubdirStats(d.name, len(tree), sum(_size(st) for _, st in tree), d.name in OWNED_SUBDIRS))
+    return CacheStats(
+        path,
+        exists=True,
+        groups=tuple(GroupStats(o, fmt, n, size) for (o, fmt), (n, size) in sorted(groups.items())),
+        subdirs=tuple(others),
+        **counts,
+    )
+
+
+def _unlink(path: str, failed: list[str]) -> bool:
+    """Remove one file (a link itself, never its target). False when it was already gone
+    (another process removed it: not an error) or could not be removed (noted in ``failed``)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        failed.append(f"{path}: {exc.strerror or exc}")
+        return False
+    return True
+
+
+def clear_cache(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    oracle: str | None = None,
+    older_than_days: float | None = None,
+    dry_run: bool = False,
+    stale_after_s: float = STALE_TEMP_SECONDS,
+    subdirs: bool = True,
+    now: float | None = None,
+) -> ClearResult:
+    """Remove cache files from ``path`` (default :func:`default_cache_dir`) and say what
+    went (with ``dry_run``: what would go; nothing is touched).
+
+    Removed: entry files, of ``oracle`` only when given (an entry whose meta does not name
+    its oracle is then kept), and of those only the ones last written more than
+    ``older_than_days`` days ago when given. Without ``oracle`` also temporary files older
+    than ``stale_after_s`` (younger ones may be writes in progress) and, with ``subdirs``,
+    the files under :data:`OWNED_SUBDIRS` (with the same age limit), then the directories
+    left empty (the owned subdirectories themselves stay, empty). Foreign files, foreign subdirectories and links are never removed or
+    followed. Safe while other processes use the cache: a file that vanishes is skipped,
+    and a writer that loses its shard directory only loses that one write.
+
+    A missing directory removes nothing (``exists=False``). Raises :class:`UsageError` for
+    a negative or non-finite age or when ``path`` is a file."""
+    if older_than_days is not None and not (math.isfinite(older_than_days) and older_than_days >= 0):
+        raise UsageError(f"older_than_days={older_than_days!r}: give a number of days >= 0, e.g. 30")
+    path = _resolve(path)
+    if not _is_dir(path):
+        return ClearResult(path, exists=False, dry_run=dry_run)
+    now = time.time() if now is None else now
+    min_age = -math.inf if older_than_days is None else older_than_days * _DAY
+
+    def old(mtime: float, at_least: float = min_age) -> bool:
+        return now - mtime >= at_least
+
+    failed: list[str] = []
+    files, others = _scan(path)
+    n = {"entries": 0, "entry_bytes": 0, "temp_files": 0, "temp_bytes": 0,
+         "subdir_files": 0, "subdir_bytes": 0, "kept": 0}
+    for f in files:
+        if f.kind == "entry":
+            chosen = old(f.mtime)
+            if chosen and oracle is not None:
+                try:
+                    meta = _entry_meta(f.path, f.key)
+                except FileNotFoundError:
+                    continue
+                chosen = meta is not None and meta.get("oracle") == oracle
+            if not chosen:
+                n["kept"] += 1
+            elif dry_run or _unlink(f.path, failed):
+                n["entries"] += 1
+                n["entry_bytes"] += f.size
+        elif f.kind == "temp" and oracle is None and old(f.mtime, max(min_age, stale_after_s)):
+            if dry_run or _unlink(f.path, failed):
+                n["temp_files"] += 1
+                n["temp_bytes"] += f.size
+    touched: list[str] = []
+    if subdirs and oracle is None:
+        for d in others:
+            if d.name not in OWNED_SUBDIRS:
+                continue
+            before = n["subdir_files"]
+            for file, st in _tree(d.path):
+                if old(st.st_mtime) and (dry_run or _unlink(file, failed)):
+                    n["subdir_files"] += 1
+                    n["subdir_bytes"] += _size(st)
+            if n["subdir_files"] > before:
+                touched.append(d.name)
+            if not dry_run:
+                # emptied, not removed: a JAX process using it keeps a directory to write to
+                _prune(d.path, keep_top=True)
+    if not dry_run:
+        for d in _listdir(path):
+            if _SHARD.fullmatch(d.name) and d.is_dir(follow_symlinks=False):
+                _prune(d.path, keep_top=False)
+    return ClearResult(path, exists=True, dry_run=dry_run, subdirs=tuple(touched), failed=tuple(failed), **n)

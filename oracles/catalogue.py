@@ -242,7 +242,12 @@ def log_softmax(x: Sequence[mpf]) -> list[mpf]:
     return [-INF if v is None else _exact_plus(v, -lse) for v in d]
 
 
-@oracle("logsumexp", kind="row_reduce", domain="rows of reals; -inf entries are masked")
+@oracle(
+    "logsumexp",
+    kind="row_reduce",
+    version=2,  # near-tie fix: cached references of version 1 may be wrong
+    domain="rows of reals; -inf entries are masked",
+)
 def logsumexp(x: Sequence[mpf]) -> mpf:
     """log(sum_j exp(x_j)) over the last axis."""
     if any(_is_pinf(v) for v in x):
@@ -251,8 +256,11 @@ def logsumexp(x: Sequence[mpf]) -> mpf:
     if shifted is None:
         return -INF
     d, top = shifted
-    m = x[top]
-    return m + _log1p_rest(d, top)
+    # m, an input value, plus log1p of the others, which is > 0 whenever another entry is
+    # finite (e**-4954 for [5602, 650]) and exactly 0 when none is (the result is m). m can
+    # be a rounding midpoint of a narrower output format: _exact_plus keeps the value on
+    # the side of m that the log term puts it, for either sign of m.
+    return _exact_plus(x[top], _log1p_rest(d, top))
 
 
 # -- losses (per sample; reduction mean/sum as a parameter) ---------------------------------

@@ -227,15 +227,44 @@ def _boundary_rows(fmt: Format) -> npt.NDArray[np.float64]:
         [fmt.largest, fmt.largest, -fmt.largest, 0.0],
         [fmt.smallest_subnormal, 0.0, -fmt.smallest_subnormal, 0.0],
         [0.0, -666.5, -667.5, -700.5],
-        # the maximum a float16 midpoint, the rest far below: the pure mpmath path cannot see
-        # the e**-3000 and rounds the "tie" to even; the tier must defer, not differ
+        # the maximum a float16 midpoint, the rest far below: logsumexp is a hair above it
+        # (no working precision sees the e**-3000), and both paths round it away from the
+        # midpoint (version 1 of the oracle rounded the "tie" to even, and the tier deferred)
         [1 + 2.0**-11, -3000.0, -3000.0, ninf],
         [3 + 2.0**-10, -2000.0, -5000.0, -600.0],
         [-(1 + 2.0**-11), -3000.0, -3000.0, ninf],
     ]
     with np.errstate(all="ignore"):
-        x = np.array(rows, dtype=np.float64)
+        x = np.concatenate([np.array(rows, dtype=np.float64), _midpoint_rows(fmt)])
         return np.concatenate([x, x.astype(fmt.dtype).astype(np.float64)])
+
+
+def _midpoints(fmt: Format) -> npt.NDArray[np.float64]:
+    """Rounding midpoints of ``fmt`` as float64 carriers, both signs: two consecutive ones
+    (one with each parity of the neighbours) at each of several magnitudes from the
+    subnormals to the overflow threshold."""
+    with np.errstate(over="ignore"):
+        a = np.array([fmt.smallest_subnormal, fmt.smallest_normal, 1.0, 3.0, 5600.0, 2.0**40,
+                      fmt.largest / 4]).astype(fmt.dtype)
+        b = fmt.next_up(a)
+        c = fmt.next_up(b)
+        av, bv, cv = (fmt.to_float64(v) for v in (a, b, c))
+        mids = np.concatenate([(av + bv) / 2, (bv + cv) / 2, [fmt.overflow_threshold]])
+    mids = mids[np.isfinite(mids)]  # 2**40 is not a float16 value
+    return np.concatenate([mids, -mids])
+
+
+def _midpoint_rows(fmt: Format) -> npt.NDArray[np.float64]:
+    """Rows of width 4 whose maximum m is a rounding midpoint of ``fmt`` (inputs wider than
+    the output), in several positions, the other entries 60, 1500 and 5000 below it (the
+    same as m in float64 where m is huge), and a row where m is the only finite entry (an
+    exact tie, which rounds to even)."""
+    ninf = -np.inf
+    rows = []
+    for m in _midpoints(fmt).tolist():
+        rows += [[m, m - 60, ninf, ninf], [ninf, m - 1500, m, ninf], [m - 5000, m, m - 5000, m - 60],
+                 [ninf, ninf, ninf, m]]
+    return np.array(rows, dtype=np.float64)
 
 
 # -- CI-sized agreement ------------------------------------------------------------------
@@ -305,6 +334,26 @@ def test_binade_next_to_powers_of_two_matches_mpmath(name: str, fmt: Format) -> 
     _, done = fast.run_tier(tier, o, [x], fmt, {})
     assert done.all(), x[~done]
     assert_same(name, [x], fmt, jobs=1)
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=str)
+def test_logsumexp_decides_rows_whose_maximum_is_a_midpoint(fmt: Format) -> None:
+    """logsumexp = m + log1p(R) with m a rounding midpoint and R > 0 however small: the
+    tier decides it (y lies beside m on the side of +inf), where version 1 sent the rows
+    with R below ~2**-1900 to mpmath to copy its round-half-even; both paths agree."""
+    x = _midpoint_rows(fmt)
+    o = get_oracle("logsumexp")
+    tier = fast.tier_for(o, fmt)
+    assert tier is not None and tier.version >= 2
+    _, done = fast.run_tier(tier, o, [x], fmt, {})
+    assert done.all(), x[~done]
+    assert_same("logsumexp", [x], fmt, jobs=1)
+    # [5602, 650] for float16 is 5602 + e**-4952: 5604, not 5600 (the even neighbour);
+    # [-5606, -10558] is -5606 + e**-4952: -5604, not -5608
+    if fmt is FLOAT16:
+        row = np.array([[5602.0, 650.0], [-5606.0, -10558.0]])
+        assert fast.run_tier(tier, o, [row], fmt, {})[1].all()
+        assert evaluate(o, [row], fmt).want.tolist() == [5604.0, -5604.0]
 
 
 def test_fast_tier_decides_nearly_everything() -> None:

@@ -618,6 +618,58 @@ def test_cancellation_cases(fmt: Format) -> None:
         both("binary_cross_entropy", [1 - p, np.full_like(p, y)], fmt)
 
 
+def _midpoint_maxima(fmt: Format) -> tuple[F64, F64]:
+    """Rows whose maximum m is a rounding midpoint of ``fmt`` (float64 inputs, wider than
+    the output), the other entries 200, 1500 and 5000 below it, and the value each rounds
+    to: logsumexp = m + log1p(R) with 0 < log1p(R) < e**-199 (log 2 or log 3 where m is so
+    large that m - 200 is m in float64, still far below half an ulp), a hair above m, so the
+    format value just above m, whichever neighbour is even. Midpoints at several
+    magnitudes, two consecutive ones at each (one of each parity), both signs, and the
+    overflow threshold (which rounds to inf, and its negative to -largest)."""
+    with np.errstate(over="ignore"):
+        base = np.array([fmt.smallest_subnormal, fmt.smallest_normal, 1.0, 3.0, 5600.0, 2.0**40,
+                         fmt.largest / 4]).astype(fmt.dtype)
+        base = base[np.isfinite(base)]  # 2**40 is not a float16 value
+        vals = [fmt.to_float64(base)]
+        for _ in range(2):
+            vals.append(fmt.to_float64(fmt.next_up(vals[-1].astype(fmt.dtype))))
+    lower = np.concatenate([vals[0], vals[1], [fmt.largest]])
+    upper = np.concatenate([vals[1], vals[2], [INF]])
+    mids = (lower + upper) / 2
+    mids[-1] = fmt.overflow_threshold  # between largest and inf
+    # the value above m is upper; above -m it is -lower
+    rows, want = [], []
+    for m, y in zip(np.concatenate([mids, -mids]).tolist(), np.concatenate([upper, -lower]).tolist(), strict=True):
+        for row in ([m, m - 200, -INF], [-INF, m - 1500, m], [m - 5000, m, m - 5000]):
+            lse = math.log1p(sum(math.exp(v - m) for v in row if v != -INF) - 1)
+            assert 0 <= lse < 1.1 and lse < abs(y - m) / 4, (m, row)  # a hair above m, as claimed
+            rows.append(row)
+            want.append(y)
+    return np.array(rows), np.array(want)
+
+
+@pytest.mark.parametrize("tier", [True, False], ids=["tiered", "mpmath"])
+@pytest.mark.parametrize("fmt", [FLOAT16, BFLOAT16, FLOAT32], ids=["float16", "bfloat16", "float32"])
+def test_logsumexp_of_a_midpoint_maximum_rounds_up(fmt: Format, tier: bool) -> None:
+    """Regression: logsumexp([5602, 650]) in float16 is 5602 + e**-4952. No working
+    precision sees the e**-4952, 5602 is a float16 midpoint, and the oracle (version 1)
+    took the value for an exact tie and rounded it to even (5600, not 5604); the fast tier
+    deferred such rows to it. The oracle now keeps the side (``_exact_plus``)."""
+    x, expected = _midpoint_maxima(fmt)
+    mpfr = mref.reference("logsumexp", [x], fmt.name)
+    np.testing.assert_array_equal(mpfr, expected, err_msg="MPFR reference against the hand-derived values")
+    got = evaluate(get_oracle("logsumexp"), [x], fmt, tier=tier).want
+    agree(f"logsumexp[{fmt}]", fmt, got, mpfr, _where_row(x, np.zeros(len(x), dtype=np.int64), 1))
+    # the regression bites: round half to even of m differs in about half the rows
+    assert np.count_nonzero(_cast(fmt, x.max(axis=1)) != expected) >= len(x) // 3
+    # m the only finite entry: logsumexp is m exactly, a true tie, rounded to even
+    single = np.stack([x.max(axis=1), np.full(len(x), -INF), np.full(len(x), -INF)], axis=1)
+    even = _cast(fmt, single[:, 0])
+    np.testing.assert_array_equal(mref.reference("logsumexp", [single], fmt.name), even)
+    got = evaluate(get_oracle("logsumexp"), [single], fmt, tier=tier).want
+    agree(f"logsumexp[{fmt}] single", fmt, got, even, _where_row(single, np.zeros(len(x), dtype=np.int64), 1))
+
+
 # -- special values: the spec's table, for both references -----------------------------------
 
 SPECIALS: list[tuple[str, dict[str, Any], list[Any], list[float]]] = [

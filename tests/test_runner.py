@@ -149,13 +149,13 @@ def spy_judge(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
     """Every array the runner hands to the judge, so tests can compare bits, not values
     (the judge rightly counts -0 == +0 and any NaN == NaN as correctly rounded)."""
     seen: list[np.ndarray] = []
-    real = runner_module.judge
+    real = runner_module.tally
 
     def spy(ref: Reference, got: np.ndarray, fmt: Format, **kw: Any) -> Any:
         seen.append(np.array(got, copy=True))
         return real(ref, got, fmt, **kw)
 
-    monkeypatch.setattr(runner_module, "judge", spy)
+    monkeypatch.setattr(runner_module, "tally", spy)
     return seen
 
 
