@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cells import CellResult, CellSpec
+from harness.parallel import WorkerSetup
 from harness.progress import Progress
 from harness.results import Results, now, run_info
 from harness.runner import Runner, run_cells
@@ -70,7 +71,8 @@ def execute_results(
     if options.quiet:
         progress.enabled = False
     runner = Runner(progress=progress, reference=reference_function(options))
-    results: list[CellResult] = run_cells(cells, runner=runner)
+    setup = WorkerSetup(k_worst=runner.k_worst, plain=False, cache_dir=options.cache_dir, use_cache=options.use_cache)
+    results: list[CellResult] = run_cells(cells, runner=runner, jobs=options.jobs, setup=setup)
     seeds = sorted({s for s in map(_seed, (c.inputs for c in cells)) if s is not None})
     command = " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv))
     info = run_info(started, {c.framework for c in cells}, seeds=seeds, command=command)

@@ -11,6 +11,7 @@ oracle work of the cells after it.
 from __future__ import annotations
 
 import inspect
+import math
 import sys
 import threading
 import time
@@ -18,7 +19,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,7 +37,10 @@ from oracles.formats import Format, format_of_dtype, get_format
 from oracles.reference import Reference
 from oracles.registry import Oracle, get_oracle
 
-__all__ = ["Runner", "run_cells"]
+if TYPE_CHECKING:
+    from harness.parallel import WorkerSetup
+
+__all__ = ["Part", "Runner", "run_cells"]
 
 GroupKey = tuple[str, str, str, tuple[tuple[str, Any], ...]]
 
@@ -185,84 +189,90 @@ class Runner:
     def run(self, cell: CellSpec) -> CellResult:
         """Run and judge one cell; never raises for a failing implementation."""
         started = time.perf_counter()
+        part = self.run_part(cell, None)
+        return self.finish(cell, part, time.perf_counter() - started)
+
+    def batch_count(self, cell: CellSpec) -> int:
+        """How many batches (chunks, for a streamed cell) the cell's inputs come in."""
+        return len(self._group(cell).inputs.batches)
+
+    def run_part(self, cell: CellSpec, indices: Sequence[int] | None) -> Part:
+        """Run and judge the batches ``indices`` of ``cell`` (None: all of them), in order.
+        Parts of one cell merge exactly (:meth:`Part.merge`), so a cell split over worker
+        processes gives the result of running it whole. Never raises for a failing
+        implementation; a harness or oracle failure becomes the part's ``failure``."""
+        started = time.perf_counter()
         try:
-            return self._run(cell, started)
+            return self._run_part(cell, indices, started)
         except UsageError:
             raise
         except OracleError as exc:
-            return CellResult(cell, "error", f"oracle: {exc}", seconds=time.perf_counter() - started)
+            return Part(failure=("error", f"oracle: {exc}"), failed_at=-1, seconds=time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - a harness bug must not lose the other cells
             traceback.print_exc(file=sys.stderr)
-            return CellResult(
-                cell, "error", f"internal error (please report): {_one_line(exc)}",
-                seconds=time.perf_counter() - started,
-            )
+            return Part(failure=("error", f"internal error (please report): {_one_line(exc)}"), failed_at=-1,
+                        seconds=time.perf_counter() - started)
 
-    def _run(self, cell: CellSpec, started: float) -> CellResult:
+    def _run_part(self, cell: CellSpec, indices: Sequence[int] | None, started: float) -> Part:
         backend = get_backend(cell.framework)
-        reason = backend.unavailable()
-        if reason:
-            return CellResult(cell, "skipped", reason)
-        reason = backend.device_unavailable(cell.device)
-        if reason:
-            return CellResult(cell, "skipped", reason)
-        # a format the framework cannot hold as configured (jax without x64 and float64) is
-        # a skip, like a missing device: an error cell would fail every default run
-        reason = backend.dtype_unavailable(cell.dtype)
-        if reason:
-            return CellResult(cell, "skipped", reason)
+        for reason in (
+            backend.unavailable(),
+            backend.device_unavailable(cell.device),
+            # a format the framework cannot hold as configured (jax without x64 and
+            # float64) is a skip, like a missing device: an error cell would fail every run
+            backend.dtype_unavailable(cell.dtype),
+        ):
+            if reason:
+                return Part(failure=("skipped", reason), failed_at=-1)
         impl = self.impl_for(cell)
         group = self._group(cell)
         defaults = {p.name: p.default for p in group.oracle.params}
         for name in impl.unsupported:
             if group.params.get(name) != defaults.get(name):
-                return CellResult(cell, "skipped", f"{impl.id} has no public API for {name}={group.params.get(name)}")
+                return Part(failure=("skipped", f"{impl.id} has no public API for {name}={group.params.get(name)}"),
+                            failed_at=-1)
         kwargs = _accepted_kwargs(impl.fn, group.params)
         reduction = str(group.params.get("reduction", "none"))
-        total: Summary | None = None
-        out_name: str | None = None
-        notes: list[str] = []
-        offset = 0
-        flushed = other_zeros = kept_subnormals = 0
-        profile: dict[str, Any] | None = None
-        impl_seconds = 0.0
+        batches = group.inputs.batches
         streamed = group.inputs.streamed
-        for index, batch in enumerate(group.inputs.batches):
+        todo = range(len(batches)) if indices is None else indices
+        part = Part()
+
+        def fail(index: int, reason: str) -> Part:
+            part.failure, part.failed_at = ("error", reason), index
+            part.seconds = time.perf_counter() - started
+            return part
+
+        for index in todo:
+            batch = batches[index]
             if streamed and self.progress is not None:
-                self.progress.describe(f"{cell.id}: chunk {index + 1}/{len(group.inputs.batches)}")
+                self.progress.describe(f"{cell.id}: chunk {index + 1}/{len(batches)}")
             try:
                 native = [backend.to_native(a, cell.device) for a in batch.arrays]
             except Exception as exc:  # noqa: BLE001 - e.g. a dtype the framework lacks
-                return CellResult(cell, "error", f"inputs: {_one_line(exc)}", seconds=time.perf_counter() - started)
+                return fail(index, f"inputs: {_one_line(exc)}")
             t0 = time.perf_counter()
+
             def call(native: list[Any] = native) -> Any:
                 return backend.from_native(impl.fn(*native, **kwargs))
 
             try:
                 raw = _call_with_timeout(call, cell.timeout)
             except _Timeout as exc:
-                return CellResult(cell, "error", str(exc), seconds=time.perf_counter() - started)
+                return fail(index, str(exc))
             except Exception as exc:  # noqa: BLE001 - the implementation's failure is the result
-                return CellResult(cell, "error", _one_line(exc), seconds=time.perf_counter() - started)
-            impl_seconds += time.perf_counter() - t0
+                return fail(index, _one_line(exc))
+            part.impl_seconds += time.perf_counter() - t0
             got = np.asarray(raw)
             want_shape = _expected_shape(group.oracle, batch, reduction)
             if got.shape != want_shape:
-                return CellResult(
-                    cell, "error", f"returned shape {got.shape}, expected {want_shape}",
-                    seconds=time.perf_counter() - started,
-                )
+                return fail(index, f"returned shape {got.shape}, expected {want_shape}")
             try:
                 out_fmt = format_of_dtype(got.dtype)
             except UsageError:
-                return CellResult(
-                    cell, "error", f"returned dtype {got.dtype}, expected a float format",
-                    seconds=time.perf_counter() - started,
-                )
-            if out_name is None:
-                out_name = out_fmt.name
-                if out_fmt.name != cell.dtype:
-                    notes.append(f"output is {out_fmt.name}, judged in {out_fmt.name}")
+                return fail(index, f"returned dtype {got.dtype}, expected a float format")
+            if part.out_name is None:
+                part.out_name = out_fmt.name
             ref = self._reference(group, out_fmt, index, batch)
             # streamed float32 cells skip the profile: it would add minutes to 1024 chunks
             profiled = group.oracle.kind == "elementwise" and reduction == "none" and not streamed
@@ -276,32 +286,93 @@ class Runner:
                     threads=self.judge_threads,
                 )
                 summary = summarize(
-                    counted, ref, flat, out_fmt, describe=group.inputs.describer(batch), offset=offset,
-                    k_worst=self.k_worst,
+                    counted, ref, flat, out_fmt, describe=group.inputs.describer(batch),
+                    offset=self._offset(cell, index), k_worst=self.k_worst,
                 )
-            total = summary if total is None else total.merge(summary)
+            part.summary = summary if part.summary is None else part.summary.merge(summary)
             if counted.profile is not None:
-                profile = merge_profiles(profile, counted.profile)
-            flushed, other_zeros, kept_subnormals = (
-                flushed + counted.ftz[0], other_zeros + counted.ftz[1], kept_subnormals + counted.ftz[2]
-            )
-            offset += ref.size
-        assert total is not None
+                part.profile = merge_profiles(part.profile, counted.profile)
+            part.ftz = (part.ftz[0] + counted.ftz[0], part.ftz[1] + counted.ftz[1], part.ftz[2] + counted.ftz[2])
+        part.seconds = time.perf_counter() - started
+        return part
+
+    def _offset(self, cell: CellSpec, index: int) -> int:
+        """Position of batch ``index``'s first output element in the whole cell."""
+        group = self._group(cell)
+        batches = group.inputs.batches
+        if isinstance(batches, StreamedPatterns):
+            return index * batches.chunk
+        reduction = str(group.params.get("reduction", "none"))
+        return sum(math.prod(_expected_shape(group.oracle, b, reduction)) for b in batches[:index])
+
+    def finish(self, cell: CellSpec, part: Part, seconds: float) -> CellResult:
+        """The cell's result from the merged part of all its batches."""
+        if part.failure is not None:
+            status, reason = part.failure
+            return CellResult(cell, status, reason, seconds=seconds if status != "skipped" else 0.0)
+        if part.summary is None:  # a cell with no batches: nothing was judged
+            return CellResult(cell, "error", "no inputs", seconds=seconds)
+        total = part.summary
+        notes: list[str] = []
+        if part.out_name is not None and part.out_name != cell.dtype:
+            notes.append(f"output is {part.out_name}, judged in {part.out_name}")
         violations = cell.budget.violations(total)
         # Flush-to-zero only when every lost value is subnormal and no subnormal survives
         # anywhere: log(1 + exp(x)) also returns 0 for subnormal truths, but it loses
         # normal values too, so it is not reported as FTZ.
+        flushed, other_zeros, kept_subnormals = part.ftz
         if flushed and not other_zeros and not kept_subnormals:
             notes.append(
-                f"looks like flush-to-zero: all {flushed} results lost to 0 are subnormal in {out_name}"
+                f"looks like flush-to-zero: all {flushed} results lost to 0 are subnormal in {part.out_name}"
                 " and no subnormal result came back (FTZ/DAZ on in the kernel?)"
             )
         status = "fail" if violations else "pass"
         reason = "; ".join(violations + notes)
         return CellResult(
-            cell, status, reason, out_name, total,
-            seconds=time.perf_counter() - started, impl_seconds=impl_seconds, profile=profile,
+            cell, status, reason, part.out_name, total,
+            seconds=seconds, impl_seconds=part.impl_seconds, profile=part.profile,
         )
+
+
+@dataclass
+class Part:
+    """What running some batches of a cell produced: the merged summary, profile and
+    flush-to-zero evidence, or the failure that stopped it (``failed_at``: the batch, -1
+    for one that concerns the whole cell, such as a skip)."""
+
+    summary: Summary | None = None
+    out_name: str | None = None
+    profile: dict[str, Any] | None = None
+    ftz: tuple[int, int, int] = (0, 0, 0)
+    impl_seconds: float = 0.0
+    seconds: float = 0.0
+    failure: tuple[str, str] | None = None
+    failed_at: int = 0
+
+    def merge(self, later: Part) -> Part:
+        """This part followed by ``later`` (batches after this one's). The first failure
+        wins, as in a serial run that stops at it."""
+        if self.failure is not None:
+            return self
+        if later.failure is not None:
+            return Part(failure=later.failure, failed_at=later.failed_at, seconds=self.seconds + later.seconds)
+        summary = self.summary if later.summary is None else (
+            later.summary if self.summary is None else self.summary.merge(later.summary))
+        return Part(
+            summary=summary,
+            out_name=self.out_name or later.out_name,
+            profile=self.profile if later.profile is None else merge_profiles(self.profile, later.profile),
+            ftz=(self.ftz[0] + later.ftz[0], self.ftz[1] + later.ftz[1], self.ftz[2] + later.ftz[2]),
+            impl_seconds=self.impl_seconds + later.impl_seconds,
+            seconds=self.seconds + later.seconds,
+        )
+
+
+def _worth_splitting(cells: Sequence[CellSpec], runner: Runner) -> bool:
+    """More than one unit of work (a reference group, or a streamed cell's chunks): for a
+    single group, starting worker processes costs more than it could save."""
+    groups = {(c.oracle, c.dtype, c.inputs, c.params) for c in cells}
+    return len(groups) > 1 or any(runner._group(c).inputs.streamed for c in cells)
 
 
 def _accepted_kwargs(fn: Callable[..., Any], params: dict[str, Any]) -> dict[str, Any]:
@@ -319,11 +390,17 @@ def run_cells(
     *,
     runner: Runner | None = None,
     on_result: Callable[[CellResult], None] | None = None,
+    jobs: int = 1,
+    setup: WorkerSetup | None = None,
 ) -> list[CellResult]:
-    """Validate the plan, compute every group's references, then run every cell in order.
+    """Validate the plan, compute every group's references, then run every cell.
 
     References come first for the whole plan: oracle evaluation forks worker processes,
-    and forking after TensorFlow or JAX has started its threads can deadlock.
+    and forking after TensorFlow or JAX has started its threads can deadlock. With
+    ``jobs > 1`` the cells then run in that many spawned processes
+    (:mod:`harness.parallel`, which ``setup`` configures); results and ``on_result`` calls
+    come in plan order and equal a serial run's. Implementations held in memory
+    (``runner.extra_impls``) cannot cross a process boundary: those plans run serially.
     """
     runner = runner or Runner()
     runner.validate(cells)
@@ -352,6 +429,11 @@ def run_cells(
         progress.label = "cells"
         progress.start(total=len(cells))
     try:
+        if jobs > 1 and not runner.extra_impls and _worth_splitting(cells, runner):
+            from harness.parallel import WorkerSetup, run_parallel
+
+            return run_parallel(cells, runner, jobs, setup or WorkerSetup(k_worst=runner.k_worst),
+                                on_result=on_result, progress=progress)
         for cell in cells:
             if progress:
                 progress.describe(cell.id)

@@ -1,0 +1,115 @@
+"""Cells over worker processes (-j N): the same results as a serial run, in the same
+order, and a worker that dies takes only its own cell down."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cells import CellResult, CellSpec
+from harness.parallel import WorkerSetup
+from harness.runner import Part, Runner, run_cells
+
+
+@pytest.fixture(scope="module")
+def impls(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("par") / "par_impls.py"
+    path.write_text(textwrap.dedent('''
+        import os
+
+        import numpy as np
+
+        def naive_softplus(x):
+            with np.errstate(all="ignore"):
+                return np.log(1 + np.exp(x))
+
+        def exp_f32(x):
+            with np.errstate(all="ignore"):
+                return np.exp(x.astype(np.float32)).astype(x.dtype)
+
+        def abort(x):
+            os.abort()  # takes its process down: no exception to catch
+
+        def log_failing_in_chunk_2(x):
+            # chunk 2 of the exhaustive float32 stream holds the patterns 2**23 .. 3 * 2**22
+            bits = x.view(np.uint32)
+            if bits.size and bits[0] == 2 * (1 << 22):
+                raise ValueError("refuses chunk 2")
+            with np.errstate(all="ignore"):
+                return np.log(x)
+    '''))
+    return path
+
+
+def _cell(impl: str, oracle: str, dtype: str, inputs: str, *, custom: bool = True) -> CellSpec:
+    return CellSpec(oracle, impl, "numpy", dtype, "cpu", inputs, custom=custom)
+
+
+def _plain(results: list[CellResult]) -> list[dict[str, Any]]:
+    out = []
+    for r in results:
+        d = r.to_json()
+        d.pop("seconds")
+        d.pop("impl_seconds")
+        out.append(d)
+    return out
+
+
+def test_parallel_run_equals_serial_run(impls: Path) -> None:
+    f = str(impls)
+    cells = [
+        _cell(f"{f}:naive_softplus", "softplus", "float16", "exhaustive"),
+        _cell("numpy.logaddexp", "softplus", "float16", "exhaustive", custom=False),
+        _cell(f"{f}:naive_softplus", "softplus", "float32", "random:20000:3"),
+        _cell(f"{f}:exp_f32", "exp", "bfloat16", "special"),
+        _cell("numpy.softmax", "softmax", "float32", "random:2000:1", custom=False),
+        _cell("numpy.logsumexp", "logsumexp", "float16", "special", custom=False),
+    ]
+    serial = run_cells(cells, runner=Runner())
+    seen: list[str] = []
+    parallel = run_cells(cells, runner=Runner(), jobs=2, setup=WorkerSetup(),
+                         on_result=lambda r: seen.append(r.spec.id))
+    assert _plain(parallel) == _plain(serial)
+    assert seen == [c.id for c in cells], "results are reported in plan order"
+    assert {r.status for r in serial} >= {"pass", "fail"}
+
+
+def test_a_crashing_implementation_costs_only_its_own_cell(impls: Path) -> None:
+    f = str(impls)
+    cells = [
+        _cell(f"{f}:naive_softplus", "softplus", "float16", "exhaustive"),
+        _cell(f"{f}:abort", "exp", "float16", "special"),
+        _cell(f"{f}:exp_f32", "exp", "float16", "exhaustive"),
+    ]
+    results = run_cells(cells, runner=Runner(), jobs=2, setup=WorkerSetup())
+    assert [r.status for r in results] == ["fail", "error", "pass"]
+    assert "worker process running it died" in results[1].reason
+    assert results[1].spec.repro() in results[1].reason
+
+
+def test_parts_of_a_streamed_cell_merge_to_the_whole(impls: Path) -> None:
+    cell = _cell("numpy.log", "log", "float32", "exhaustive", custom=False)
+    runner = Runner(judge_threads=1)
+    whole = runner.run_part(cell, [0, 1, 3])
+    merged = runner.run_part(cell, [0]).merge(runner.run_part(cell, [1])).merge(runner.run_part(cell, [3]))
+    assert merged.summary == whole.summary
+    assert merged.ftz == whole.ftz and merged.out_name == whole.out_name == "float32"
+    assert whole.summary is not None and whole.summary.n == 3 << 22
+
+
+def test_first_failing_chunk_wins_as_in_a_serial_run(impls: Path) -> None:
+    cell = _cell(f"{impls}:log_failing_in_chunk_2", "log", "float32", "exhaustive")
+    serial = Runner().run_part(cell, [0, 1, 2, 3])
+    assert serial.failure == ("error", "ValueError: refuses chunk 2") and serial.failed_at == 2
+    (result,) = run_cells([cell], runner=Runner(), jobs=2, setup=WorkerSetup())
+    assert (result.status, result.reason) == ("error", "ValueError: refuses chunk 2")
+
+
+def test_failure_in_a_part_stops_the_merge() -> None:
+    ok = Part(out_name="float32")
+    bad = Part(failure=("error", "boom"), failed_at=4)
+    assert ok.merge(bad).failure == ("error", "boom")
+    assert bad.merge(ok).failure == ("error", "boom")
