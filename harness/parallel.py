@@ -78,8 +78,7 @@ def _init_worker(setup: WorkerSetup) -> None:
         from harness.execute import ExecOptions, reference_function
 
         reference = reference_function(ExecOptions(cache_dir=setup.cache_dir, use_cache=setup.use_cache, jobs=1))
-    # one process per core already: a judge thread per core on top would oversubscribe
-    _WORKER = Runner(k_worst=setup.k_worst, reference=reference, judge_threads=1)
+    _WORKER = Runner(k_worst=setup.k_worst, reference=reference)
 
 
 def _work(unit: _Unit) -> list[tuple[int, CellResult]] | tuple[int, int, Part]:

@@ -29,7 +29,7 @@ from harness.impls import Impl, get_impl, load_custom
 from harness.inputs import Batch, InputSet, StreamedPatterns, parse_inputs
 from harness.profile import merge_profiles
 from harness.progress import Progress
-from harness.tally import ProfileInputs, tally
+from harness.tally import Baseline, ProfileInputs, tally
 from harness.verdict import Summary, summarize
 from oracles.errors import UsageError
 from oracles.evaluate import OracleError
@@ -95,6 +95,7 @@ class _Group:
     params: dict[str, Any]
     refs: dict[tuple[str, int], Reference] = field(default_factory=dict)
     profiles: dict[int, ProfileInputs] = field(default_factory=dict)
+    baselines: dict[tuple[str, int], Baseline] = field(default_factory=dict)
 
 
 @dataclass
@@ -108,8 +109,6 @@ class Runner:
     #: implementations supplied in memory (``assert_precision``), by id; they win over
     #: the registry and over loading ``cell.impl`` from disk
     extra_impls: dict[str, Impl] = field(default_factory=dict)
-    #: threads judging one batch (None: all cores); results do not depend on it
-    judge_threads: int | None = None
     _groups: dict[GroupKey, _Group] = field(default_factory=dict)
     _customs: dict[tuple[str, str, str], Impl] = field(default_factory=dict)
 
@@ -177,13 +176,24 @@ class Runner:
                 group.profiles[index] = ProfileInputs.of(group.inputs.float64(batch)[0], group.fmt)
         return group.profiles[index]
 
+    def _baseline(self, group: _Group, out_fmt: Format, index: int, ref: Reference) -> Baseline:
+        """The batch's correctly rounded result judged once (see :class:`Baseline`), so
+        each cell of the group judges only where it differs."""
+        key = (out_fmt.name, index)
+        if key not in group.baselines:
+            profile = self._profile_inputs(group, index, group.inputs.batches[index]) if _profiled(group) else None
+            group.baselines[key] = Baseline.of(ref, out_fmt, profile)
+        return group.baselines[key]
+
     def prepare(self, cell: CellSpec) -> None:
-        """Compute the inputs and the references in the input format for ``cell``."""
+        """Compute the inputs, the references in the input format for ``cell`` and their
+        baselines (the correctly rounded results judged, which each cell's judging starts
+        from)."""
         group = self._group(cell)
         if group.inputs.streamed:
             return
         for i in range(len(group.inputs.batches)):
-            self._reference(group, group.fmt, i)
+            self._baseline(group, group.fmt, i, self._reference(group, group.fmt, i))
 
     # -- running ----------------------------------------------------------------------
     def run(self, cell: CellSpec) -> CellResult:
@@ -274,8 +284,7 @@ class Runner:
             if part.out_name is None:
                 part.out_name = out_fmt.name
             ref = self._reference(group, out_fmt, index, batch)
-            # streamed float32 cells skip the profile: it would add minutes to 1024 chunks
-            profiled = group.oracle.kind == "elementwise" and reduction == "none" and not streamed
+            profiled = _profiled(group)
             # a signalling NaN in the output (an identity on exhaustive bfloat16 returns
             # 0x7f81) raises FE_INVALID when widened to float64; it is still NaN, judged so
             with np.errstate(invalid="ignore"):
@@ -283,7 +292,7 @@ class Runner:
                 counted = tally(
                     ref, flat, out_fmt, k_worst=self.k_worst,
                     profile=self._profile_inputs(group, index, batch) if profiled else None,
-                    threads=self.judge_threads,
+                    baseline=self._baseline(group, out_fmt, index, ref) if not streamed else None,
                 )
                 summary = summarize(
                     counted, ref, flat, out_fmt, describe=group.inputs.describer(batch),
@@ -366,6 +375,13 @@ class Part:
             impl_seconds=self.impl_seconds + later.impl_seconds,
             seconds=self.seconds + later.seconds,
         )
+
+
+def _profiled(group: _Group) -> bool:
+    """Elementwise cells get an error profile, except streamed float32 ones: it would add
+    minutes to 1024 chunks."""
+    reduction = str(group.params.get("reduction", "none"))
+    return group.oracle.kind == "elementwise" and reduction == "none" and not group.inputs.streamed
 
 
 def _worth_splitting(cells: Sequence[CellSpec], runner: Runner) -> bool:

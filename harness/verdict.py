@@ -360,19 +360,16 @@ def judge(
     offset: int = 0,
     k_worst: int = 10,
     k_examples: int = 3,
-    threads: int | None = None,
 ) -> Summary:
     """Compare computed values ``got`` (stored in ``out_format``'s dtype) with ``ref``.
 
     ``offset`` is the position of ``got``'s first element in the whole cell, so that
     summaries of chunks merge with stable tie-breaking. ``describe`` turns a flat index
-    (within this chunk) into the input's bits and values for examples. ``threads`` caps
-    the threads judging blocks in parallel (default: all cores); the result is the same
-    for any count.
+    (within this chunk) into the input's bits and values for examples.
     """
     return summarize(
         tally(ref, np.asarray(got).ravel() if np.size(got) == ref.size else _wrong_size(got, ref),
-              out_format, k_worst=k_worst, k_examples=k_examples, threads=threads),
+              out_format, k_worst=k_worst, k_examples=k_examples),
         ref, got, out_format, describe=describe, offset=offset, k_worst=k_worst, k_examples=k_examples,
     )
 

@@ -92,7 +92,7 @@ def test_a_crashing_implementation_costs_only_its_own_cell(impls: Path) -> None:
 
 def test_parts_of_a_streamed_cell_merge_to_the_whole(impls: Path) -> None:
     cell = _cell("numpy.log", "log", "float32", "exhaustive", custom=False)
-    runner = Runner(judge_threads=1)
+    runner = Runner()
     whole = runner.run_part(cell, [0, 1, 3])
     merged = runner.run_part(cell, [0]).merge(runner.run_part(cell, [1])).merge(runner.run_part(cell, [3]))
     assert merged.summary == whole.summary
