@@ -23,7 +23,10 @@ from __future__ import annotations
 import importlib
 import os
 import platform
+import sys
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -35,6 +38,7 @@ from oracles.formats import FORMATS, Format
 __all__ = [
     "BACKENDS",
     "DEVICES",
+    "JAX_CACHE_ENV",
     "Backend",
     "JaxBackend",
     "KerasBackend",
@@ -42,6 +46,7 @@ __all__ = [
     "TensorFlowBackend",
     "TorchBackend",
     "get_backend",
+    "use_jax_compilation_cache",
 ]
 
 #: device names a cell can ask for; "cuda" means the first CUDA device
@@ -394,12 +399,97 @@ class KerasBackend(TensorFlowBackend):
         return TensorFlowBackend._to_tf_tensor(self, fw, value)
 
 
+# -- JAX's persistent compilation cache ---------------------------------------------------
+#
+# Eager JAX compiles every primitive for every shape and dtype it meets: the row-wise and
+# loss built-ins of suites/frameworks.toml cost ~50 s of XLA compilation per process on the
+# 2-core machine, and every run compiled it all again. JAX's persistent cache keeps the
+# executables on disk, and eager dispatch (each op is a small jit) uses it too: a second
+# process spends ~8-18 s there instead (tracing and lowering still happen, per op and shape),
+# with bit-identical outputs (the executable is the same, keyed by its HLO, compile options,
+# XLA flags and platform). Eager ops need two settings: the directory, and
+# jax_persistent_cache_min_compile_time_secs=0 (at the default of 1 s none of the ~20-50 ms
+# compilations is written); jax_persistent_cache_min_entry_size_bytes is already 0.
+# Rejected: wrapping the built-ins in jax.jit. XLA then fuses the whole function, which
+# changes bits in 6 of the 101 CPU cells (gelu, softmax, the cross-entropies), and we test
+# JAX the way a user calls it, eagerly.
+#
+# JAX's configuration is process-global and is read once, at the first compilation, so only
+# the CLI asks for the cache (harness/commands/common.py, before any framework loads); the
+# library and the pytest plugin do not. The request travels in an environment variable so
+# that the CLI's worker processes (spawned, not forked) see it too. A cache directory the
+# user configured for JAX (JAX_COMPILATION_CACHE_DIR or jax.config) wins. JAX's guide calls
+# the cache trusted, as its entries are machine code, so it is used only in a directory that
+# this user owns and nobody else can write to. XLA's loader refuses an entry built for CPU
+# features this machine lacks and compiles afresh, so a cache copied between machines is
+# safe; an entry that does not load (a write cut short) is compiled afresh too.
+
+#: the directory for JAX's persistent compilation cache; unset or empty: leave JAX alone
+JAX_CACHE_ENV = "FPHARNESS_JAX_CACHE_DIR"
+
+_jax_cache_lock = threading.Lock()
+#: the value of JAX_CACHE_ENV this process last acted on
+_jax_cache_seen: list[str] = [""]
+
+
+def use_jax_compilation_cache(directory: str | os.PathLike[str] | None) -> None:
+    """Use JAX's persistent compilation cache in ``directory`` (None: leave JAX as it is),
+    in this process and the processes it starts, by setting :data:`JAX_CACHE_ENV`.
+
+    Takes effect when the JAX backend next loads, and only if JAX has no cache directory of
+    its own yet; the first directory a process gives JAX stays for that process. Meant for
+    command-line entry points, which own their process: it changes JAX's global settings."""
+    os.environ[JAX_CACHE_ENV] = "" if directory is None else str(Path(directory).expanduser())
+
+
+def _private_dir(path: Path) -> str | None:
+    """Create ``path`` (mode 0700); None when it is ours alone, else why it is not used."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = path.stat()
+    except OSError as exc:
+        return f"cannot create {path}: {exc.strerror or exc}"
+    if not path.is_dir():
+        return f"{path} is not a directory"
+    getuid = getattr(os, "getuid", None)
+    if getuid is not None and (st.st_uid != getuid() or st.st_mode & 0o022):
+        return f"{path} is writable by other users"
+    return None
+
+
+def _configure_jax_cache(jax: Any, wanted: str) -> None:
+    """Point ``jax`` at the cache directory ``wanted`` (once per value of the variable)."""
+    with _jax_cache_lock:
+        if wanted == _jax_cache_seen[0]:
+            return
+        _jax_cache_seen[0] = wanted
+        if jax.config.jax_compilation_cache_dir:
+            return
+        why = _private_dir(Path(wanted))
+        try:
+            if why is None:
+                jax.config.update("jax_compilation_cache_dir", wanted)
+                jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        except Exception as exc:  # noqa: BLE001 - a speed-up must never make JAX unusable
+            why = _first_line(exc)
+        if why is not None:
+            # a note, not a warning: under pytest's -W error it would make JAX "unavailable"
+            print(f"fpharness: not using a JAX compilation cache: {why}", file=sys.stderr)
+
+
 @dataclass(frozen=True, slots=True)
 class JaxBackend(Backend):
     """JAX arrays on ``cpu`` or ``cuda``. 64-bit types follow JAX's own setting
     (``jax_enable_x64``, off by default): float64 is refused, not downcast, when it is off."""
 
     native_type: ClassVar[str] = "jax.Array"
+
+    def _load(self) -> Any:
+        jax = importlib.import_module(self.module)
+        wanted = os.environ.get(JAX_CACHE_ENV, "")
+        if wanted != _jax_cache_seen[0]:  # cheap test first: _load runs for every cell
+            _configure_jax_cache(jax, wanted)
+        return jax
 
     def _cuda_device(self, fw: Any) -> Any | None:
         for platform_name in ("cuda", "gpu"):

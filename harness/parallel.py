@@ -3,9 +3,8 @@
 The parent computes every reference first (:func:`harness.runner.run_cells`), then hands
 out units of work:
 
-* the cells of one reference group (same oracle, dtype, inputs and parameters), with the
-  group's references, so no reference is computed twice and nothing is shared between
-  workers;
+* the cells of one reference group (same oracle, dtype, inputs and parameters) and one
+  framework, with the group's references, so no reference is computed twice;
 * one chunk of a streamed cell (all 2**32 float32 inputs come in 1024 chunks), whose
   reference the worker computes itself; the parent merges the chunks' parts in order,
   which is exact (:meth:`harness.runner.Part.merge`).
@@ -17,15 +16,21 @@ as in a serial run (a thread count changed for "fairness" could change the summa
 order of a reduction).
 
 Workers are *spawned*, never forked: the parent may have TensorFlow or JAX loaded with
-their thread pools running, and forking that can deadlock. At most ``jobs`` units are in
-flight, so when a worker dies (an implementation that segfaults or aborts the process),
-only those few units are suspects: each is re-run alone in a fresh worker, the one that
-kills it again becomes an error cell, and the run goes on.
+their thread pools running, and forking that can deadlock. Each worker is a lane with a
+queue: all the group units of one framework go to one lane, so a worker imports
+TensorFlow, say, and JAX traces a shape, once rather than in every process (measured on
+the frameworks suite: a shared queue made the cached re-run slower at -j 2 than serially).
+Streamed chunks go to a queue every lane draws from, and an idle lane steals from the
+fullest one. A worker runs one unit at a time, so when it dies (an implementation that
+segfaults or aborts the process) the unit is known: a group unit is split into its cells,
+each run alone, and the cell that kills its worker becomes an error cell; the run goes on
+with a fresh worker.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -120,13 +125,46 @@ def _plan(cells: Sequence[CellSpec], runner: Runner) -> _Plan:
             chunk = group.inputs.n_inputs // max(n, 1)
             plan.units.extend(_ChunkUnit(pos, cell, i, chunk) for i in range(n))
         else:
-            groups.setdefault((cell.oracle, cell.dtype, cell.inputs, cell.params), []).append((pos, cell))
+            key = (cell.oracle, cell.dtype, cell.inputs, cell.params, cell.framework)
+            groups.setdefault(key, []).append((pos, cell))
     for members in groups.values():
         group = runner._group(members[0][1])
         size = group.inputs.n_inputs
         plan.units.append(_GroupUnit(tuple(members), dict(group.refs), size * len(members)))
     plan.units.sort(key=lambda u: -u.cost)
     return plan
+
+
+def _framework(unit: _Unit) -> str:
+    return unit.cell.framework if isinstance(unit, _ChunkUnit) else unit.cells[0][1].framework
+
+
+@dataclass
+class _Lane:
+    """One worker process and the units meant for it."""
+
+    queue: deque[_Unit] = field(default_factory=deque)
+    pool: ProcessPoolExecutor | None = None
+    future: Future[Any] | None = None
+    unit: _Unit | None = None
+    load: int = 0
+
+
+def _lanes(units: list[_Unit], jobs: int) -> tuple[list[_Lane], deque[_Unit]]:
+    """Each framework's group units go to one lane (so each worker imports, and JAX traces,
+    what it needs once), the heaviest framework first onto the lightest lane; chunks of
+    streamed cells go to a queue that every lane draws from."""
+    lanes = [_Lane() for _ in range(jobs)]
+    shared: deque[_Unit] = deque(u for u in units if isinstance(u, _ChunkUnit))
+    by_framework: dict[str, list[_Unit]] = {}
+    for u in units:
+        if isinstance(u, _GroupUnit):
+            by_framework.setdefault(_framework(u), []).append(u)
+    for name in sorted(by_framework, key=lambda f: -sum(u.cost for u in by_framework[f])):
+        lane = min(lanes, key=lambda ln: ln.load)
+        lane.queue.extend(by_framework[name])
+        lane.load += sum(u.cost for u in by_framework[name])
+    return lanes, shared
 
 
 def run_parallel(
@@ -204,45 +242,57 @@ def run_parallel(
             for pos, cell in unit.cells:
                 record(pos, CellResult(cell, "error", _crashed(cell)))
 
-    pending = list(plan.units)
-    pending.reverse()  # pop() from the end takes the most expensive first
-    suspects: list[_Unit] = []
+    lanes, shared = _lanes(plan.units, jobs)
     context = multiprocessing.get_context("spawn")
-    while pending or suspects:
-        if suspects:
-            # alone in a fresh worker: the unit that kills it again is the culprit
-            unit = suspects.pop()
-            with ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker, initargs=(setup,)) as solo:
+
+    def next_unit(lane: _Lane) -> _Unit | None:
+        # its own queue, then the shared chunks, then work stolen from the fullest lane
+        # (an idle worker would otherwise wait while another has a backlog)
+        for source, steal in ((lane.queue, False), (shared, False), (max((ln.queue for ln in lanes), key=len), True)):
+            while source:
+                unit = source.pop() if steal else source.popleft()  # a thief takes the cheapest
+                if wanted(unit):
+                    return unit
+        return None
+
+    try:
+        while True:
+            for lane in lanes:
+                if lane.future is None:
+                    unit = next_unit(lane)
+                    if unit is not None:
+                        if lane.pool is None:
+                            lane.pool = ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker,
+                                                            initargs=(setup,))
+                        lane.future, lane.unit = lane.pool.submit(_work, unit), unit
+            running = {lane.future: lane for lane in lanes if lane.future is not None}
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                lane = running[fut]
+                unit = lane.unit
+                assert unit is not None
+                lane.future = lane.unit = None
                 try:
-                    take(unit, solo.submit(_work, unit).result())
+                    take(unit, fut.result())
                 except BrokenProcessPool:
-                    crash(unit)
-            continue
-        pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(setup,))
-        flight: dict[Future[Any], _Unit] = {}
-        try:
-            while pending or flight:
-                while pending and len(flight) < jobs:
-                    unit = pending.pop()
-                    if wanted(unit):
-                        flight[pool.submit(_work, unit)] = unit
-                if not flight:
-                    break
-                done, _ = wait(flight, return_when=FIRST_COMPLETED)
-                broken = False
-                for fut in done:
-                    unit = flight.pop(fut)
-                    try:
-                        take(unit, fut.result())
-                    except BrokenProcessPool:
-                        suspects.append(unit)
-                        broken = True
-                if broken:
-                    suspects.extend(flight.values())
-                    flight.clear()
-                    break
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+                    # one unit in flight per worker: this one killed it
+                    assert lane.pool is not None
+                    lane.pool.shutdown(wait=True, cancel_futures=True)
+                    lane.pool = None
+                    if isinstance(unit, _GroupUnit) and len(unit.cells) > 1:
+                        # which cell was it? each of them alone, next
+                        lane.queue.extendleft(
+                            _GroupUnit((member,), unit.refs, unit.cost // len(unit.cells))
+                            for member in reversed(unit.cells)
+                        )
+                    else:
+                        crash(unit)
+    finally:
+        for lane in lanes:
+            if lane.pool is not None:
+                lane.pool.shutdown(wait=True, cancel_futures=True)
     out = [r for r in results if r is not None]
     if len(out) != len(cells):  # pragma: no cover - every unit ends in a result or a crash
         missing = [c.id for c, r in zip(cells, results, strict=True) if r is None]

@@ -18,3 +18,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _undo_jax_cache_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``fpharness check``/``run`` called in-process set FPHARNESS_JAX_CACHE_DIR (for their
+    worker processes); restore it after each test so no later test inherits the directory."""
+    monkeypatch.setenv("FPHARNESS_JAX_CACHE_DIR", "")
