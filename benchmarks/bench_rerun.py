@@ -91,11 +91,17 @@ def child_env(no_jax_cache: bool) -> dict[str, str]:
     return env
 
 
+def _cells_without_timing(path: Path) -> list[dict[str, Any]]:
+    cells = json.loads(path.read_text())["cells"]
+    return [{k: v for k, v in c.items() if k not in ("seconds", "impl_seconds")} for c in cells]
+
+
 def run_suite(
-    suite: Path, cache: Path, out: Path, *, jobs: int | None, env: dict[str, str], profile: Path | None = None
+    suite: Path, cache: Path, out: Path, *, jobs: int | None, env: dict[str, str], profile: Path | None = None,
+    extra: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """One ``fpharness run``; its wall time, exit code and the tail of its stderr."""
-    argv = ["run", str(suite), "--json", str(out), "--cache-dir", str(cache), "--no-progress"]
+    argv = ["run", str(suite), "--json", str(out), "--cache-dir", str(cache), "--no-progress", *extra]
     if jobs is not None:
         argv += ["-j", str(jobs)]
     if profile is not None:
@@ -243,6 +249,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f" ({result['jax_cache_entries']} files in the JAX compilation cache)")
         print_breakdown("cold", result["cold"]["breakdown"], cold["wall_s"])
         print_breakdown("warm", result["warm"]["breakdown"], warm["wall_s"])
+
+        # the opt-in result reuse (harness/reuse.py): nothing changed, so no cell runs; the
+        # results must be the warm run's, field for field (timings aside)
+        print("\nwarm run with --reuse-results ...", flush=True)
+        reused = run_suite(suite, cache, work / "reused.json", jobs=args.jobs, env=env, extra=("--reuse-results",))
+        same = _cells_without_timing(work / "reused.json") == _cells_without_timing(work / "warm.json")
+        result["reused"] = {**reused, "identical_to_warm": same, "ratio": round(cold["wall_s"] / reused["wall_s"], 2)}
+        print(f"  {reused['wall_s']:.1f} s: cold / reused {cold['wall_s'] / reused['wall_s']:.1f}x;"
+              f" results identical to the warm run's: {same}")
 
         if args.profile is not None:
             args.profile.mkdir(parents=True, exist_ok=True)

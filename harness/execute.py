@@ -3,6 +3,7 @@ results atomically, render them, and turn them into an exit code."""
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,9 @@ class ExecOptions:
     jobs: int = 1
     cache_dir: str | None = None
     use_cache: bool = True
+    #: read unchanged cells' results from earlier runs (harness.reuse); results are stored
+    #: whenever the cache is on, so that a later run can reuse them
+    reuse_results: bool = False
 
 
 def reference_function(options: ExecOptions) -> Any:
@@ -72,10 +76,26 @@ def execute_results(
         progress.enabled = False
     runner = Runner(progress=progress, reference=reference_function(options))
     setup = WorkerSetup(k_worst=runner.k_worst, plain=False, cache_dir=options.cache_dir, use_cache=options.use_cache)
-    results: list[CellResult] = run_cells(cells, runner=runner, jobs=options.jobs, setup=setup)
+    store = None
+    if options.use_cache:
+        from harness.reuse import ResultStore
+        from oracles.cache import default_cache_dir
+
+        store = ResultStore(options.cache_dir or default_cache_dir(), runner.k_worst)
+    found: dict[int, CellResult] = {}
+    todo = list(range(len(cells)))
+    if store is not None and options.reuse_results:
+        found, todo = store.split(cells)
+    ran = iter(run_cells([cells[i] for i in todo], runner=runner, jobs=options.jobs, setup=setup))
+    results: list[CellResult] = [found[i] if i in found else next(ran) for i in range(len(cells))]
+    if store is not None:
+        for i in todo:
+            with contextlib.suppress(OSError):  # a full disk must not lose the run's results
+                store.put(results[i])
     seeds = sorted({s for s in map(_seed, (c.inputs for c in cells)) if s is not None})
     command = " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv))
-    info = run_info(started, {c.framework for c in cells}, seeds=seeds, command=command)
+    info = run_info(started, {c.framework for c in cells}, seeds=seeds, command=command,
+                    known=runner.framework_info)
     if extra:
         info = replace(info, extra={**info.extra, **extra})
     res = Results(info, tuple(results))
@@ -89,6 +109,8 @@ def execute_results(
         from reports.terminal import print_results
 
         print_results([c.to_json() for c in results])
+        if found:
+            print(f"reused {len(found)} of {len(cells)} cell results from earlier runs (--reuse-results)")
         if options.json_path:
             print(f"results: {options.json_path}")
         if options.html_path:

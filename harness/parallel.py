@@ -86,16 +86,27 @@ def _init_worker(setup: WorkerSetup) -> None:
     _WORKER = Runner(k_worst=setup.k_worst, reference=reference)
 
 
-def _work(unit: _Unit) -> list[tuple[int, CellResult]] | tuple[int, int, Part]:
+def _about(framework: str) -> tuple[str, tuple[str | None, dict[str, str]]]:
+    """(framework, (version, devices)) as this worker sees them, for the run's metadata."""
+    from harness.frameworks import get_backend
+
+    backend = get_backend(framework)
+    try:
+        return framework, (backend.version(), backend.devices())
+    except Exception as exc:  # noqa: BLE001 - metadata must never fail a run
+        return framework, (None, {"error": str(exc)})
+
+
+def _work(unit: _Unit) -> tuple[Any, tuple[str, tuple[str | None, dict[str, str]]]]:
     runner = _WORKER
     assert runner is not None, "worker used before its initializer ran"
     if isinstance(unit, _ChunkUnit):
-        return unit.position, unit.index, runner.run_part(unit.cell, [unit.index])
+        return (unit.position, unit.index, runner.run_part(unit.cell, [unit.index])), _about(unit.cell.framework)
     out = []
     for position, cell in unit.cells:
         runner._group(cell).refs.update(unit.refs)
         out.append((position, runner.run(cell)))
-    return out
+    return out, _about(unit.cells[0][1].framework)
 
 
 def _crashed(cell: CellSpec) -> str:
@@ -275,7 +286,9 @@ def run_parallel(
                 assert unit is not None
                 lane.future = lane.unit = None
                 try:
-                    take(unit, fut.result())
+                    value, (framework, about) = fut.result()
+                    runner.framework_info[framework] = about
+                    take(unit, value)
                 except BrokenProcessPool:
                     # one unit in flight per worker: this one killed it
                     assert lane.pool is not None

@@ -170,8 +170,15 @@ def run_info(
     *,
     seeds: Sequence[int] = (),
     command: str = "",
+    known: Mapping[str, tuple[str | None, dict[str, str]]] | None = None,
 ) -> RunInfo:
-    """Collect metadata for the frameworks a run used (versions, devices and their names)."""
+    """Collect metadata for the frameworks a run used (versions, devices and their names).
+
+    ``known`` holds (version, devices) that worker processes reported for the frameworks
+    they ran, so this process need not import them just to ask (TensorFlow alone takes
+    seconds). A framework this process has neither imported nor been told about (every
+    cell of it was read back by --reuse-results) gets its installed version from package
+    metadata and no devices."""
     from importlib.metadata import PackageNotFoundError, version
 
     from harness.frameworks import get_backend
@@ -179,7 +186,13 @@ def run_info(
     versions: dict[str, str | None] = {}
     devices: dict[str, dict[str, str]] = {}
     for name in sorted(set(frameworks)):
+        if known and name in known:
+            versions[name], devices[name] = known[name][0], dict(known[name][1])
+            continue
         backend = get_backend(name)
+        if backend.module not in sys.modules:
+            versions[name] = _installed_version(backend.module)
+            continue
         if backend.unavailable():
             versions[name] = None
             continue
@@ -205,6 +218,17 @@ def run_info(
         seeds=tuple(sorted(set(seeds))),
         command=command,
     )
+
+
+def _installed_version(module: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in {"tensorflow": ("tensorflow", "tensorflow-cpu")}.get(module, (module,)):
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            continue
+    return None
 
 
 now = _now

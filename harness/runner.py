@@ -109,6 +109,8 @@ class Runner:
     #: implementations supplied in memory (``assert_precision``), by id; they win over
     #: the registry and over loading ``cell.impl`` from disk
     extra_impls: dict[str, Impl] = field(default_factory=dict)
+    #: (version, devices) per framework, as worker processes reported them (harness.parallel)
+    framework_info: dict[str, tuple[str | None, dict[str, str]]] = field(default_factory=dict)
     _groups: dict[GroupKey, _Group] = field(default_factory=dict)
     _customs: dict[tuple[str, str, str], Impl] = field(default_factory=dict)
 

@@ -75,9 +75,9 @@ SCHEMA = 1
 #: schema of the record :meth:`CacheStats.to_json` returns (``fpharness cache info --json``)
 INFO_SCHEMA = 1
 #: subdirectories of the cache directory that belong to fpharness and that :func:`clear_cache`
-#: empties (a JAX compilation cache may live in ``jax/``); any other subdirectory is the
-#: user's and is only reported
-OWNED_SUBDIRS: tuple[str, ...] = ("jax",)
+#: empties (a JAX compilation cache may live in ``jax/``, stored cell results in
+#: ``results/``, see harness.reuse); any other subdirectory is the user's and is only reported
+OWNED_SUBDIRS: tuple[str, ...] = ("jax", "results")
 #: a temporary file younger than this may belong to a write in progress and is left alone;
 #: one put writes a whole reference in seconds, so an hour is generous
 STALE_TEMP_SECONDS = 3600.0

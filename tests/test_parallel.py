@@ -70,8 +70,13 @@ def test_parallel_run_equals_serial_run(impls: Path) -> None:
     ]
     serial = run_cells(cells, runner=Runner())
     seen: list[str] = []
-    parallel = run_cells(cells, runner=Runner(), jobs=2, setup=WorkerSetup(),
+    par_runner = Runner()
+    parallel = run_cells(cells, runner=par_runner, jobs=2, setup=WorkerSetup(),
                          on_result=lambda r: seen.append(r.spec.id))
+    # the workers report what they ran with, for the run's metadata
+    import numpy as np
+
+    assert par_runner.framework_info["numpy"][0] == np.__version__
     assert _plain(parallel) == _plain(serial)
     assert seen == [c.id for c in cells], "results are reported in plan order"
     assert {r.status for r in serial} >= {"pass", "fail"}

@@ -24,6 +24,10 @@ def add_exec_options(p: argparse.ArgumentParser, *, default_json: str | None = N
     p.add_argument("--cache-dir", metavar="DIR", help="oracle cache directory, with JAX's compilation cache in DIR/jax"
                    " (default: $FPHARNESS_CACHE_DIR or ~/.cache/fpharness)")
     p.add_argument("--no-cache", action="store_true", help="compute every reference afresh (and compile JAX afresh)")
+    p.add_argument("--reuse-results", action="store_true",
+                   help="read back the results of cells unchanged since an earlier run (same implementation"
+                   " source, framework versions, inputs, machine; see harness.reuse) instead of running them;"
+                   " for iterating on your own code, not for nightly runs")
     p.add_argument("-q", "--quiet", action="store_true", help="no tables, no progress bar")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -34,6 +38,8 @@ def exec_options(args: argparse.Namespace) -> ExecOptions:
     before it first loads (see harness.frameworks.use_jax_compilation_cache)."""
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.reuse_results and args.no_cache:
+        raise UsageError("--reuse-results reads results stored in the cache; it cannot go with --no-cache")
     if args.no_cache:
         use_jax_compilation_cache(None)
     else:
@@ -49,6 +55,7 @@ def exec_options(args: argparse.Namespace) -> ExecOptions:
         jobs=args.jobs,
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
+        reuse_results=args.reuse_results,
     )
 
 

@@ -1,0 +1,220 @@
+"""Reusing cell results across runs (``--reuse-results``): opt-in, for iterating on code.
+
+A typical loop: a suite judges your own implementation next to a thousand framework
+built-ins; you change your code and run the suite again. With ``--reuse-results`` the
+built-in cells whose every input is unchanged are read back from the previous run and only
+your cells run again, so the loop takes seconds instead of minutes.
+
+A stored result is reused only when its *fingerprint* matches: the SHA-256 of a JSON record
+of everything known to change a result:
+
+* the cell (oracle, implementation, framework, dtype, device, inputs, parameters, budget,
+  timeout), the number of worst elements kept, the fpharness version and
+  :data:`RESULT_VERSION` (bumped whenever judging changes), and the oracle's version;
+* the versions of the framework's distributions, read from package metadata without
+  importing anything (numpy and ml_dtypes always);
+* the bytes of a custom implementation's source file, and of npy/npz input files;
+* the machine: architecture, CPU model and flags, Python version, and every environment
+  variable that steers kernels (``OMP_*``, ``MKL_*``, ``XLA_*``, ``TF_*``, ``JAX_*``,
+  ``TORCH_*``, ``KMP_*``, ``OPENBLAS_*``, ``CUDA_*``, and fpharness's own); for CUDA cells
+  also the NVIDIA device nodes and the driver's description of each GPU.
+
+What it cannot see is why it is opt-in: modules that a custom implementation imports, and a
+framework rebuilt in place under the same version. A nightly regression run, whose point is
+to execute the frameworks, should not use it. Never stored: errors (retried every time),
+and implementations passed in memory. Skips are stored: what decides them (a framework's
+presence and version, a GPU, JAX's 64-bit setting) is in the fingerprint.
+
+Storage: ``<cache dir>/results/XY/<fingerprint>.json``, one file per cell holding
+``{"schema": 1, "fingerprint": ..., "cell": <the cell's results JSON>}``, written atomically
+(a temporary file renamed into place); a file that does not parse or names another
+fingerprint is ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Sequence
+from functools import cache, lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from harness.cells import CellResult, CellSpec
+
+__all__ = ["RESULT_VERSION", "SCHEMA", "ResultStore", "fingerprint"]
+
+SCHEMA = 1
+#: bump whenever a change to judging could change a stored result
+RESULT_VERSION = 1
+SUBDIR = "results"
+_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
+    "numpy": ("scipy",),
+    "torch": ("torch",),
+    "tensorflow": ("tensorflow", "tensorflow-cpu"),
+    "keras": ("keras", "tensorflow", "tensorflow-cpu"),
+    "jax": ("jax", "jaxlib"),
+}
+_ENV_PREFIXES = ("OMP_", "MKL_", "XLA_", "TF_", "JAX_", "TORCH_", "KMP_", "OPENBLAS_", "CUDA_", "FPHARNESS_")
+
+
+@cache
+def _dist_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+@lru_cache(maxsize=1)
+def _machine() -> dict[str, Any]:
+    cpu: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "flags", "Features", "CPU part") and key not in cpu:
+                cpu[key] = value.strip()
+    return {"machine": platform.machine(), "system": platform.system(), "python": sys.version.split()[0],
+            "cpu": cpu or platform.processor()}
+
+
+def _gpus() -> list[str]:
+    """NVIDIA device nodes and the driver's description of each GPU (model, bus): a GPU
+    that appears, goes or changes changes the fingerprint of every CUDA cell."""
+    nodes = sorted(str(p) for p in Path("/dev").glob("nvidia*"))
+    infos = []
+    for info in sorted(Path("/proc/driver/nvidia/gpus").glob("*/information")):
+        with contextlib.suppress(OSError):
+            infos.append(info.read_text())
+    return nodes + infos
+
+
+def _file_digest(path: Path) -> str | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _digest_of(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=256)
+def _digest_of(path: str, mtime_ns: int, size: int) -> str | None:
+    # read once per version of the file: a run fingerprints many cells of one source file
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _source_of(spec: str) -> Path | None:
+    """The source file of a custom implementation ``path.py:fn`` or ``package.module:fn``."""
+    target = spec.rsplit(":", 1)[0]
+    if target.endswith(".py"):
+        return Path(target)
+    try:
+        found = importlib.util.find_spec(target)
+    except (ImportError, ValueError):
+        return None
+    return Path(found.origin) if found is not None and found.origin else None
+
+
+def fingerprint(cell: CellSpec, k_worst: int) -> str | None:
+    """The cell's fingerprint (see the module docstring), or None when its result must not
+    be stored or reused."""
+    from harness.inputs import parse_inputs
+    from oracles.registry import get_oracle
+
+    record: dict[str, Any] = {
+        "result_version": RESULT_VERSION,
+        "fpharness": _dist_version("fpharness"),
+        "cell": [cell.oracle, cell.impl, cell.framework, cell.dtype, cell.device, cell.inputs,
+                 [[k, repr(v)] for k, v in cell.params], cell.budget.to_json(), cell.timeout, cell.custom],
+        "k_worst": k_worst,
+        "oracle_version": get_oracle(cell.oracle).version,
+        "versions": {d: _dist_version(d) for d in ("numpy", "ml_dtypes", *_DISTRIBUTIONS.get(cell.framework, ()))},
+        "machine": _machine(),
+        "env": sorted((k, v) for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)),
+    }
+    if cell.device != "cpu":
+        record["gpus"] = _gpus()
+    if cell.custom:
+        source = _source_of(cell.impl)
+        digest = _file_digest(source) if source is not None else None
+        if digest is None:
+            return None
+        record["source"] = digest
+    parsed = parse_inputs(cell.inputs)
+    if parsed.kind in ("npy", "npz"):
+        digest = _file_digest(Path(parsed.path))
+        if digest is None:
+            return None
+        record["input_file"] = digest
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class ResultStore:
+    """Stored cell results under ``<root>/results`` (see the module docstring)."""
+
+    def __init__(self, root: str | os.PathLike[str], k_worst: int = 10) -> None:
+        self.dir = Path(root).expanduser() / SUBDIR
+        self.k_worst = k_worst
+
+    def _path(self, key: str) -> Path:
+        return self.dir / key[:2] / f"{key}.json"
+
+    def get(self, cell: CellSpec) -> CellResult | None:
+        key = fingerprint(cell, self.k_worst)
+        if key is None:
+            return None
+        try:
+            data = json.loads(self._path(key).read_text())
+            if data.get("schema") != SCHEMA or data.get("fingerprint") != key:
+                return None
+            result = CellResult.from_json(data["cell"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        # from_json rebuilds the spec from the stored record; keep the caller's (timeout, budget)
+        return CellResult(cell, result.status, result.reason, result.out_dtype, result.summary,
+                          result.seconds, result.impl_seconds, result.profile)
+
+    def put(self, result: CellResult) -> bool:
+        """Store a pass, fail or skipped result; False when the cell is not storable."""
+        if result.status not in ("pass", "fail", "skipped"):
+            return False
+        key = fingerprint(result.spec, self.k_worst)
+        if key is None:
+            return False
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"schema": SCHEMA, "fingerprint": key, "cell": result.to_json()}, allow_nan=False)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return True
+
+    def split(self, cells: Sequence[CellSpec]) -> tuple[dict[int, CellResult], list[int]]:
+        """(stored results by position, positions still to run)."""
+        found: dict[int, CellResult] = {}
+        todo: list[int] = []
+        for i, cell in enumerate(cells):
+            hit = self.get(cell)
+            if hit is None:
+                todo.append(i)
+            else:
+                found[i] = hit
+        return found, todo
