@@ -40,7 +40,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from collections.abc import Sequence
 from functools import cache, lru_cache
 from importlib.metadata import PackageNotFoundError, version
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cells import CellResult, CellSpec
+from harness.results import atomic_write_text
 
 __all__ = ["RESULT_VERSION", "SCHEMA", "ResultStore", "fingerprint"]
 
@@ -193,18 +193,8 @@ class ResultStore:
         key = fingerprint(result.spec, self.k_worst)
         if key is None:
             return False
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"schema": SCHEMA, "fingerprint": key, "cell": result.to_json()}, allow_nan=False)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        atomic_write_text(self._path(key), text, durable=False)
         return True
 
     def split(self, cells: Sequence[CellSpec]) -> tuple[dict[int, CellResult], list[int]]:
