@@ -84,14 +84,17 @@ def execute_results(
         store = ResultStore(options.cache_dir or default_cache_dir(), runner.k_worst)
     found: dict[int, CellResult] = {}
     todo = list(range(len(cells)))
-    if store is not None and options.reuse_results:
-        found, todo = store.split(cells)
+    keys: list[str | None] = [None] * len(cells)
+    if store is not None:
+        keys = store.fingerprints(cells)  # before running: see ResultStore.put
+        if options.reuse_results:
+            found, todo = store.split(cells, keys)
     ran = iter(run_cells([cells[i] for i in todo], runner=runner, jobs=options.jobs, setup=setup))
     results: list[CellResult] = [found[i] if i in found else next(ran) for i in range(len(cells))]
     if store is not None:
         for i in todo:
             with contextlib.suppress(OSError):  # a full disk must not lose the run's results
-                store.put(results[i])
+                store.put(results[i], keys[i])
     seeds = sorted({s for s in map(_seed, (c.inputs for c in cells)) if s is not None})
     command = " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv))
     info = run_info(started, {c.framework for c in cells}, seeds=seeds, command=command,

@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.cells import CellResult, CellSpec
@@ -42,7 +42,7 @@ from harness.progress import Progress
 from harness.runner import Part, Runner
 from oracles.reference import Reference
 
-__all__ = ["WorkerSetup", "run_parallel"]
+__all__ = ["WorkerSetup", "WorkersUnavailable", "run_parallel"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +107,14 @@ def _work(unit: _Unit) -> tuple[Any, tuple[str, tuple[str | None, dict[str, str]
         runner._group(cell).refs.update(unit.refs)
         out.append((position, runner.run(cell)))
     return out, _about(unit.cells[0][1].framework)
+
+
+class WorkersUnavailable(Exception):
+    """Worker processes cannot be started here; the caller runs the cells itself."""
+
+
+def _ping() -> bool:
+    return True
 
 
 def _crashed(cell: CellSpec) -> str:
@@ -255,6 +263,36 @@ def run_parallel(
 
     lanes, shared = _lanes(plan.units, jobs)
     context = multiprocessing.get_context("spawn")
+    setup = replace(setup, k_worst=runner.k_worst)  # workers judge as this runner would
+    started = False
+
+    def new_pool() -> ProcessPoolExecutor:
+        nonlocal started
+        pool = ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker, initargs=(setup,))
+        if not started:
+            # a worker that cannot even start (a script without an ``if __name__ ==
+            # "__main__"`` guard, which spawn runs again) is not a crashing implementation
+            try:
+                pool.submit(_ping).result()
+            except BrokenProcessPool as exc:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise WorkersUnavailable(
+                    "worker processes could not start (a script calling fpharness needs an"
+                    ' `if __name__ == "__main__":` guard for -j); running the cells in this process'
+                ) from exc
+            started = True
+        return pool
+
+    def submit(lane: _Lane, unit: _Unit) -> Future[Any]:
+        for _ in range(2):  # a worker that died while idle breaks the pool before the submit
+            if lane.pool is None:
+                lane.pool = new_pool()
+            try:
+                return lane.pool.submit(_work, unit)
+            except BrokenProcessPool:
+                lane.pool.shutdown(wait=True, cancel_futures=True)
+                lane.pool = None
+        raise RuntimeError("could not start a worker process twice in a row")
 
     def next_unit(lane: _Lane) -> _Unit | None:
         # its own queue, then the shared chunks, then work stolen from the fullest lane
@@ -272,10 +310,7 @@ def run_parallel(
                 if lane.future is None:
                     unit = next_unit(lane)
                     if unit is not None:
-                        if lane.pool is None:
-                            lane.pool = ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker,
-                                                            initargs=(setup,))
-                        lane.future, lane.unit = lane.pool.submit(_work, unit), unit
+                        lane.future, lane.unit = submit(lane, unit), unit
             running = {lane.future: lane for lane in lanes if lane.future is not None}
             if not running:
                 break

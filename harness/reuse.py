@@ -14,16 +14,23 @@ of everything known to change a result:
 * the versions of the framework's distributions, read from package metadata without
   importing anything (numpy and ml_dtypes always);
 * the bytes of a custom implementation's source file, and of npy/npz input files;
-* the machine: architecture, CPU model and flags, Python version, and every environment
-  variable that steers kernels (``OMP_*``, ``MKL_*``, ``XLA_*``, ``TF_*``, ``JAX_*``,
-  ``TORCH_*``, ``KMP_*``, ``OPENBLAS_*``, ``CUDA_*``, and fpharness's own); for CUDA cells
+* fpharness's own source (harness/ and oracles/: built-ins, input generators, the judge);
+* the machine: architecture, CPU model and flags, the cores this process may use, Python
+  version, and every environment variable that steers kernels or their libraries
+  (``OMP_*``, ``MKL_*``, ``XLA_*``, ``TF_*``, ``JAX_*``, ``TORCH_*``, ``ATEN_*``,
+  ``PYTORCH_*``, ``KMP_*``, ``OPENBLAS_*``, ``ONEDNN_*``, ``DNNL_*``, ``CUDA_*``,
+  ``CUBLAS_*``, ``CUDNN_*``, ``NVIDIA_*``, ``LD_*``, and fpharness's own); for CUDA cells
   also the NVIDIA device nodes and the driver's description of each GPU.
+
+Fingerprints are taken before the cells run, so an implementation edited during a run
+files nothing under its new fingerprint.
 
 What it cannot see is why it is opt-in: modules that a custom implementation imports, and a
 framework rebuilt in place under the same version. A nightly regression run, whose point is
 to execute the frameworks, should not use it. Never stored: errors (retried every time),
-and implementations passed in memory. Skips are stored: what decides them (a framework's
-presence and version, a GPU, JAX's 64-bit setting) is in the fingerprint.
+and implementations passed in memory, and skips other than a CUDA cell's (no GPU: the
+GPUs are in the fingerprint); "importing X failed" can be fixed without changing anything
+the fingerprint sees.
 
 Storage: ``<cache dir>/results/XY/<fingerprint>.json``, one file per cell holding
 ``{"schema": 1, "fingerprint": ..., "cell": <the cell's results JSON>}``, written atomically
@@ -62,7 +69,11 @@ _DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "keras": ("keras", "tensorflow", "tensorflow-cpu"),
     "jax": ("jax", "jaxlib"),
 }
-_ENV_PREFIXES = ("OMP_", "MKL_", "XLA_", "TF_", "JAX_", "TORCH_", "KMP_", "OPENBLAS_", "CUDA_", "FPHARNESS_")
+_ENV_PREFIXES = (
+    "OMP_", "MKL_", "XLA_", "TF_", "JAX_", "TORCH_", "KMP_", "OPENBLAS_", "CUDA_", "FPHARNESS_",
+    # ATEN_CPU_CAPABILITY=default changes torch's float32 softplus, log1p and sigmoid
+    "ATEN_", "PYTORCH_", "NVIDIA_", "ONEDNN_", "DNNL_", "CUBLAS_", "CUDNN_", "LD_",
+)
 
 
 @cache
@@ -82,8 +93,26 @@ def _machine() -> dict[str, Any]:
             key = key.strip()
             if key in ("model name", "flags", "Features", "CPU part") and key not in cpu:
                 cpu[key] = value.strip()
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        cores = os.cpu_count() or 0
+    # thread counts follow the cores, and a reduction's summation order the threads
     return {"machine": platform.machine(), "system": platform.system(), "python": sys.version.split()[0],
-            "cpu": cpu or platform.processor()}
+            "cpu": cpu or platform.processor(), "cores": cores, "own_source": _own_source()}
+
+
+def _own_source() -> str:
+    """A digest of fpharness's own code (harness/ and oracles/): built-in implementations,
+    input generators and the judge change results without changing the version number of
+    a development checkout."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for package in ("harness", "oracles"):
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _gpus() -> list[str]:
@@ -172,7 +201,10 @@ class ResultStore:
         return self.dir / key[:2] / f"{key}.json"
 
     def get(self, cell: CellSpec) -> CellResult | None:
-        key = fingerprint(cell, self.k_worst)
+        """The stored result of ``cell`` as it is now, or None."""
+        return self._load(cell, fingerprint(cell, self.k_worst))
+
+    def _load(self, cell: CellSpec, key: str | None) -> CellResult | None:
         if key is None:
             return None
         try:
@@ -186,23 +218,33 @@ class ResultStore:
         return CellResult(cell, result.status, result.reason, result.out_dtype, result.summary,
                           result.seconds, result.impl_seconds, result.profile)
 
-    def put(self, result: CellResult) -> bool:
-        """Store a pass, fail or skipped result; False when the cell is not storable."""
-        if result.status not in ("pass", "fail", "skipped"):
+    def put(self, result: CellResult, key: str | None) -> bool:
+        """Store a pass or fail result (or the skip of a CUDA cell: no GPU) under ``key``,
+        the cell's fingerprint taken *before* it ran (:meth:`fingerprints`): taken after,
+        an implementation edited during the run would file the old code's result under the
+        new code's fingerprint. False when the result is not stored.
+
+        Other skips are not stored: "importing X failed" can be fixed without changing any
+        version the fingerprint sees."""
+        if result.status not in ("pass", "fail") and not (result.status == "skipped" and result.spec.device != "cpu"):
             return False
-        key = fingerprint(result.spec, self.k_worst)
         if key is None:
             return False
         text = json.dumps({"schema": SCHEMA, "fingerprint": key, "cell": result.to_json()}, allow_nan=False)
         atomic_write_text(self._path(key), text, durable=False)
         return True
 
-    def split(self, cells: Sequence[CellSpec]) -> tuple[dict[int, CellResult], list[int]]:
-        """(stored results by position, positions still to run)."""
+    def fingerprints(self, cells: Sequence[CellSpec]) -> list[str | None]:
+        """Each cell's fingerprint now (None: not storable)."""
+        return [fingerprint(cell, self.k_worst) for cell in cells]
+
+    def split(self, cells: Sequence[CellSpec], keys: Sequence[str | None]) -> tuple[dict[int, CellResult], list[int]]:
+        """(stored results by position, positions still to run), for ``keys`` from
+        :meth:`fingerprints`."""
         found: dict[int, CellResult] = {}
         todo: list[int] = []
-        for i, cell in enumerate(cells):
-            hit = self.get(cell)
+        for i, (cell, key) in enumerate(zip(cells, keys, strict=True)):
+            hit = self._load(cell, key)
             if hit is None:
                 todo.append(i)
             else:

@@ -448,10 +448,13 @@ def run_cells(
         progress.start(total=len(cells))
     try:
         if jobs > 1 and not runner.extra_impls and _worth_splitting(cells, runner):
-            from harness.parallel import WorkerSetup, run_parallel
+            from harness.parallel import WorkerSetup, WorkersUnavailable, run_parallel
 
-            return run_parallel(cells, runner, jobs, setup or WorkerSetup(k_worst=runner.k_worst),
-                                on_result=on_result, progress=progress)
+            try:
+                return run_parallel(cells, runner, jobs, setup or WorkerSetup(k_worst=runner.k_worst),
+                                    on_result=on_result, progress=progress)
+            except WorkersUnavailable as exc:  # raised before any cell ran
+                print(f"fpharness: {exc}", file=sys.stderr)
         for cell in cells:
             if progress:
                 progress.describe(cell.id)

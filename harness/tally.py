@@ -106,7 +106,7 @@ def _categories() -> Callable[..., npt.NDArray[np.int8]]:
 
 @dataclass
 class _Acc:
-    """One thread's running totals over the blocks it judged."""
+    """Running totals over the blocks judged so far."""
 
     k_worst: int
     k_examples: int
@@ -232,6 +232,8 @@ def tally(
     are judged; the result is identical either way."""
     got = np.ascontiguousarray(got).reshape(-1)
     n = got.size
+    if n != ref.size:
+        raise ValueError(f"got {n} values for {ref.size} reference elements")
     if profile is not None and profile.x.size != n:
         raise ValueError(f"profile inputs hold {profile.x.size} elements, the batch {n}")
     if baseline is not None:
@@ -343,8 +345,9 @@ def _with_baseline(base: Baseline, ref: Reference, got: npt.NDArray[Any], out_fo
     _accumulate(neg, sub, base.want[where], out_format, sub_prof, where)  # type: ignore[arg-type]
     b = base.acc
     differing_plain = where[base.plain[where]]
-    # the largest error: a differing plain element is at least 1/2 ulp away, a matching
-    # one (R(y) itself) at most 1/2 ulp
+    # the largest error: a differing plain element is at least 1/2 ulp away (or is R(y)
+    # with the other sign of zero, whose small error sends us to the fallbacks), a
+    # matching one (R(y) itself) at most 1/2 ulp
     if not math.isnan(pos.ulp_max) and pos.ulp_max >= 0.5:
         ulp_max = pos.ulp_max
     else:

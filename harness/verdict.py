@@ -368,14 +368,9 @@ def judge(
     (within this chunk) into the input's bits and values for examples.
     """
     return summarize(
-        tally(ref, np.asarray(got).ravel() if np.size(got) == ref.size else _wrong_size(got, ref),
-              out_format, k_worst=k_worst, k_examples=k_examples),
+        tally(ref, np.asarray(got), out_format, k_worst=k_worst, k_examples=k_examples),
         ref, got, out_format, describe=describe, offset=offset, k_worst=k_worst, k_examples=k_examples,
     )
-
-
-def _wrong_size(got: npt.ArrayLike, ref: Reference) -> npt.NDArray[Any]:
-    raise ValueError(f"got {np.size(got)} values for {ref.size} reference elements")
 
 
 def summarize(

@@ -33,6 +33,14 @@ def impls(tmp_path_factory: pytest.TempPathFactory) -> Path:
         def abort(x):
             os.abort()  # takes its process down: no exception to catch
 
+        def abort_later(x):
+            import threading, time
+            def die():
+                time.sleep(1.5)
+                os.abort()
+            threading.Thread(target=die, daemon=True).start()
+            return x  # the worker dies while idle, after returning
+
         def log_failing_in_chunk_2(x):
             # chunk 2 of the exhaustive float32 stream holds the patterns 2**23 .. 3 * 2**22
             bits = x.view(np.uint32)
@@ -119,3 +127,47 @@ def test_failure_in_a_part_stops_the_merge() -> None:
     bad = Part(failure=("error", "boom"), failed_at=4)
     assert ok.merge(bad).failure == ("error", "boom")
     assert bad.merge(ok).failure == ("error", "boom")
+
+
+def test_a_worker_dying_while_idle_does_not_end_the_run(impls: Path) -> None:
+    import time
+
+    f = str(impls)
+    cells = [
+        _cell(f"{f}:abort_later", "log", "float16", "special"),
+        _cell(f"{f}:exp_f32", "exp", "float16", "special"),
+    ]
+    runner = Runner()
+    runner.validate(cells)
+    for c in cells:
+        runner.prepare(c)
+    from harness.parallel import run_parallel
+
+    results: list[CellResult] = []
+
+    def slow(r: CellResult) -> None:
+        results.append(r)
+        time.sleep(2)  # let the first worker die before the next unit is submitted
+
+    out = run_parallel(cells, runner, 1, WorkerSetup(), on_result=slow)
+    assert [r.spec.id for r in out] == [c.id for c in cells]
+    assert out[1].status == "pass"
+
+
+def test_a_script_without_a_main_guard_falls_back_to_running_in_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent('''
+        from harness.cells import CellSpec
+        from harness.runner import run_cells
+        cells = [CellSpec("exp", "numpy.exp", "numpy", "float16", "cpu", "special"),
+                 CellSpec("log", "numpy.log", "numpy", "float16", "cpu", "special")]
+        print([r.status for r in run_cells(cells, jobs=2)])
+    '''))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "['pass', 'pass']" in proc.stdout.splitlines()[-1]
+    assert "worker processes could not start" in proc.stderr

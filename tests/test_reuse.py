@@ -101,3 +101,18 @@ def test_reuse_needs_the_cache(capsys: pytest.CaptureFixture[str], tmp_path: Pat
                  "--dtype", "float16", "--reuse-results", "--no-cache"]) == 2
     err = capsys.readouterr().err
     assert "--reuse-results" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_implementation_edited_during_the_run_is_not_filed_under_its_new_source(tmp_path: Path) -> None:
+    """The fingerprint is taken before the run: the old code's result must not be reused
+    for the code saved while it ran."""
+    impl, cache = tmp_path / "edits.py", tmp_path / "cache"
+    fixed = impl.read_text() if impl.exists() else ""
+    _write_impl(impl, "np.log(1 + np.exp(x))")
+    naive = impl.read_text()
+    fixed = naive.replace("np.log(1 + np.exp(x))", "np.logaddexp(0, x).astype(x.dtype)")
+    # on its first call the implementation saves its own fix, as an editor would mid-run
+    impl.write_text(naive.replace("def softplus(x):", f"def softplus(x):\n    Path(__file__).write_text({fixed!r})"))
+    assert _run(impl, cache, tmp_path / "a.json") == 1
+    assert impl.read_text() == fixed
+    assert _run(impl, cache, tmp_path / "b.json", "--reuse-results") == 0, "the fixed code ran"

@@ -3,8 +3,8 @@
 ``plain_judge`` below is the judge as the module docstring of harness.verdict defines it,
 one whole-array step per quantity: exact ULP sum with Fractions, bins by comparing with
 the correctly rounded edges 2**(j/16), worst elements by a full stable sort, profiles by
-harness.profile.error_profile. The fast path must agree with it on every field, for any
-thread count and any block boundary, on inputs built to hit the awkward cases: NaN and
+harness.profile.error_profile. The fast path must agree with it on every field, with and
+without a baseline and at any block boundary, on inputs built to hit the awkward cases: NaN and
 infinite results and truths, zeros, subnormals, errors exactly on and beside bin edges,
 exact powers of two, ties for the worst elements, saturated float64 errors.
 """
@@ -199,7 +199,7 @@ def test_profile_buckets_match_bucket_of_for_every_float32_pattern_class() -> No
 
 
 
-def test_worst_ties_keep_the_earliest_positions_across_blocks_and_threads() -> None:
+def test_worst_ties_keep_the_earliest_positions_across_blocks() -> None:
     n = 3 * BLOCK
     y = np.full(n, 1.5)
     ref = reference_for(y, FLOAT32)
