@@ -105,6 +105,9 @@ class Backend:
     name: str
     module: str
     extra: str
+    #: the installed distributions whose versions decide its results, the framework's own
+    #: first (read from package metadata, without importing: harness.reuse, run metadata)
+    distributions: tuple[str, ...] = ()
 
     #: what a caller of from_native should have returned, for TypeError messages
     native_type: ClassVar[str] = "array"
@@ -548,11 +551,11 @@ class JaxBackend(Backend):
 BACKENDS: dict[str, Backend] = {
     b.name: b
     for b in (
-        NumpyBackend("numpy", "numpy", "scipy"),
-        TorchBackend("torch", "torch", "torch"),
-        TensorFlowBackend("tensorflow", "tensorflow", "tensorflow"),
-        KerasBackend("keras", "keras", "tensorflow"),
-        JaxBackend("jax", "jax", "jax"),
+        NumpyBackend("numpy", "numpy", "scipy", ("numpy", "scipy")),
+        TorchBackend("torch", "torch", "torch", ("torch",)),
+        TensorFlowBackend("tensorflow", "tensorflow", "tensorflow", ("tensorflow", "tensorflow-cpu")),
+        KerasBackend("keras", "keras", "tensorflow", ("keras", "tensorflow", "tensorflow-cpu")),
+        JaxBackend("jax", "jax", "jax", ("jax", "jaxlib")),
     )
 }
 

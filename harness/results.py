@@ -194,7 +194,7 @@ def run_info(
             continue
         backend = get_backend(name)
         if backend.module not in sys.modules:
-            versions[name] = _installed_version(backend.module)
+            versions[name] = _installed_version(backend.distributions)
             continue
         if backend.unavailable():
             versions[name] = None
@@ -223,10 +223,11 @@ def run_info(
     )
 
 
-def _installed_version(module: str) -> str | None:
+def _installed_version(distributions: Sequence[str]) -> str | None:
+    """The version of the first of ``distributions`` that is installed."""
     from importlib.metadata import PackageNotFoundError, version
 
-    for dist in {"tensorflow": ("tensorflow", "tensorflow-cpu")}.get(module, (module,)):
+    for dist in distributions:
         try:
             return version(dist)
         except PackageNotFoundError:

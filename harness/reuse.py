@@ -62,13 +62,6 @@ SCHEMA = 1
 #: bump whenever a change to judging could change a stored result
 RESULT_VERSION = 1
 SUBDIR = "results"
-_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
-    "numpy": ("scipy",),
-    "torch": ("torch",),
-    "tensorflow": ("tensorflow", "tensorflow-cpu"),
-    "keras": ("keras", "tensorflow", "tensorflow-cpu"),
-    "jax": ("jax", "jaxlib"),
-}
 _ENV_PREFIXES = (
     "OMP_", "MKL_", "XLA_", "TF_", "JAX_", "TORCH_", "KMP_", "OPENBLAS_", "CUDA_", "FPHARNESS_",
     # ATEN_CPU_CAPABILITY=default changes torch's float32 softplus, log1p and sigmoid
@@ -126,6 +119,13 @@ def _gpus() -> list[str]:
     return nodes + infos
 
 
+def _framework_distributions(framework: str) -> tuple[str, ...]:
+    from harness.frameworks import BACKENDS
+
+    backend = BACKENDS.get(framework)
+    return backend.distributions if backend is not None else ()
+
+
 def _file_digest(path: Path) -> str | None:
     try:
         st = path.stat()
@@ -168,7 +168,7 @@ def fingerprint(cell: CellSpec, k_worst: int) -> str | None:
                  [[k, repr(v)] for k, v in cell.params], cell.budget.to_json(), cell.timeout, cell.custom],
         "k_worst": k_worst,
         "oracle_version": get_oracle(cell.oracle).version,
-        "versions": {d: _dist_version(d) for d in ("numpy", "ml_dtypes", *_DISTRIBUTIONS.get(cell.framework, ()))},
+        "versions": {d: _dist_version(d) for d in ("numpy", "ml_dtypes", *_framework_distributions(cell.framework))},
         "machine": _machine(),
         "env": sorted((k, v) for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)),
     }

@@ -187,15 +187,17 @@ class Runner:
             group.baselines[key] = Baseline.of(ref, out_fmt, profile)
         return group.baselines[key]
 
-    def prepare(self, cell: CellSpec) -> None:
-        """Compute the inputs, the references in the input format for ``cell`` and their
-        baselines (the correctly rounded results judged, which each cell's judging starts
-        from)."""
+    def prepare(self, cell: CellSpec, *, baselines: bool = True) -> None:
+        """Compute the inputs, the references in the input format for ``cell`` and (unless
+        the cells will run in other processes, which build their own) their baselines: the
+        correctly rounded results judged, which each cell's judging starts from."""
         group = self._group(cell)
         if group.inputs.streamed:
             return
         for i in range(len(group.inputs.batches)):
-            self._baseline(group, group.fmt, i, self._reference(group, group.fmt, i))
+            ref = self._reference(group, group.fmt, i)
+            if baselines:
+                self._baseline(group, group.fmt, i, ref)
 
     # -- running ----------------------------------------------------------------------
     def run(self, cell: CellSpec) -> CellResult:
@@ -425,6 +427,7 @@ def run_cells(
     progress = runner.progress
     results: list[CellResult] = []
     firsts = list({(c.oracle, c.dtype, c.inputs, c.params): c for c in reversed(cells)}.values())[::-1]
+    parallel = jobs > 1 and not runner.extra_impls and _worth_splitting(cells, runner)
     if progress:
         progress.label = "references"
         progress.start(total=len(firsts))
@@ -433,7 +436,7 @@ def run_cells(
             if progress:
                 progress.describe(f"{cell.oracle} {cell.dtype} {cell.inputs}")
             try:
-                runner.prepare(cell)
+                runner.prepare(cell, baselines=not parallel)
             except UsageError:
                 raise
             except Exception:  # noqa: BLE001 - the cell itself reports it when it runs
@@ -447,7 +450,7 @@ def run_cells(
         progress.label = "cells"
         progress.start(total=len(cells))
     try:
-        if jobs > 1 and not runner.extra_impls and _worth_splitting(cells, runner):
+        if parallel:
             from harness.parallel import WorkerSetup, WorkersUnavailable, run_parallel
 
             try:
