@@ -126,7 +126,6 @@ def _crashed(cell: CellSpec) -> str:
 
 @dataclass
 class _Plan:
-    cells: Sequence[CellSpec]
     units: list[_Unit]
     chunks: dict[int, int] = field(default_factory=dict)  # streamed cell position -> chunk count
 
@@ -134,7 +133,7 @@ class _Plan:
 def _plan(cells: Sequence[CellSpec], runner: Runner) -> _Plan:
     """Units of work, the most expensive first (so no worker is left with a big one at
     the end); cost is elements times cells."""
-    plan = _Plan(cells, [])
+    plan = _Plan([])
     groups: dict[Any, list[tuple[int, CellSpec]]] = {}
     for pos, cell in enumerate(cells):
         group = runner._group(cell)

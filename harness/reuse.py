@@ -92,9 +92,10 @@ def _machine() -> dict[str, Any]:
         cores = os.cpu_count() or 0
     # thread counts follow the cores, and a reduction's summation order the threads
     return {"machine": platform.machine(), "system": platform.system(), "python": sys.version.split()[0],
-            "cpu": cpu or platform.processor(), "cores": cores, "own_source": _own_source()}
+            "cpu": cpu or platform.processor(), "cores": cores}
 
 
+@lru_cache(maxsize=1)
 def _own_source() -> str:
     """A digest of fpharness's own code (harness/ and oracles/): built-in implementations,
     input generators and the judge change results without changing the version number of
@@ -164,6 +165,7 @@ def fingerprint(cell: CellSpec, k_worst: int) -> str | None:
     record: dict[str, Any] = {
         "result_version": RESULT_VERSION,
         "fpharness": _dist_version("fpharness"),
+        "own_source": _own_source(),
         "cell": [cell.oracle, cell.impl, cell.framework, cell.dtype, cell.device, cell.inputs,
                  [[k, repr(v)] for k, v in cell.params], cell.budget.to_json(), cell.timeout, cell.custom],
         "k_worst": k_worst,
