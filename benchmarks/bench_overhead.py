@@ -11,7 +11,7 @@ one process and one run:
   the inputs into the framework, the call, moving the result back bit-exactly, the full
   judgement (categories, exact ULP statistics, worst elements, error profile), best of
   ``--repeat``. The batch's baseline (the correctly rounded result judged once, see
-  ``harness.tally.Baseline``) is built with the references, before timing, as a run
+  ``harness.judgement.tally.Baseline``) is built with the references, before timing, as a run
   builds it once per batch for all the implementations judged on it; its cost is
   reported too, and the ratio for a group's first cell with it.
 
@@ -54,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
     args = ap.parse_args(argv)
 
-    from harness.cells import CellSpec
-    from harness.frameworks import get_backend
-    from harness.impls import get_impl
-    from harness.runner import Runner
+    from harness.execution.runner import Runner
+    from harness.frameworks.adapters import get_backend
+    from harness.frameworks.catalogue import get_impl
+    from harness.plan.cells import CellSpec
 
     impl = get_impl(args.impl)
     n = 1 << args.log2

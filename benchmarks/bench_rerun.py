@@ -51,22 +51,22 @@ ROOT = Path(__file__).resolve().parents[1]
 #: (label, function name, file suffix) of the phases read from a warm run's profile; the
 #: cumulative time of each (nested phases are included in their parents)
 PHASES: tuple[tuple[str, str, str], ...] = (
-    ("run_cells (references + cells)", "run_cells", "harness/runner.py"),
-    ("  references (Runner.prepare)", "prepare", "harness/runner.py"),
-    ("  cells (Runner.run)", "run", "harness/runner.py"),
-    ("    implementation calls (thread wait)", "_call_with_timeout", "harness/runner.py"),
-    ("    inputs to the framework (to_native)", "to_native", "harness/frameworks.py"),
+    ("run_cells (references + cells)", "run_cells", "harness/execution/schedule.py"),
+    ("  references (Runner.prepare)", "prepare", "harness/execution/runner.py"),
+    ("  cells (Runner.run)", "run", "harness/execution/runner.py"),
+    ("    implementation calls (thread wait)", "_call_with_timeout", "harness/execution/runner.py"),
+    ("    inputs to the framework (to_native)", "to_native", "harness/frameworks/adapters.py"),
     # judging: tally + summarize since the judge's rewrite, judge + batch_profile before it
-    ("    judging: counts and profile (tally.tally)", "tally", "harness/tally.py"),
-    ("    judging: summary, examples (verdict.summarize)", "summarize", "harness/verdict.py"),
-    ("    judging (verdict.judge)", "judge", "harness/verdict.py"),
-    ("    error profile (batch_profile)", "batch_profile", "harness/profile.py"),
-    ("    flush-to-zero evidence", "_ftz_evidence", "harness/runner.py"),
-    ("    framework imports (Backend.unavailable)", "unavailable", "harness/frameworks.py"),
-    ("run metadata (run_info)", "run_info", "harness/results.py"),
-    ("results JSON (Results.write)", "write", "harness/results.py"),
+    ("    judging: counts and profile (tally.tally)", "tally", "harness/judgement/tally.py"),
+    ("    judging: summary, examples (verdict.summarize)", "summarize", "harness/judgement/summary.py"),
+    ("    judging (verdict.judge)", "judge", "harness/judgement/summary.py"),
+    ("    error profile (batch_profile)", "batch_profile", "harness/judgement/error_vs_input.py"),
+    ("    flush-to-zero evidence", "_ftz_evidence", "harness/execution/runner.py"),
+    ("    framework imports (Backend.unavailable)", "unavailable", "harness/frameworks/adapters.py"),
+    ("run metadata (run_info)", "run_info", "harness/record/results.py"),
+    ("results JSON (Results.write)", "write", "harness/record/results.py"),
     ("terminal tables (print_results)", "print_results", "reports/terminal.py"),
-    ("suite loading (load_suite)", "load_suite", "harness/suite.py"),
+    ("suite loading (load_suite)", "load_suite", "harness/plan/suite.py"),
 )
 
 FRAMEWORK_MODULES = ("numpy", "scipy", "torch", "tensorflow", "keras", "jax")
@@ -190,7 +190,7 @@ def import_costs(env: dict[str, str], repeat: int = 3) -> dict[str, float]:
 
     empty = best("pass") or 0.0
     out: dict[str, float] = {"python start": round(empty, 3)}
-    for label, code in [("harness.cli + commands", "import harness.cli, harness.commands.run"),
+    for label, code in [("harness.cli.app + commands", "import harness.cli.app, harness.cli.commands.run"),
                         *[(m, f"import {m}") for m in FRAMEWORK_MODULES]]:
         t = best(code)
         if t is not None:
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print_breakdown("cold", result["cold"]["breakdown"], cold["wall_s"])
         print_breakdown("warm", result["warm"]["breakdown"], warm["wall_s"])
 
-        # the opt-in result reuse (harness/reuse.py): nothing changed, so no cell runs; the
+        # the opt-in result reuse (harness/record/reuse.py): nothing changed, so no cell runs; the
         # results must be the warm run's, field for field (timings aside)
         print("\nwarm run with --reuse-results ...", flush=True)
         reused = run_suite(suite, cache, work / "reused.json", jobs=args.jobs, env=env, extra=("--reuse-results",))

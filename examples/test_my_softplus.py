@@ -7,7 +7,7 @@ GPU. See examples/README.md for what a failure looks like.
 import pytest
 import torch
 
-from harness.plugin import precision_params
+from harness.testing.plugin import precision_params
 
 
 def my_softplus(x: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,11 @@
 """fpharness runner: implementations, inputs, execution, verdicts, results and the CLI.
 
+Subpackages, lowest first (each imports only those below it; pyproject.toml's
+import-linter contract checks it): :mod:`.judgement` and :mod:`.frameworks`, then
+:mod:`.plan`, :mod:`.execution`, :mod:`.record`, and on top the entry points
+:mod:`.cli` and :mod:`.testing`. :mod:`reports` sits between the record and the entry
+points.
+
 Importing this package imports no ML framework; each framework loads lazily inside its
 adapter the first time one of its cells runs.
 """
@@ -11,15 +17,16 @@ from typing import TYPE_CHECKING, Any
 from oracles.errors import UsageError
 
 if TYPE_CHECKING:
-    from harness.assertions import assert_precision
+    from harness.testing.assertions import assert_precision
 
 __all__ = ["UsageError", "assert_precision"]
 
 
 def __getattr__(name: str) -> Any:
-    # assert_precision pulls in the runner; `import harness` stays light until it is used
     if name == "assert_precision":
-        from harness.assertions import assert_precision
+        from harness.testing.assertions import (
+            assert_precision,  # lazy: pulls in the runner; `import harness` stays light
+        )
 
         return assert_precision
     raise AttributeError(f"module 'harness' has no attribute {name!r}")

@@ -5,11 +5,19 @@ This package imports no ML framework. Public surface:
 * :class:`Format` and :func:`get_format` (float16, bfloat16, float32, float64);
 * :func:`round_mpf`, :func:`round_float64`: correct rounding, directly into a format;
 * :func:`oracle` (decorator), :func:`get_oracle`, :data:`REGISTRY`: the oracle registry;
-* :func:`evaluate`: an oracle's correctly rounded values as a :class:`Reference`.
+* :func:`evaluate`: an oracle's correctly rounded values as a :class:`Reference`;
+* :class:`FpharnessError`, the root of every error we raise, and its kinds
+  :class:`UsageError` and :class:`OracleError`.
+
+Importing any module of the package runs this file first, and this file registers the
+built-in oracles (:mod:`oracles.catalogue`), so a lookup in :data:`REGISTRY` always sees
+them. That is why :mod:`oracles.registry` never imports the catalogue: the catalogue
+imports the registry, and the registry importing it back would be a cycle.
 """
 
-from oracles.errors import UsageError
-from oracles.evaluate import OracleError, evaluate
+import oracles.catalogue  # noqa: F401  (registers the built-in oracles; see the docstring)
+from oracles.errors import FpharnessError, OracleError, UsageError
+from oracles.evaluate import evaluate
 from oracles.formats import BFLOAT16, FLOAT16, FLOAT32, FLOAT64, FORMATS, Format, format_of_dtype, get_format
 from oracles.reference import Reference
 from oracles.registry import REGISTRY, Arg, Oracle, Param, get_oracle, oracle
@@ -18,8 +26,6 @@ from oracles.rounding import round_float64, round_mpf, ulp_exponent
 
 def all_oracles() -> list[Oracle]:
     """Every registered oracle (built-ins included), in name order."""
-    import oracles.catalogue  # noqa: F401
-
     return list(REGISTRY)
 
 
@@ -32,6 +38,7 @@ __all__ = [
     "REGISTRY",
     "Arg",
     "Format",
+    "FpharnessError",
     "Oracle",
     "OracleError",
     "Param",

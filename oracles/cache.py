@@ -7,9 +7,9 @@ SHA-256 of all of that, so a changed oracle, tier, parameter or input is simply 
 different entry: nothing is ever invalidated in place.
 
 Each entry is one ``.npz`` file (no pickle: it is read with ``allow_pickle=False``) holding
-the four arrays and a JSON ``meta`` record with :data:`SCHEMA`. Writes go to a temporary
-file in the same directory, are fsynced, and are renamed over the final name with
-:func:`os.replace`, which is atomic: a reader sees either nothing or a whole file, and two
+the four arrays and a JSON ``meta`` record with :data:`SCHEMA`. Writes go through
+:func:`oracles.atomic.atomic_write_bytes` (a temporary file in the same directory, fsynced,
+renamed over the final name): a reader sees either nothing or a whole file, and two
 processes writing the same key just write the same bytes twice. A file that does not load,
 has another schema or key, or has malformed arrays is a miss and is removed.
 
@@ -19,34 +19,37 @@ everything rather than one entry), compressed ``.npz`` (zlib costs more time tha
 it saves for references that are mostly incompressible float64).
 
 Maintenance (``fpharness cache info|clear``): :func:`cache_stats` and :func:`clear_cache`
-recognise the cache's own files by name (``XY/<hex key>.npz`` entries and ``XY/.tmp-*.npz``
-leftovers of interrupted writes) and never follow a symbolic link; anything else in the
-directory is reported and left alone, except the subdirectories the cache owns
-(:data:`OWNED_SUBDIRS`).
+recognise the cache's own files by name (``XY/<hex key>.npz`` entries, and
+``XY/.<hex key>.npz.*.tmp`` or, from older versions, ``XY/.tmp-*.npz`` leftovers of
+interrupted writes) and never follow a symbolic link; anything else in the directory is
+reported and left alone, except the subdirectories the caller says it owns
+(``extra_dirs``). This module does not know what those are: the harness keeps its JAX
+compilation cache and stored cell results beside the references and names them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import math
 import os
 import re
 import stat
-import sys
-import tempfile
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import platformdirs
 
+from oracles.atomic import TEMP_NAME, atomic_write_bytes
 from oracles.errors import UsageError
 from oracles.evaluate import evaluate
 from oracles.fast import tier_version
@@ -57,7 +60,6 @@ from oracles.registry import Oracle
 __all__ = [
     "ENV_VAR",
     "INFO_SCHEMA",
-    "OWNED_SUBDIRS",
     "SCHEMA",
     "STALE_TEMP_SECONDS",
     "CacheStats",
@@ -74,10 +76,6 @@ __all__ = [
 SCHEMA = 1
 #: schema of the record :meth:`CacheStats.to_json` returns (``fpharness cache info --json``)
 INFO_SCHEMA = 1
-#: subdirectories of the cache directory that belong to fpharness and that :func:`clear_cache`
-#: empties (a JAX compilation cache may live in ``jax/``, stored cell results in
-#: ``results/``, see harness.reuse); any other subdirectory is the user's and is only reported
-OWNED_SUBDIRS: tuple[str, ...] = ("jax", "results")
 #: a temporary file younger than this may belong to a write in progress and is left alone;
 #: one put writes a whole reference in seconds, so an hour is generous
 STALE_TEMP_SECONDS = 3600.0
@@ -89,19 +87,19 @@ _CORRUPT = (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFi
 
 
 def default_cache_dir() -> Path:
-    """``$FPHARNESS_CACHE_DIR`` if set, else the platform's user cache directory:
-    ``$XDG_CACHE_HOME/fpharness`` or ``~/.cache/fpharness`` on Linux,
-    ``~/Library/Caches/fpharness`` on macOS, ``%LOCALAPPDATA%/fpharness/Cache`` on Windows."""
+    """Where references are cached unless the caller names a directory.
+
+    ``$FPHARNESS_CACHE_DIR`` if set and not empty (``~`` expanded): one variable moves the
+    cache for every command, test run and worker process, e.g. onto a shared or faster disk,
+    or into a CI cache. Otherwise the platform's per-user cache directory, from
+    ``platformdirs.user_cache_dir("fpharness")``: ``$XDG_CACHE_HOME/fpharness`` (if that
+    variable is set) or ``~/.cache/fpharness`` on Linux, ``~/Library/Caches/fpharness`` on
+    macOS, ``%LOCALAPPDATA%\\fpharness\\Cache`` on Windows."""
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser()
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA")
-        return (Path(base) if base else Path.home() / "AppData" / "Local") / "fpharness" / "Cache"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "fpharness"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "fpharness"
+    # appauthor=False: no vendor folder on Windows (fpharness\Cache, not fpharness\fpharness\Cache)
+    return Path(platformdirs.user_cache_dir("fpharness", appauthor=False))
 
 
 def _param_text(value: float | str) -> str:
@@ -195,21 +193,12 @@ class ReferenceCache:
         :func:`clear_cache` selects by); it never changes the key or what ``get`` accepts.
         Raises OSError when the directory cannot be written."""
         file = self._file(key)
-        file.parent.mkdir(parents=True, exist_ok=True)
         meta = json.dumps({**(about or {}), "schema": SCHEMA, "key": key, "shape": list(ref.shape)})
-        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".tmp-", suffix=".npz")
-        try:
-            payload: dict[str, Any] = {name: np.asarray(getattr(ref, name), dtype=dt) for name, dt in _ARRAYS}
-            payload["meta"] = np.array(meta)
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **payload)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, file)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        payload: dict[str, Any] = {name: np.asarray(getattr(ref, name), dtype=dt) for name, dt in _ARRAYS}
+        payload["meta"] = np.array(meta)
+        buf = io.BytesIO()
+        np.savez(buf, **payload)
+        atomic_write_bytes(file, buf.getvalue(), durable=True)
         return file
 
     def _discard(self, file: Path) -> None:
@@ -224,8 +213,8 @@ class ReferenceCache:
 
     def clear(self) -> int:
         """Remove every entry and every temporary file (even a fresh one: the caller says no
-        write is in progress); returns the entries removed. Owned subdirectories stay."""
-        return clear_cache(self.path, stale_after_s=-math.inf, subdirs=False).entries
+        write is in progress); returns the entries removed. Subdirectories stay."""
+        return clear_cache(self.path, stale_after_s=-math.inf).entries
 
 
 def cached_evaluate(
@@ -271,7 +260,9 @@ def cached_evaluate(
 
 _SHARD = re.compile(r"[0-9a-f]{2}")
 _ENTRY = re.compile(r"([0-9a-f]{3,})\.npz")  # the names ReferenceCache._file gives
-_TEMP = re.compile(r"\.tmp-\w+\.npz")  # the names put's mkstemp gives
+# oracles.atomic names a temporary file after its destination; `.tmp-*.npz` is the name
+# versions before it gave, whose leftovers may still lie in an old cache directory
+_LEGACY_TEMP = re.compile(r"\.tmp-\w+\.npz")
 _UNKNOWN = "unknown"  # oracle or format of an entry whose meta record does not name them
 _DAY = 86400.0
 
@@ -293,8 +284,9 @@ class GroupStats:
 
 @dataclass(frozen=True, slots=True)
 class SubdirStats:
-    """A subdirectory of the cache directory that holds no entries: one the cache owns
-    (:data:`OWNED_SUBDIRS`, emptied by :func:`clear_cache`) or a foreign one, only reported."""
+    """A subdirectory of the cache directory that holds no entries: one the caller owns
+    (named in ``extra_dirs``, emptied by :func:`clear_cache`) or a foreign one, only
+    reported."""
 
     name: str
     files: int
@@ -363,7 +355,8 @@ class CacheStats:
 class ClearResult:
     """What :func:`clear_cache` removed (with ``dry_run``: would remove). ``entries`` and
     ``temp_files`` count files in the entry shards, ``subdir_files`` files under the owned
-    subdirectories named in ``subdirs``; ``kept`` counts the entries left in place and
+    subdirectories named in ``subdirs`` (those of ``extra_dirs`` that had files to remove);
+    ``kept`` counts the entries left in place and
     ``failed`` names the files that could not be removed, with the reason."""
 
     path: Path
@@ -459,10 +452,28 @@ def _scan(path: Path) -> tuple[list[_File], list[os.DirEntry[str]]]:
                     m = _ENTRY.fullmatch(e.name)
                     if m and m.group(1).startswith(top.name):
                         kind, key = "entry", m.group(1)
-                    elif _TEMP.fullmatch(e.name):
+                    elif _is_temp(e.name, top.name):
                         kind = "temp"
                 files.append(_File(e.path, kind, _size(est), est.st_mtime, key))
     return files, subdirs
+
+
+def _dir_names(extra_dirs: Collection[str]) -> frozenset[str]:
+    # a bare string is a collection of its letters: ("jax") for ("jax",) would own "j/"
+    if isinstance(extra_dirs, str):
+        raise UsageError(f"extra_dirs={extra_dirs!r} must be a collection of names, e.g. ({extra_dirs!r},)")
+    return frozenset(extra_dirs)
+
+
+def _is_temp(name: str, shard: str) -> bool:
+    """Whether ``name`` in the shard directory ``shard`` is a leftover of an entry's write."""
+    if _LEGACY_TEMP.fullmatch(name):
+        return True
+    m = TEMP_NAME.fullmatch(name)
+    if m is None:
+        return False
+    entry = _ENTRY.fullmatch(m.group("name"))
+    return entry is not None and entry.group(1).startswith(shard)
 
 
 def _tree(top: str) -> Iterator[tuple[str, os.stat_result]]:
@@ -511,14 +522,22 @@ def _label(meta: Mapping[str, Any], name: str) -> str:
     return value if isinstance(value, str) and value else _UNKNOWN
 
 
-def cache_stats(path: str | os.PathLike[str] | None = None, *, now: float | None = None) -> CacheStats:
+def cache_stats(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    extra_dirs: Collection[str] = (),
+    now: float | None = None,
+) -> CacheStats:
     """What the cache directory ``path`` (default :func:`default_cache_dir`) holds: entries
     per oracle and output format (read from each entry's meta member, never its arrays),
     unreadable entries, leftover temporary files, foreign files and other subdirectories.
-    ``now`` (seconds since the epoch) decides which temporary files are stale.
+    ``extra_dirs`` names the subdirectories the caller owns (reported with ``owned=True``;
+    the harness passes ``("jax", "results")``). ``now`` (seconds since the epoch) decides
+    which temporary files are stale.
 
     A missing directory gives ``exists=False`` and zeros. Raises :class:`UsageError` when
     ``path`` is a file or cannot be read. Files that vanish meanwhile are not counted."""
+    owned = _dir_names(extra_dirs)
     path = _resolve(path)
     if not _is_dir(path):
         return CacheStats(path, exists=False)
@@ -550,7 +569,7 @@ def cache_stats(path: str | os.PathLike[str] | None = None, *, now: float | None
     others = []
     for d in subdirs:
         tree = list(_tree(d.path))
-        others.append(SubdirStats(d.name, len(tree), sum(_size(st) for _, st in tree), d.name in OWNED_SUBDIRS))
+        others.append(SubdirStats(d.name, len(tree), sum(_size(st) for _, st in tree), d.name in owned))
     return CacheStats(
         path,
         exists=True,
@@ -580,7 +599,7 @@ def clear_cache(
     older_than_days: float | None = None,
     dry_run: bool = False,
     stale_after_s: float = STALE_TEMP_SECONDS,
-    subdirs: bool = True,
+    extra_dirs: Collection[str] = (),
     now: float | None = None,
 ) -> ClearResult:
     """Remove cache files from ``path`` (default :func:`default_cache_dir`) and say what
@@ -589,16 +608,18 @@ def clear_cache(
     Removed: entry files, of ``oracle`` only when given (an entry whose meta does not name
     its oracle is then kept), and of those only the ones last written more than
     ``older_than_days`` days ago when given. Without ``oracle`` also temporary files older
-    than ``stale_after_s`` (younger ones may be writes in progress) and, with ``subdirs``,
-    the files under :data:`OWNED_SUBDIRS` (with the same age limit), then the directories
-    left empty (the owned subdirectories themselves stay, empty). Foreign files, foreign subdirectories and links are never removed or
-    followed. Safe while other processes use the cache: a file that vanishes is skipped,
+    than ``stale_after_s`` (younger ones may be writes in progress) and the files under the
+    subdirectories named in ``extra_dirs`` (the caller's own, e.g. ``("jax", "results")``
+    for the harness; with the same age limit), then the directories left empty (the
+    ``extra_dirs`` themselves stay, empty). Foreign files, other subdirectories and links are
+    never removed or followed. Safe while other processes use the cache: a file that vanishes is skipped,
     and a writer that loses its shard directory only loses that one write.
 
     A missing directory removes nothing (``exists=False``). Raises :class:`UsageError` for
     a negative or non-finite age or when ``path`` is a file."""
     if older_than_days is not None and not (math.isfinite(older_than_days) and older_than_days >= 0):
         raise UsageError(f"older_than_days={older_than_days!r}: give a number of days >= 0, e.g. 30")
+    owned = _dir_names(extra_dirs)
     path = _resolve(path)
     if not _is_dir(path):
         return ClearResult(path, exists=False, dry_run=dry_run)
@@ -631,9 +652,9 @@ def clear_cache(
                 n["temp_files"] += 1
                 n["temp_bytes"] += f.size
     touched: list[str] = []
-    if subdirs and oracle is None:
+    if oracle is None:
         for d in others:
-            if d.name not in OWNED_SUBDIRS:
+            if d.name not in owned:
                 continue
             before = n["subdir_files"]
             for file, st in _tree(d.path):

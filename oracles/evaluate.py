@@ -1,27 +1,12 @@
-"""Evaluate an oracle on exact inputs and round every output correctly (Ziv's strategy).
+"""Evaluate an oracle on exact inputs and round every output correctly.
 
-Each output element is computed twice, at a working precision ``wp`` and at a higher one.
-The higher-precision value ``v2`` is trusted only within the radius
-``|v1 - v2| + |v2| * 2**(8 - wp2)``: the first term catches cancellation that a formula
-suffers (the low-precision value is then far off), the second the few ulps of error that
-mpmath's functions and a short composition of them make at ``wp2``. The element is
-settled when both ends of that interval round to the same value of the output format;
-otherwise both precisions grow and the element is evaluated again.
-
-Exact rounding ties: a value that still straddles a rounding midpoint when the two
-evaluations agree to more than :data:`TIE_BITS` bits is taken to be that midpoint and
-rounded half to even. For the rational oracles (softmax of equal entries, variance
-normalisation) such values are exact midpoints. A transcendental value can come within
-2**-1075 (relative) of a float64 midpoint without being on it: silu(x) = x/2 + x**2/4 for
-a subnormal x with an odd last bit. So the agreement asked for is 2,000 bits, beyond any
-such offset; closer than that is not a practical concern. Past :data:`MAX_PREC` bits the
-evaluation gives up with :class:`OracleError`, never with a guess.
-
-In front of all this sits the float64 fast tier (:mod:`oracles.fast`) for the built-in
-oracles that have one: it decides the elements whose correct rounding it can prove and
-leaves the rest to :func:`settle`. What remains for mpmath can be spread over forked
-worker processes (``jobs``); every task is settled independently, so the result does not
-depend on how the work was split.
+Every element (or row, for the row-wise kinds) is one independent task, settled by Ziv's
+strategy (:func:`oracles.ziv.settle`: growing precision until the rounding is certain,
+never a guess). In front of that sits the float64 fast tier (:mod:`oracles.fast`) for the
+built-in oracles that have one: it decides the elements whose correct rounding it can
+prove and leaves the rest to :func:`~oracles.ziv.settle`. What remains for mpmath can be
+spread over forked worker processes (``jobs``); every task is settled independently, so
+the result does not depend on how the work was split.
 """
 
 from __future__ import annotations
@@ -38,129 +23,22 @@ import numpy as np
 import numpy.typing as npt
 from mpmath import mp, mpf
 
+from oracles.errors import OracleError, UsageError
 from oracles.fast import FastTier, run_tier, tier_for
 from oracles.formats import Format
 from oracles.reference import Reference
 from oracles.registry import Oracle
-from oracles.rounding import round_mpf, ulp_exponent
+from oracles.ziv import Settled, classify, settle
 
-__all__ = ["MAX_PREC", "TIE_BITS", "OracleError", "evaluate", "settle"]
-
-FIRST_GUARD = 30
-TIE_BITS = 2000  # > 1,075 + margin: see the module docstring (was 1000: silu/gelu misrounded)
-MAX_PREC = 4000
+__all__ = ["evaluate"]
 
 _NAN = mpf("nan")
-_ULP_EXP_MAX = 2**31 - 1  # Reference.ulp_exp is int32
-
-
-class OracleError(RuntimeError):
-    """The oracle could not produce a certain, correctly rounded value."""
-
-
-Settled = tuple[float, float, float, int]  # want, hi, lo, ulp_exp
-
-
-def _classify(v: Any) -> mpf:
-    """Coerce an oracle's return value to mpf; complex or non-numeric results are bugs in
-    the oracle (log of a negative number returns an mpc in mpmath, for example)."""
-    if isinstance(v, mpf):
-        return v
-    if isinstance(v, (int, float)):
-        return mpf(v)
-    if hasattr(v, "imag") and hasattr(v, "real"):
-        if v.imag == 0:
-            return mpf(v.real)
-        return _NAN
-    raise OracleError(f"oracle returned {type(v).__name__}, expected an mpmath number")
-
-
-def _settled_value(v: mpf, fmt: Format) -> Settled:
-    want = round_mpf(v, fmt)
-    if v != v:
-        return (math.nan, math.nan, 0.0, 0)
-    if mp.isinf(v):
-        return (want, float(v), 0.0, 0)
-    e = ulp_exponent(v, fmt)
-    scaled = mp.ldexp(v, -e)
-    hi = float(scaled)
-    lo = float(mp.fsub(scaled, hi, exact=True))
-    # Far past overflow (exp(3e38) in bfloat16) the binade does not fit the int32 array.
-    # Saturating the stored exponent keeps the ULP error exact: c / 2**e is 0 for every
-    # float64 c once e > 2**11, and the true c / ulp(y) is below 2**-1000 there.
-    return (want, hi, lo, min(e, _ULP_EXP_MAX))
-
-
-def _try_settle(v1: mpf, v2: mpf, wp2: int, fmt: Format) -> Settled | None:
-    nan1, nan2 = v1 != v1, v2 != v2
-    if nan1 or nan2:
-        return _settled_value(v2, fmt) if nan1 and nan2 else None
-    inf1, inf2 = bool(mp.isinf(v1)), bool(mp.isinf(v2))
-    if inf1 or inf2:
-        return _settled_value(v2, fmt) if v1 == v2 else None
-    if not v2:
-        return _settled_value(v2, fmt) if not v1 else None
-    with mp.workprec(wp2 + 8):
-        radius = abs(mp.fsub(v1, v2, exact=True)) + mp.ldexp(abs(v2), 8 - wp2)
-        r_lo = round_mpf(v2 - radius, fmt)
-        r_hi = round_mpf(v2 + radius, fmt)
-        if r_lo == r_hi:  # +0 == -0 counts as agreement, as it should
-            return _settled_value(v2, fmt)
-        if wp2 >= TIE_BITS:
-            return _settle_tie(v1, v2, radius, r_lo, r_hi, fmt)
-    return None
-
-
-def _settle_tie(v1: mpf, v2: mpf, radius: mpf, r_lo: float, r_hi: float, fmt: Format) -> Settled | None:
-    if math.isinf(r_lo) or math.isinf(r_hi):
-        # the boundary between the largest finite value and infinity
-        # (2**(p+1) - 1) 2**(emax-p), built exactly: Format.overflow_threshold is a float
-        # and does not exist for float64 (2**1024 - 2**970 overflows)
-        mid = mp.ldexp(mpf(2 ** (fmt.precision + 1) - 1), fmt.emax - fmt.precision)
-        mid = mid if v2 > 0 else -mid
-    else:
-        mid = mp.ldexp(mp.fadd(r_lo, r_hi, exact=True), -1)
-    close = mp.ldexp(abs(mid), 16 - TIE_BITS)
-    if abs(v2 - mid) <= radius and abs(v1 - mid) <= close and abs(v2 - mid) <= close:
-        return _settled_value(mid, fmt)
-    return None
-
-
-def settle(compute: Callable[[int], Sequence[Any]], n: int, fmt: Format) -> list[Settled]:
-    """Evaluate ``compute(wp) -> n mpmath values`` with growing precision until every value
-    rounds with certainty into ``fmt``. Raises :class:`OracleError` past :data:`MAX_PREC`."""
-    wp1 = fmt.precision + FIRST_GUARD
-    wp2 = wp1 + FIRST_GUARD
-    out: list[Settled | None] = [None] * n
-    with mp.workprec(wp1):
-        prev = [_classify(v) for v in compute(wp1)]
-    while True:
-        with mp.workprec(wp2):
-            cur = [_classify(v) for v in compute(wp2)]
-        if len(cur) != n or len(prev) != n:
-            raise OracleError(f"oracle returned {len(cur)} values, expected {n}")
-        missing = False
-        for i in range(n):
-            if out[i] is None:
-                out[i] = _try_settle(prev[i], cur[i], wp2, fmt)
-                missing = missing or out[i] is None
-        if not missing:
-            return [o for o in out if o is not None]
-        if wp2 >= MAX_PREC:
-            bad = next(i for i in range(n) if out[i] is None)
-            raise OracleError(
-                f"value {bad} did not settle at {wp2} bits (last {mp.nstr(cur[bad], 30)}); "
-                "the oracle may be inaccurate or discontinuous there"
-            )
-        prev, wp2 = cur, min(2 * wp2, MAX_PREC)
 
 
 # -- shapes and kinds ------------------------------------------------------------------
 
 
 def _check_shapes(oracle: Oracle, arrays: Sequence[npt.NDArray[Any]]) -> tuple[int, ...]:
-    from oracles.errors import UsageError
-
     if len(arrays) != len(oracle.args):
         names = ", ".join(str(a) for a in oracle.args)
         raise UsageError(f"{oracle.name} takes {len(oracle.args)} argument(s) ({names}), got {len(arrays)}")
@@ -262,7 +140,7 @@ def _reduced(oracle: Oracle, tasks: list[tuple[Any, ...]], fmt: Format, params: 
     computes = [make(t) for t in tasks]
 
     def compute(wp: int) -> list[Any]:
-        terms = [v for c in computes for v in (_classify(x) for x in c(wp))]
+        terms = [v for c in computes for v in (classify(x) for x in c(wp))]
         if not terms:
             return [_NAN]
         if any(t != t for t in terms):
@@ -423,8 +301,6 @@ def evaluate(
     accurate to about 1e-13 relative instead of exact. Raises :class:`OracleError` when a
     value cannot be settled and :class:`~oracles.errors.UsageError` for malformed inputs.
     """
-    from oracles.errors import UsageError
-
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise UsageError(f"jobs={jobs!r} must be a positive integer (1 runs serially)")
     if chunk < 1:

@@ -29,11 +29,12 @@ An argument named with the suffix ``:index`` (``"target:index"``) is an integer 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from oracles.errors import UsageError, choices
+from oracles.registries import Registry, origin_of
 
 __all__ = [
     "REGISTRY",
@@ -136,40 +137,20 @@ class Oracle:
         return {k: v for k, v in bound.items() if not (self.reducible and k == "reduction")}
 
 
-class OracleRegistry:
-    """Name -> :class:`Oracle`, filled by :func:`oracle`. Iterates in name order."""
+class OracleRegistry(Registry[Oracle]):
+    """Name -> :class:`Oracle`, filled by :func:`oracle`. Iterates in name order.
+
+    Registering a name again with a function from the same line of the same file is not an
+    error (see :func:`_same_definition`); any other second registration is, unless
+    ``replace=True``."""
 
     def __init__(self) -> None:
-        self._items: dict[str, Oracle] = {}
-
-    def add(self, item: Oracle, *, replace: bool = False) -> Oracle:
-        old = self._items.get(item.name)
-        if old is not None and not replace and not _same_definition(old.fn, item.fn):
-            where = getattr(old.fn, "__module__", "?") + ":" + getattr(old.fn, "__qualname__", "?")
-            raise UsageError(
-                f"oracle {item.name!r} is already registered (by {where}); choose another name"
-                " or pass replace=True"
-            )
-        self._items[item.name] = item
-        return item
-
-    def get(self, name: str) -> Oracle:
-        try:
-            return self._items[name]
-        except KeyError:
-            raise UsageError(f"unknown oracle {name!r}; {choices(self._items)}") from None
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._items
-
-    def __iter__(self) -> Iterator[Oracle]:
-        return iter(sorted(self._items.values(), key=lambda o: o.name))
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def names(self) -> list[str]:
-        return sorted(self._items)
+        super().__init__(
+            "oracle",
+            key=lambda o: o.name,
+            origin=lambda o: origin_of(o.fn),
+            same=lambda old, new: _same_definition(old.fn, new.fn),
+        )
 
 
 def _same_definition(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
@@ -264,10 +245,9 @@ def oracle(
 
 
 def get_oracle(name: str | Oracle) -> Oracle:
-    """The registered oracle ``name`` (built-ins are loaded first); unknown names raise
-    :class:`UsageError` listing the valid ones."""
+    """The registered oracle ``name``; unknown names raise :class:`UsageError` listing the
+    valid ones. The built-ins are registered whenever the :mod:`oracles` package is
+    imported, which any import of this module does first."""
     if isinstance(name, Oracle):
         return name
-    import oracles.catalogue  # noqa: F401  (registers the built-ins on first use)
-
     return REGISTRY.get(name)

@@ -5,20 +5,47 @@ Two entry points: :func:`round_mpf` rounds one arbitrary-precision mpmath value,
 underflow and overflow to infinity exactly as IEEE 754 does. Neither goes through an
 intermediate format: ml_dtypes' float64 -> bfloat16 cast goes through float32 and can
 round twice, which is why this module exists.
+
+The format argument is anything with a format's parameters (:class:`FormatParams`), not
+:class:`~oracles.formats.Format` itself: ``Format.from_float64`` rounds with this module,
+so this module naming ``Format`` would make the two import each other.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 from mpmath import mpf
 from mpmath.libmp import finf, fnan, fninf
 
-from oracles.formats import Format
+__all__ = ["FormatParams", "binade", "round_float64", "round_mpf", "ulp_exponent"]
 
-__all__ = ["binade", "round_float64", "round_mpf", "ulp_exponent"]
+
+class FormatParams(Protocol):
+    """What rounding needs of a format; :class:`~oracles.formats.Format` provides it."""
+
+    @property
+    def precision(self) -> int:
+        """Significand bits, the hidden bit included."""
+
+    @property
+    def emin(self) -> int:
+        """Exponent of the smallest normal number."""
+
+    @property
+    def emax(self) -> int:
+        """Exponent of the largest finite number."""
+
+    @property
+    def has_inf(self) -> bool:
+        """False for formats that overflow to NaN (float8 e4m3fn)."""
+
+    @property
+    def largest(self) -> float:
+        """The largest finite value."""
 
 
 def binade(v: mpf) -> int:
@@ -27,7 +54,7 @@ def binade(v: mpf) -> int:
     return int(exp) + int(bc) - 1
 
 
-def ulp_exponent(v: mpf | float, fmt: Format) -> int:
+def ulp_exponent(v: mpf | float, fmt: FormatParams) -> int:
     """log2 of ulp(v) in ``fmt``: ``max(floor(log2|v|), emin) - p + 1``; ulp(0) is the
     smallest subnormal. Values beyond the largest finite keep their own binade, so the ULP
     error of a finite result against an overflowing truth stays finite."""
@@ -38,7 +65,7 @@ def ulp_exponent(v: mpf | float, fmt: Format) -> int:
     return max(binade(v), fmt.emin) - fmt.precision + 1
 
 
-def round_mpf(v: mpf, fmt: Format) -> float:
+def round_mpf(v: mpf, fmt: FormatParams) -> float:
     """Round an mpf to the nearest value of ``fmt`` (ties to even), returned as an exact
     float64. NaN stays NaN; overflow gives +-inf (NaN for a format without infinities)."""
     raw = v._mpf_
@@ -73,7 +100,7 @@ def round_mpf(v: mpf, fmt: Format) -> float:
     return -result if sign else result
 
 
-def round_float64(values: npt.ArrayLike, fmt: Format) -> npt.NDArray[np.float64]:
+def round_float64(values: npt.ArrayLike, fmt: FormatParams) -> npt.NDArray[np.float64]:
     """Round float64 values into ``fmt`` (ties to even, subnormals, overflow), returning
     float64 carriers of the rounded values. Exact: scaling by a power of two and ``rint``
     are exact operations in binary floating point."""

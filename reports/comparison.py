@@ -1,7 +1,7 @@
-"""Views of a :class:`~harness.compare.Comparison`: a terminal table (rich) and Markdown
+"""Views of a :class:`~harness.record.compare.Comparison`: a terminal table (rich) and Markdown
 (for CI step summaries and pull requests). Both are pure functions returning text, pinned
 by golden-text tests; neither decides anything: the verdicts come from
-:func:`harness.compare.compare`.
+:func:`harness.record.compare.compare`.
 
 A row per cell that changed, most urgent first (new failures, regressions, incomparable,
 missing and new cells, fixes, improvements); unchanged cells are counted, and listed only
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import io
 
-from harness.cells import CellResult
-from harness.compare import CellVerdict, Comparison, Kind
-from harness.results import RunInfo
-from reports.terminal import format_ulp
+from harness.plan.cells import CellResult
+from harness.record.compare import CellVerdict, Comparison, Kind
+from harness.record.results import RunInfo
+from reports.labels import format_ulp
 
 __all__ = ["KIND_LABELS", "markdown", "summary_line", "terminal_text"]
 

@@ -22,18 +22,21 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
 
-from harness.cells import CellResult
-from harness.compare import CellKey, CellVerdict, Comparison, Kind, Tolerance, compare
-from harness.results import Results, RunInfo, atomic_write_text
-from harness.verdict import DEFECTS
+from harness.judgement.summary import DEFECTS
+from harness.plan.cells import CellResult
+from harness.record.compare import CellKey, CellVerdict, Comparison, Kind, Tolerance, compare
+from harness.record.results import Results, RunInfo
+from oracles.atomic import atomic_write_text
+from oracles.registry import get_oracle
 from reports import svg
 from reports.comparison import KIND_LABELS
+from reports.labels import CATEGORY_LABELS, ULP_CLASSES, format_ulp, ulp_class
 
 __all__ = ["render_html", "write_html"]
 
@@ -75,7 +78,7 @@ def _merged(results: Sequence[Results]) -> Results:
 
 @dataclass(frozen=True, slots=True)
 class VerdictView:
-    """A :class:`~harness.compare.CellVerdict` as the report shows it."""
+    """A :class:`~harness.record.compare.CellVerdict` as the report shows it."""
 
     verdict: CellVerdict
     label: str
@@ -99,7 +102,7 @@ def _side_text(cell: CellResult | None, what: str) -> str:
     if s is None:
         return "?"
     if what == "ulp":
-        return svg.fmt_ulp(s.ulp_max) if s.ulp_count else "–"
+        return format_ulp(s.ulp_max, none="–") if s.ulp_count else "–"
     return _pct(s.correctly_rounded / s.n) if s.n else "–"
 
 
@@ -111,9 +114,9 @@ def _pair(v: CellVerdict, what: str) -> str:
 def _verdict_view(v: CellVerdict) -> VerdictView:
     mark, css = _MARKS.get(v.kind, ("", "same"))
     incidence = tuple(
-        (d.effect, svg.CATEGORY_LABELS[d.metric][0], f"{int(d.before):,} → {int(d.after):,}")
+        (d.effect, CATEGORY_LABELS[d.metric][0], f"{int(d.before):,} → {int(d.after):,}")
         for d in v.deltas
-        if d.metric in svg.CATEGORY_LABELS and d.effect != "same"
+        if d.metric in CATEGORY_LABELS and d.effect != "same"
     )
     return VerdictView(v, KIND_LABELS[v.kind], css, mark, _pair(v, "ulp"), _pair(v, "cr"), incidence)
 
@@ -155,7 +158,7 @@ class CellView:
 
     @property
     def ulp_cls(self) -> str:
-        return svg.ulp_class(self.max_ulp)
+        return ulp_class(self.max_ulp)
 
     @property
     def open(self) -> bool:
@@ -179,8 +182,6 @@ def _oracle_info(name: str) -> tuple[str, str, str]:
     """(kind, signature, doc) of a registered oracle; unknown ones (a results file from a
     build with more oracles) get empty text and are drawn like elementwise ones."""
     try:
-        from oracles.registry import get_oracle
-
         o = get_oracle(name)
     except Exception:  # noqa: BLE001 - an unknown oracle must not stop a report
         return ("", "", "")
@@ -190,8 +191,6 @@ def _oracle_info(name: str) -> tuple[str, str, str]:
 def _shown_params(oracle: str, params: Mapping[str, Any]) -> str:
     defaults: dict[str, Any] = {}
     try:
-        from oracles.registry import get_oracle
-
         defaults = {p.name: p.default for p in get_oracle(oracle).params}
     except Exception:  # noqa: BLE001 - unknown oracle: show every parameter
         pass
@@ -208,7 +207,7 @@ def _badges(cell: Mapping[str, Any]) -> list[Badge]:
     inc = cell.get("incidence") or {}
     n = int(cell.get("n") or 0)
     return [
-        Badge(cat, *svg.CATEGORY_LABELS[cat], int(inc[cat]), int(inc[cat]) / n if n else 0.0)
+        Badge(cat, *CATEGORY_LABELS[cat], int(inc[cat]), int(inc[cat]) / n if n else 0.0)
         for cat in svg.BAND_ORDER
         if inc.get(cat)
     ]
@@ -246,7 +245,7 @@ def _cell_view(cell: dict[str, Any], run: RunInfo, run_index: int, kind: str) ->
                     " NaN, Inf or zero results (darker: a larger share of the bucket)."
                 )
                 for cat, bands in svg.profile_bands(profile).items():
-                    short, long = svg.CATEGORY_LABELS[cat]
+                    short, long = CATEGORY_LABELS[cat]
                     view.bands.append((cat, short, long, [b.text() for b in bands]))
             else:
                 points = list(cell.get("worst") or []) + list(cell.get("examples") or [])
@@ -340,7 +339,7 @@ def _environment() -> Any:
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters["ulp"] = svg.fmt_ulp
+    env.filters["ulp"] = partial(format_ulp, none="–")
     env.filters["count"] = svg.fmt_count
     env.filters["pct"] = _pct
     env.filters["seconds"] = _seconds
@@ -370,7 +369,6 @@ def _static(name: str) -> Markup:
 def _load_oracles() -> None:
     """Register the built-in oracles: cell ids leave out default parameters only once
     they are known (``softplus[...-float16-exhaustive]``, not ``...-beta=1.0]``)."""
-    from oracles.registry import get_oracle
 
     try:
         get_oracle("softplus")  # the first lookup imports the catalogue
@@ -389,7 +387,7 @@ def render_html(
 ) -> str:
     """The report as one HTML string. ``sources`` name the results files (shown in the
     metadata); ``baseline`` adds the comparison view, judged by
-    :func:`harness.compare.compare` with ``tolerance`` (default: exact)."""
+    :func:`harness.record.compare.compare` with ``tolerance`` (default: exact)."""
     if not results:
         raise ValueError("render_html needs at least one Results")
     _load_oracles()
@@ -415,9 +413,9 @@ def render_html(
         changed=[_verdict_view(v) for v in comparison.verdicts if v.kind is not Kind.UNCHANGED] if comparison else [],
         kind_counts=[(k.value, KIND_LABELS[k], n) for k, n in comparison.counts.items() if n] if comparison else [],
         anchors=anchors,
-        ulp_classes=[(cls, text) for _b, cls, text in svg.ULP_CLASSES],
-        category_labels=[(c, *svg.CATEGORY_LABELS[c]) for c in svg.BAND_ORDER],
-        table_groups=[(name, [(c, *svg.CATEGORY_LABELS[c]) for c in cats]) for name, cats in _TABLE_GROUPS],
+        ulp_classes=[(cls, text) for _b, cls, text in ULP_CLASSES],
+        category_labels=[(c, *CATEGORY_LABELS[c]) for c in svg.BAND_ORDER],
+        table_groups=[(name, [(c, *CATEGORY_LABELS[c]) for c in cats]) for name, cats in _TABLE_GROUPS],
         open_all=len(cells) < _OPEN_ALL_BELOW,
         css=_static("report.css"),
         js=_static("report.js"),

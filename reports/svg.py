@@ -17,40 +17,21 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from harness.profile import max_ordinal, ordinal
-from harness.verdict import CATEGORIES
+from harness.judgement.definitions import CATEGORIES
+from harness.judgement.error_vs_input import max_ordinal, ordinal
+from oracles.formats import get_format
+from reports.labels import CATEGORY_LABELS, format_ulp, ulp_class
 
 __all__ = [
     "BAND_ORDER",
-    "CATEGORY_LABELS",
-    "ULP_CLASSES",
     "error_plot",
     "fmt_count",
-    "fmt_ulp",
     "histogram",
     "profile_bands",
-    "ulp_class",
 ]
 
-#: (upper bound, css class, legend text): the colour scale of the matrix and the plots
-ULP_CLASSES: tuple[tuple[float, str, str], ...] = (
-    (0.5, "u0", "≤ 0.5 ulp (correctly rounded)"),
-    (1.0, "u1", "≤ 1 ulp (faithful)"),
-    (4.0, "u2", "≤ 4 ulp"),
-    (64.0, "u3", "≤ 64 ulp"),
-    (math.inf, "u4", "> 64 ulp"),
-)
 _FILL = {"u0": "#1a9850", "u1": "#91cf60", "u2": "#e6c619", "u3": "#f46d43", "u4": "#c2182b"}
 
-#: short badge text and long description per incidence category
-CATEGORY_LABELS: dict[str, tuple[str, str]] = {
-    "unexpected_nan": ("NaN!", "unexpected NaN: NaN where the mathematics has a value"),
-    "missing_nan": ("noNaN", "missing NaN: a number where the mathematics is undefined"),
-    "unexpected_inf": ("Inf!", "spurious Inf: Inf where the correctly rounded result is finite"),
-    "inherent_inf": ("ovf", "inherent overflow: Inf where the exact result overflows the format (correct)"),
-    "missing_inf": ("noInf", "missing Inf: a finite result where the correctly rounded result is Inf"),
-    "lost_to_zero": ("→0", "lost to zero: 0 where the correctly rounded result is not 0"),
-}
 _CAT_FILL = {
     "unexpected_nan": "#7b3294",
     "missing_nan": "#c2a5cf",
@@ -63,44 +44,8 @@ _CAT_FILL = {
 BAND_ORDER: tuple[str, ...] = (
     "unexpected_nan", "missing_nan", "unexpected_inf", "missing_inf", "lost_to_zero", "inherent_inf",
 )
-assert set(BAND_ORDER) == set(CATEGORIES) == set(CATEGORY_LABELS)
-
-
-def ulp_class(max_ulp: float | None) -> str:
-    """The colour class of a max ULP error (``un`` when there is none)."""
-    if max_ulp is None or not math.isfinite(max_ulp):
-        return "un"
-    for bound, cls, _ in ULP_CLASSES:
-        if max_ulp <= bound:
-            return cls
-    return "u4"  # pragma: no cover - the last bound is inf
-
-
-def fmt_ulp(value: float | None) -> str:
-    """``0.5``, ``2.13``, ``2,047``, ``1.2e+09``; ``–`` for none. A value just above a
-    colour bound keeps the digits that show it (``0.5002``, not ``0.5``), so the text
-    never contradicts the colour."""
-    if value is None:
-        return "–"
-    if value == 0:
-        return "0"
-    if value < 0.01:
-        return f"{value:.1e}"
-    if value < 10:
-        for digits in range(3, 10):
-            text = f"{value:.{digits}g}"
-            shown = float(text)
-            if not any(shown <= bound < value for bound, _c, _t in ULP_CLASSES):
-                return text
-        return f"{value:.10g}"
-    if value < 1e6:
-        for decimals in range(0, 7):
-            text = f"{value:,.{decimals}f}"
-            shown = float(text.replace(",", ""))
-            if not any(shown <= bound < value for bound, _c, _t in ULP_CLASSES):
-                return text
-        return f"{value:,.7f}"
-    return f"{value:.2g}"
+if set(BAND_ORDER) != set(CATEGORIES):  # pragma: no cover - a new category needs a band row
+    raise ImportError("reports.svg: BAND_ORDER must name every category")
 
 
 def fmt_count(value: int) -> str:
@@ -292,7 +237,6 @@ def _example_points(examples: Iterable[Mapping[str, Any]], fmt: str) -> list[_Po
 @cache
 def _decades(fmt: str) -> tuple[tuple[float, float, int], ...]:
     """(u, value, decade) of +-10**k for every k inside the format's range."""
-    from oracles.formats import get_format
 
     f = get_format(fmt)
     top = max_ordinal(fmt)
@@ -338,7 +282,6 @@ def _x_ticks(fmt: str, u0: float, u1: float, pw: float) -> list[tuple[float, str
 
 def _value_at(ordv: float, fmt: str) -> float:
     """Inverse of :func:`ordinal` (for tick labels of narrow ranges)."""
-    from oracles.formats import get_format
 
     f = get_format(fmt)
     step = 2.0 ** (f.precision - 1)
@@ -493,7 +436,7 @@ def error_plot(
         else:
             dots.append(
                 f'<circle cx="{_num(x + 1.5)}" cy="{_num(y)}" r="3" fill="{_FILL[cls]}">'
-                f"{_title(f'{p.label}: {fmt_ulp(p.max_ulp)} ulp')}</circle>"
+                f"{_title(f'{p.label}: {format_ulp(p.max_ulp)} ulp')}</circle>"
             )
     for cls, seqs in sorted(runs.items()):
         d = []

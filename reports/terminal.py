@@ -11,18 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["INCIDENCE_LABELS", "cell_text", "format_ulp", "print_registry", "print_results", "summary_line"]
+from harness.judgement.summary import Example
+from oracles.errors import UsageError
+from oracles.registry import get_oracle
+from reports.labels import INCIDENCE_LABELS, format_ulp
 
-#: short labels for the incidence categories, in the order of the definitions
-INCIDENCE_LABELS: dict[str, str] = {
-    "unexpected_nan": "NaN!",
-    "missing_nan": "noNaN",
-    "unexpected_inf": "Inf!",
-    "inherent_inf": "inf",
-    "missing_inf": "noInf",
-    "lost_to_zero": "→0",
-}
-
+__all__ = ["cell_text", "print_registry", "print_results", "summary_line"]
 
 def print_registry(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """A plain table of a registry (``fpharness oracles`` / ``impls``)."""
@@ -35,19 +29,6 @@ def print_registry(title: str, columns: Sequence[str], rows: Sequence[Sequence[s
     for row in rows:
         table.add_row(*row)
     Console(width=max(120, Console().width)).print(table)
-
-
-def format_ulp(value: float | None) -> str:
-    """A ULP error as the tables print it: ``0``, ``0.5``, ``2,047``, ``8.39e+06``."""
-    if value is None:
-        return "-"
-    if value == 0:
-        return "0"
-    if value < 10:
-        return f"{value:.3g}"
-    if value < 1e6:
-        return f"{value:,.0f}"
-    return f"{value:.2e}"
 
 
 def cell_text(cell: dict[str, Any]) -> str:
@@ -115,7 +96,6 @@ def print_results(cells: Iterable[dict[str, Any]], *, console: Any = None, max_e
 def _print_failure(console: Any, c: dict[str, Any], max_examples: int) -> None:
     from rich.markup import escape
 
-    from harness.verdict import Example
 
     console.print(f"[bold red]{escape(c['id'])}[/] {c['status']}: {escape(c.get('reason') or '')}")
     shown = [Example.from_json(e) for e in c.get("examples", [])][:max_examples]
@@ -131,8 +111,6 @@ def _dtype_order(name: str) -> int:
 
 
 def _shown_params(oracle: str, params: dict[str, Any]) -> str:
-    from oracles.errors import UsageError
-    from oracles.registry import get_oracle
 
     try:
         defaults = {p.name: p.default for p in get_oracle(oracle).params}

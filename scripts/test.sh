@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a virtual environment with every framework (CPU builds, pinned by constraints.txt)
-# and run the test suite. Used by the README's second command and by .ci/run.
+# and run the project's checks (scripts/checks.sh). Used by the README's second command and
+# by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${FPHARNESS_VENV:-.venv}"
@@ -12,6 +13,4 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "chromium could not be installed: browser tests will skip" >&2
 fi
-"$VENV/bin/python" -m ruff check oracles harness reports suites tests benchmarks
-"$VENV/bin/python" -m mypy
-"$VENV/bin/python" -m pytest -n 2 "$@"
+PATH="$(cd "$VENV/bin" && pwd):$PATH" bash scripts/checks.sh "$@"

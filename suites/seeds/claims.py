@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from oracles.errors import UsageError, choices
+from reports.labels import INCIDENCE_LABELS
 
 __all__ = ["CATEGORIES", "Check", "Claim", "Seed", "SeedImpl"]
 
-#: the incidence categories of :mod:`harness.verdict`, repeated so that building a claim
+#: the incidence categories of :mod:`harness.judgement.summary`, repeated so that building a claim
 #: imports nothing from the runner (checked against it in tests/test_seeds.py)
 CATEGORIES: tuple[str, ...] = (
     "unexpected_nan",
@@ -75,7 +76,6 @@ class Check:
 
     def describe(self) -> str:
         """``no NaN!/Inf! against softplus`` / ``some NaN! against softmax``."""
-        from reports.terminal import INCIDENCE_LABELS
 
         cats = "/".join(INCIDENCE_LABELS.get(c, c) for c in self.categories)
         where = f" on {', '.join(self.inputs)} inputs" if self.inputs else ""

@@ -10,7 +10,7 @@ The claims are data in the seed modules (:data:`suites.seeds.SEEDS`); every numb
 module only reads results: it runs nothing.
 
 Where an implementation fails, the table shows where: from a cell's ``profile`` when the
-results carry one (:mod:`harness.profile`: the input ranges of each incidence category),
+results carry one (:mod:`harness.judgement.error_vs_input`: the input ranges of each incidence category),
 otherwise from the first examples of each category that the results keep (exhaustive
 inputs are in bit-pattern order, so those are the smallest failing magnitudes).
 """
@@ -25,7 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reports.terminal import INCIDENCE_LABELS as LABELS
+from harness.record.results import load_results
+from oracles.atomic import atomic_write_text
+from oracles.errors import UsageError
+from oracles.registry import REGISTRY
+from reports.labels import INCIDENCE_LABELS as LABELS
+from suites.seeds import SEEDS
 from suites.seeds.claims import CATEGORIES, Claim, Seed, SeedImpl
 
 __all__ = ["ClaimVerdict", "decide", "main", "render"]
@@ -185,7 +190,6 @@ def _md(text: str) -> str:
 def _params(cell: Cell, seed_oracles: frozenset[str] = frozenset()) -> str:
     """Parameters worth showing: all of a seed oracle's (its constants are the point),
     only non-default ones of a catalogue oracle, never ``reduction=none``."""
-    from oracles.registry import REGISTRY
 
     name = cell["oracle"]
     defaults = {p.name: p.default for p in REGISTRY.get(name).params} if name in REGISTRY else {}
@@ -210,7 +214,7 @@ def _example_inputs(example: Mapping[str, Any]) -> str:
 
 
 def _profile_ranges(cell: Cell, category: str, limit: int = 4) -> str | None:
-    """The input ranges of ``category`` from a cell's ``profile`` (harness/profile.py,
+    """The input ranges of ``category`` from a cell's ``profile`` (harness/judgement/error_vs_input.py,
     version 1: per category ``[bucket, count, x_lo, x_hi]`` rows over ordinal buckets).
     Adjacent buckets merge into one range; None when the cell has no such profile."""
     profile = cell.get("profile")
@@ -355,8 +359,6 @@ def _run_lines(run: Mapping[str, Any]) -> list[str]:
 def render(results: Mapping[str, Any], seeds: Sequence[Seed] | None = None, *, source: str = "results/seeds.json") -> str:
     """The Markdown of docs/seeds.md for a results dict (schema 1)."""
     if seeds is None:
-        from suites.seeds import SEEDS
-
         seeds = SEEDS
     cells: list[Cell] = list(results.get("cells", []))
     skipped = [c for c in cells if c["status"] == "skipped"]
@@ -417,8 +419,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("results", help="a results file of `fpharness run suites/seeds.toml`")
     parser.add_argument("-o", "--output", help="write here instead of standard output")
     args = parser.parse_args(argv)
-    from harness.results import load_results
-    from oracles.errors import UsageError
 
     try:
         load_results(args.results)  # checks the schema; the rendering reads the raw cells
@@ -428,8 +428,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = json.loads(Path(args.results).read_text(encoding="utf-8"))
     text = render(data, source=args.results)
     if args.output:
-        from harness.results import atomic_write_text
-
         atomic_write_text(Path(args.output), text)
     else:
         sys.stdout.write(text)

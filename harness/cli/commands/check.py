@@ -1,0 +1,72 @@
+"""``fpharness check IMPL --oracle NAME --dtype D ...``: judge one implementation."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.cli.base import command
+from harness.cli.options import add_exec_options, exec_options, parse_params
+from harness.cli.session import execute
+from harness.frameworks.catalogue import get_impl
+from harness.frameworks.registry import FRAMEWORKS
+from harness.plan.cells import Budget, CellSpec
+from harness.plan.inputs import parse_inputs
+from oracles.errors import UsageError
+from oracles.formats import get_format
+from oracles.registry import get_oracle
+
+
+def _configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("impl", metavar="IMPL",
+                   help="a built-in id (see `fpharness impls`), package.module:function or path/to/file.py:function")
+    p.add_argument("--oracle", help="the oracle to judge against (default: the built-in's own)")
+    p.add_argument("--framework", choices=FRAMEWORKS, help="which tensors a custom implementation takes")
+    p.add_argument("--dtype", action="append", required=True, metavar="D",
+                   help="input format: float16, bfloat16, float32, float64 (repeatable)")
+    p.add_argument("--device", action="append", metavar="DEV", help="cpu or cuda (repeatable; default cpu)")
+    p.add_argument("--inputs", action="append", metavar="SPEC",
+                   help="exhaustive, special, random:N[:SEED], normal:MEAN:STD:N[:SEED], uniform:LO:HI:N[:SEED],"
+                        " npy:PATH, npz:PATH (repeatable; default: special and random:10000)")
+    p.add_argument("--param", action="append", default=[], metavar="K=V", help="oracle parameter, e.g. beta=2")
+    p.add_argument("--max-ulp", type=float, metavar="X", help="fail cells whose max ULP error exceeds X")
+    p.add_argument("--allow", action="append", default=[], metavar="CAT[=N]",
+                   help="allow an incidence category (all, or N elements, or a fraction below 1)")
+    p.add_argument("--timeout", type=float, default=300.0, help="per-cell timeout in seconds (default 300)")
+    add_exec_options(p)
+
+
+@command("check", "judge one implementation against an oracle")(_configure)
+def check_command(args: argparse.Namespace) -> int:
+    custom = ":" in args.impl
+    if custom:
+        if not args.oracle or not args.framework:
+            raise UsageError("a custom implementation needs --oracle NAME and --framework numpy|torch|tensorflow|keras|jax")
+        oracle, framework = get_oracle(args.oracle), args.framework
+    else:
+        impl = get_impl(args.impl)
+        oracle = get_oracle(args.oracle or impl.oracle)
+        framework = impl.framework
+        if impl.oracle != oracle.name:
+            raise UsageError(f"{impl.id} implements {impl.oracle}, not {oracle.name}; drop --oracle or pass --oracle {impl.oracle}")
+    bound = oracle.bind(parse_params(args.param))
+    params = tuple(sorted(bound.items()))
+    allow: dict[str, object] = {}
+    for item in args.allow:
+        cat, _, value = item.partition("=")
+        try:
+            allow[cat] = True if not value else (float(value) if "." in value else int(value))
+        except ValueError:
+            raise UsageError(
+                f"--allow {item!r}: N must be a count or a fraction below 1, e.g. {cat}=10 or {cat}=0.01"
+            ) from None
+    if not args.timeout > 0:  # join(0) would race the implementation instead of waiting
+        raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    budget = Budget.build(args.max_ulp, allow)
+    dtypes = [get_format(d).name for d in args.dtype]
+    devices = args.device or ["cpu"]
+    inputs = [parse_inputs(s).text for s in (args.inputs or ["special", "random:10000"])]
+    cells = [
+        CellSpec(oracle.name, args.impl, framework, dtype, device, spec, params, budget, custom, args.timeout)
+        for dtype in dtypes for device in devices for spec in inputs
+    ]
+    return execute(cells, exec_options(args)).exit_code

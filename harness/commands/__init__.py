@@ -1,1 +1,0 @@
-"""Sub-commands of the ``fpharness`` CLI, one module each (see :mod:`harness.cli`)."""

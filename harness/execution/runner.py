@@ -1,0 +1,395 @@
+"""Run cells: generate inputs once per group, compute each reference once, call every
+implementation (with a timeout) and judge its output.
+
+A cell never takes the run down with it: an implementation that raises, returns the wrong
+shape or a non-array, or hangs past its timeout becomes an ``error`` cell with a one-line
+reason; a missing framework or device makes a ``skipped`` cell. References are computed
+before any implementation runs in the group, so a crashing implementation cannot cost the
+oracle work of the cells after it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import sys
+import threading
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.execution.progress import Progress
+from harness.frameworks.adapters import DEVICES, get_backend
+from harness.frameworks.catalogue import get_impl
+from harness.frameworks.registry import Impl
+from harness.judgement.error_vs_input import merge_profiles
+from harness.judgement.summary import Summary, summarize
+from harness.judgement.tally import Baseline, ProfileInputs, tally
+from harness.plan.cells import CellResult, CellSpec
+from harness.plan.implementations import load_custom
+from harness.plan.inputs import Batch, InputSet, StreamedPatterns, parse_inputs
+from oracles.errors import OracleError, UsageError, choices
+from oracles.evaluate import evaluate
+from oracles.formats import Format, format_of_dtype, get_format
+from oracles.reference import Reference
+from oracles.registry import Oracle, get_oracle
+
+__all__ = ["Part", "Runner"]
+
+GroupKey = tuple[str, str, str, tuple[tuple[str, Any], ...]]
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _call_with_timeout(fn: Callable[[], Any], seconds: float) -> Any:
+    """Run ``fn`` in a daemon thread. A hung implementation is abandoned (Python cannot
+    kill a thread), the cell becomes an error and the run goes on."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            # overflow and invalid operations are what we measure, not warnings to print;
+            # framework advice ("softmax over an axis of size 1") would only clutter tables
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - reported as the cell's error
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="fpharness-impl", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise _Timeout(f"timed out after {seconds:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}"[:300]
+
+
+def _expected_shape(oracle: Oracle, batch: Batch, reduction: str) -> tuple[int, ...]:
+    if reduction != "none":
+        return ()
+    x = batch.arrays[0]
+    return tuple(x.shape[:1]) if oracle.kind == "row_reduce" else tuple(x.shape)
+
+
+@dataclass
+class _Group:
+    oracle: Oracle
+    fmt: Format
+    inputs: InputSet
+    params: dict[str, Any]
+    refs: dict[tuple[str, int], Reference] = field(default_factory=dict)
+    profiles: dict[int, ProfileInputs] = field(default_factory=dict)
+    baselines: dict[tuple[str, int], Baseline] = field(default_factory=dict)
+
+
+@dataclass
+class Runner:
+    """Executes cells. ``reference`` computes a Reference (the default evaluates the oracle
+    with mpmath; the CLI plugs in the cache and the fast tier)."""
+
+    progress: Progress | None = None
+    k_worst: int = 10
+    reference: Callable[..., Reference] | None = None
+    #: implementations supplied in memory (``assert_precision``), by id; they win over
+    #: the registry and over loading ``cell.impl`` from disk
+    extra_impls: dict[str, Impl] = field(default_factory=dict)
+    #: (version, devices) per framework, as worker processes reported them (harness.execution.parallel)
+    framework_info: dict[str, tuple[str | None, dict[str, str]]] = field(default_factory=dict)
+    _groups: dict[GroupKey, _Group] = field(default_factory=dict)
+    _customs: dict[tuple[str, str, str], Impl] = field(default_factory=dict)
+
+    # -- planning ---------------------------------------------------------------------
+    def impl_for(self, cell: CellSpec) -> Impl:
+        if cell.impl in self.extra_impls:
+            return self.extra_impls[cell.impl]
+        if not cell.custom:
+            return get_impl(cell.impl)
+        key = (cell.impl, cell.oracle, cell.framework)
+        if key not in self._customs:
+            self._customs[key] = load_custom(cell.impl, oracle=cell.oracle, framework=cell.framework)
+        return self._customs[key]
+
+    def validate(self, cells: Iterable[CellSpec]) -> None:
+        """Raise :class:`UsageError` for anything wrong in the plan before running it."""
+        for cell in cells:
+            oracle = get_oracle(cell.oracle)
+            get_format(cell.dtype)
+            oracle.bind(dict(cell.params))
+            fmt = get_format(cell.dtype)
+            if parse_inputs(cell.inputs).kind == "exhaustive" and fmt.bits > 16:
+                StreamedPatterns(fmt, oracle)  # raises the UsageError that explains the choices
+            impl = self.impl_for(cell)
+            if impl.oracle != cell.oracle and not cell.custom:
+                raise UsageError(
+                    f"{cell.impl} implements {impl.oracle}, not {cell.oracle}; pass --oracle {impl.oracle}"
+                )
+            if cell.device not in DEVICES:
+                raise UsageError(f"unknown device {cell.device!r}; {choices(DEVICES)}")
+
+    def _group(self, cell: CellSpec) -> _Group:
+        key: GroupKey = (cell.oracle, cell.dtype, cell.inputs, cell.params)
+        group = self._groups.get(key)
+        if group is None:
+            oracle = get_oracle(cell.oracle)
+            fmt = get_format(cell.dtype)
+            inputs = parse_inputs(cell.inputs).generate(oracle, fmt)
+            group = _Group(oracle, fmt, inputs, oracle.bind(dict(cell.params)))
+            self._groups[key] = group
+        return group
+
+    def _reference(self, group: _Group, out_fmt: Format, index: int, batch: Batch | None = None) -> Reference:
+        key = (out_fmt.name, index)
+        if key not in group.refs:
+            arrays = group.inputs.float64(batch if batch is not None else group.inputs.batches[index])
+            if self.reference is not None:
+                if group.inputs.streamed:
+                    ref = self.reference(group.oracle, arrays, out_fmt, group.params, cacheable=False)
+                else:
+                    ref = self.reference(group.oracle, arrays, out_fmt, group.params)
+            else:
+                ref = evaluate(group.oracle, arrays, out_fmt, group.params)
+            if group.inputs.streamed:
+                return ref  # 2**32 references do not fit in memory; each cell streams its own
+            group.refs[key] = ref
+        return group.refs[key]
+
+    def _profile_inputs(self, group: _Group, index: int, batch: Batch) -> ProfileInputs:
+        """The input side of the batch's error profile, shared by the group's cells."""
+        if index not in group.profiles:
+            with np.errstate(invalid="ignore"):
+                group.profiles[index] = ProfileInputs.of(group.inputs.float64(batch)[0], group.fmt)
+        return group.profiles[index]
+
+    def _baseline(self, group: _Group, out_fmt: Format, index: int, ref: Reference) -> Baseline:
+        """The batch's correctly rounded result judged once (see :class:`Baseline`), so
+        each cell of the group judges only where it differs."""
+        key = (out_fmt.name, index)
+        if key not in group.baselines:
+            profile = self._profile_inputs(group, index, group.inputs.batches[index]) if _profiled(group) else None
+            group.baselines[key] = Baseline.of(ref, out_fmt, profile)
+        return group.baselines[key]
+
+    def prepare(self, cell: CellSpec, *, baselines: bool = True) -> None:
+        """Compute the inputs, the references in the input format for ``cell`` and (unless
+        the cells will run in other processes, which build their own) their baselines: the
+        correctly rounded results judged, which each cell's judging starts from."""
+        group = self._group(cell)
+        if group.inputs.streamed:
+            return
+        for i in range(len(group.inputs.batches)):
+            ref = self._reference(group, group.fmt, i)
+            if baselines:
+                self._baseline(group, group.fmt, i, ref)
+
+    # -- running ----------------------------------------------------------------------
+    def run(self, cell: CellSpec) -> CellResult:
+        """Run and judge one cell; never raises for a failing implementation."""
+        started = time.perf_counter()
+        part = self.run_part(cell, None)
+        return self.finish(cell, part, time.perf_counter() - started)
+
+    def batch_count(self, cell: CellSpec) -> int:
+        """How many batches (chunks, for a streamed cell) the cell's inputs come in."""
+        return len(self._group(cell).inputs.batches)
+
+    def run_part(self, cell: CellSpec, indices: Sequence[int] | None) -> Part:
+        """Run and judge the batches ``indices`` of ``cell`` (None: all of them), in order.
+        Parts of one cell merge exactly (:meth:`Part.merge`), so a cell split over worker
+        processes gives the result of running it whole. Never raises for a failing
+        implementation; a harness or oracle failure becomes the part's ``failure``."""
+        started = time.perf_counter()
+        try:
+            return self._run_part(cell, indices, started)
+        except UsageError:
+            raise
+        except OracleError as exc:
+            return Part(failure=("error", f"oracle: {exc}"), failed_at=-1, seconds=time.perf_counter() - started)
+        except Exception as exc:  # noqa: BLE001 - a harness bug must not lose the other cells
+            traceback.print_exc(file=sys.stderr)
+            return Part(failure=("error", f"internal error (please report): {_one_line(exc)}"), failed_at=-1,
+                        seconds=time.perf_counter() - started)
+
+    def _run_part(self, cell: CellSpec, indices: Sequence[int] | None, started: float) -> Part:
+        backend = get_backend(cell.framework)
+        for reason in (
+            backend.unavailable(),
+            backend.device_unavailable(cell.device),
+            # a format the framework cannot hold as configured (jax without x64 and
+            # float64) is a skip, like a missing device: an error cell would fail every run
+            backend.dtype_unavailable(cell.dtype),
+        ):
+            if reason:
+                return Part(failure=("skipped", reason), failed_at=-1)
+        impl = self.impl_for(cell)
+        group = self._group(cell)
+        defaults = {p.name: p.default for p in group.oracle.params}
+        for name in impl.unsupported:
+            if group.params.get(name) != defaults.get(name):
+                return Part(failure=("skipped", f"{impl.id} has no public API for {name}={group.params.get(name)}"),
+                            failed_at=-1)
+        kwargs = _accepted_kwargs(impl.fn, group.params)
+        reduction = str(group.params.get("reduction", "none"))
+        batches = group.inputs.batches
+        streamed = group.inputs.streamed
+        todo = range(len(batches)) if indices is None else indices
+        part = Part()
+
+        def fail(index: int, reason: str) -> Part:
+            part.failure, part.failed_at = ("error", reason), index
+            part.seconds = time.perf_counter() - started
+            return part
+
+        for index in todo:
+            batch = batches[index]
+            if streamed and self.progress is not None:
+                self.progress.describe(f"{cell.id}: chunk {index + 1}/{len(batches)}")
+            try:
+                native = [backend.to_native(a, cell.device) for a in batch.arrays]
+            except Exception as exc:  # noqa: BLE001 - e.g. a dtype the framework lacks
+                return fail(index, f"inputs: {_one_line(exc)}")
+            t0 = time.perf_counter()
+
+            def call(native: list[Any] = native) -> Any:
+                return backend.from_native(impl.fn(*native, **kwargs))
+
+            try:
+                raw = _call_with_timeout(call, cell.timeout)
+            except _Timeout as exc:
+                return fail(index, str(exc))
+            except Exception as exc:  # noqa: BLE001 - the implementation's failure is the result
+                return fail(index, _one_line(exc))
+            part.impl_seconds += time.perf_counter() - t0
+            got = np.asarray(raw)
+            want_shape = _expected_shape(group.oracle, batch, reduction)
+            if got.shape != want_shape:
+                return fail(index, f"returned shape {got.shape}, expected {want_shape}")
+            try:
+                out_fmt = format_of_dtype(got.dtype)
+            except UsageError:
+                return fail(index, f"returned dtype {got.dtype}, expected a float format")
+            if part.out_name is None:
+                part.out_name = out_fmt.name
+            ref = self._reference(group, out_fmt, index, batch)
+            profiled = _profiled(group)
+            # a signalling NaN in the output (an identity on exhaustive bfloat16 returns
+            # 0x7f81) raises FE_INVALID when widened to float64; it is still NaN, judged so
+            with np.errstate(invalid="ignore"):
+                flat = got.reshape(-1)
+                counted = tally(
+                    ref, flat, out_fmt, k_worst=self.k_worst,
+                    profile=self._profile_inputs(group, index, batch) if profiled else None,
+                    baseline=self._baseline(group, out_fmt, index, ref) if not streamed else None,
+                )
+                summary = summarize(
+                    counted, ref, flat, out_fmt, describe=group.inputs.describer(batch),
+                    offset=self._offset(cell, index), k_worst=self.k_worst,
+                )
+            part.summary = summary if part.summary is None else part.summary.merge(summary)
+            if counted.profile is not None:
+                part.profile = merge_profiles(part.profile, counted.profile)
+            part.ftz = (part.ftz[0] + counted.ftz[0], part.ftz[1] + counted.ftz[1], part.ftz[2] + counted.ftz[2])
+        part.seconds = time.perf_counter() - started
+        return part
+
+    def _offset(self, cell: CellSpec, index: int) -> int:
+        """Position of batch ``index``'s first output element in the whole cell."""
+        group = self._group(cell)
+        batches = group.inputs.batches
+        if isinstance(batches, StreamedPatterns):
+            return index * batches.chunk
+        reduction = str(group.params.get("reduction", "none"))
+        return sum(math.prod(_expected_shape(group.oracle, b, reduction)) for b in batches[:index])
+
+    def finish(self, cell: CellSpec, part: Part, seconds: float) -> CellResult:
+        """The cell's result from the merged part of all its batches."""
+        if part.failure is not None:
+            status, reason = part.failure
+            return CellResult(cell, status, reason, seconds=seconds if status != "skipped" else 0.0)
+        if part.summary is None:  # a cell with no batches: nothing was judged
+            return CellResult(cell, "error", "no inputs", seconds=seconds)
+        total = part.summary
+        notes: list[str] = []
+        if part.out_name is not None and part.out_name != cell.dtype:
+            notes.append(f"output is {part.out_name}, judged in {part.out_name}")
+        violations = cell.budget.violations(total)
+        # Flush-to-zero only when every lost value is subnormal and no subnormal survives
+        # anywhere: log(1 + exp(x)) also returns 0 for subnormal truths, but it loses
+        # normal values too, so it is not reported as FTZ.
+        flushed, other_zeros, kept_subnormals = part.ftz
+        if flushed and not other_zeros and not kept_subnormals:
+            notes.append(
+                f"looks like flush-to-zero: all {flushed} results lost to 0 are subnormal in {part.out_name}"
+                " and no subnormal result came back (FTZ/DAZ on in the kernel?)"
+            )
+        status = "fail" if violations else "pass"
+        reason = "; ".join(violations + notes)
+        return CellResult(
+            cell, status, reason, part.out_name, total,
+            seconds=seconds, impl_seconds=part.impl_seconds, profile=part.profile,
+        )
+
+
+@dataclass
+class Part:
+    """What running some batches of a cell produced: the merged summary, profile and
+    flush-to-zero evidence, or the failure that stopped it (``failed_at``: the batch, -1
+    for one that concerns the whole cell, such as a skip)."""
+
+    summary: Summary | None = None
+    out_name: str | None = None
+    profile: dict[str, Any] | None = None
+    ftz: tuple[int, int, int] = (0, 0, 0)
+    impl_seconds: float = 0.0
+    seconds: float = 0.0
+    failure: tuple[str, str] | None = None
+    failed_at: int = 0
+
+    def merge(self, later: Part) -> Part:
+        """This part followed by ``later`` (batches after this one's). The first failure
+        wins, as in a serial run that stops at it."""
+        if self.failure is not None:
+            return self
+        if later.failure is not None:
+            return Part(failure=later.failure, failed_at=later.failed_at, seconds=self.seconds + later.seconds)
+        summary = self.summary if later.summary is None else (
+            later.summary if self.summary is None else self.summary.merge(later.summary))
+        return Part(
+            summary=summary,
+            out_name=self.out_name or later.out_name,
+            profile=self.profile if later.profile is None else merge_profiles(self.profile, later.profile),
+            ftz=(self.ftz[0] + later.ftz[0], self.ftz[1] + later.ftz[1], self.ftz[2] + later.ftz[2]),
+            impl_seconds=self.impl_seconds + later.impl_seconds,
+            seconds=self.seconds + later.seconds,
+        )
+
+
+def _profiled(group: _Group) -> bool:
+    """Elementwise cells get an error profile, except streamed float32 ones: it would add
+    minutes to 1024 chunks."""
+    reduction = str(group.params.get("reduction", "none"))
+    return group.oracle.kind == "elementwise" and reduction == "none" and not group.inputs.streamed
+
+
+def _accepted_kwargs(fn: Callable[..., Any], params: dict[str, Any]) -> dict[str, Any]:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return dict(params)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
+        return dict(params)
+    return {k: v for k, v in params.items() if k in sig.parameters}

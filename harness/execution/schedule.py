@@ -1,0 +1,92 @@
+"""Run a plan of cells: references first, then the cells, serially or in worker processes.
+
+The one entry point for running cells (the CLI, the plugin and the benchmarks call it);
+:mod:`.runner` runs a group in this process and :mod:`.parallel` spreads groups over
+spawned workers.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+from harness.execution.parallel import WorkerSetup, WorkersUnavailable, run_parallel
+from harness.execution.runner import Runner
+from harness.plan.cells import CellResult, CellSpec
+from oracles.errors import UsageError
+
+__all__ = ["run_cells"]
+
+
+def _worth_splitting(cells: Sequence[CellSpec], runner: Runner) -> bool:
+    """More than one unit of work (a reference group, or a streamed cell's chunks): for a
+    single group, starting worker processes costs more than it could save."""
+    groups = {(c.oracle, c.dtype, c.inputs, c.params) for c in cells}
+    return len(groups) > 1 or any(runner._group(c).inputs.streamed for c in cells)
+
+
+
+def run_cells(
+    cells: Sequence[CellSpec],
+    *,
+    runner: Runner | None = None,
+    on_result: Callable[[CellResult], None] | None = None,
+    jobs: int = 1,
+    setup: WorkerSetup | None = None,
+) -> list[CellResult]:
+    """Validate the plan, compute every group's references, then run every cell.
+
+    References come first for the whole plan: oracle evaluation forks worker processes,
+    and forking after TensorFlow or JAX has started its threads can deadlock. With
+    ``jobs > 1`` the cells then run in that many spawned processes
+    (:mod:`harness.execution.parallel`, which ``setup`` configures); results and ``on_result`` calls
+    come in plan order and equal a serial run's. Implementations held in memory
+    (``runner.extra_impls``) cannot cross a process boundary: those plans run serially.
+    """
+    runner = runner or Runner()
+    runner.validate(cells)
+    progress = runner.progress
+    results: list[CellResult] = []
+    firsts = list({(c.oracle, c.dtype, c.inputs, c.params): c for c in reversed(cells)}.values())[::-1]
+    parallel = jobs > 1 and not runner.extra_impls and _worth_splitting(cells, runner)
+    if progress:
+        progress.label = "references"
+        progress.start(total=len(firsts))
+    try:
+        for cell in firsts:
+            if progress:
+                progress.describe(f"{cell.oracle} {cell.dtype} {cell.inputs}")
+            try:
+                runner.prepare(cell, baselines=not parallel)
+            except UsageError:
+                raise
+            except Exception:  # noqa: BLE001 - the cell itself reports it when it runs
+                pass
+            if progress:
+                progress.advance()
+    finally:
+        if progress:
+            progress.stop()
+    if progress:
+        progress.label = "cells"
+        progress.start(total=len(cells))
+    try:
+        if parallel:
+            try:
+                return run_parallel(cells, runner, jobs, setup or WorkerSetup(k_worst=runner.k_worst),
+                                    on_result=on_result, progress=progress)
+            except WorkersUnavailable as exc:  # raised before any cell ran
+                print(f"fpharness: {exc}", file=sys.stderr)
+        for cell in cells:
+            if progress:
+                progress.describe(cell.id)
+            result = runner.run(cell)
+            results.append(result)
+            if on_result:
+                on_result(result)
+            if progress:
+                progress.advance()
+    finally:
+        if progress:
+            progress.stop()
+    return results

@@ -1,0 +1,399 @@
+"""Comparing a run with a baseline: a pure function that returns typed verdicts.
+
+:func:`compare` matches cells by :attr:`CellSpec.key` and gives each pair one
+:class:`Kind`. The rules, in the order they are applied:
+
+1. Only in the current run: ``new_cell``. Only in the baseline: ``missing_cell``.
+2. ``error`` now and not before (also when it was skipped before): ``new_failure``.
+3. Skipped on exactly one side: ``incomparable`` (coverage changed, e.g. a framework or
+   a GPU went missing in CI); skipped on both: ``unchanged``.
+   ``error`` before and ``pass`` now: ``fixed``; ``error`` before and ``fail`` now:
+   ``improved`` (it runs again; there are no old numbers to compare); ``error`` on both
+   sides: ``unchanged``.
+4. ``pass`` before and ``fail`` now: ``new_failure``; ``fail`` before and ``pass`` now:
+   ``fixed``. A status change is meaningful even when the numbers are not comparable,
+   so it is decided before rule 5. The metric deltas are still listed.
+5. The numbers are comparable only when both cells carry an exact summary, judge the same
+   number of elements ``n`` and have the same ``out_dtype``. Otherwise ``incomparable``:
+   a different output format means the ULPs are in different units, a different ``n``
+   means the input generator (or an ``npy:`` file) produced a different set. (Two input
+   files of the same size with different contents are not detected: results carry no
+   input digest.)
+6. Otherwise the metrics decide. *Worse*, any of: max ULP grew by more than the
+   tolerance of the output format (:attr:`Tolerance.max_ulp`, in ULPs of ``out_dtype``);
+   the correctly rounded fraction dropped by more than :attr:`Tolerance.correctly_rounded`;
+   the count of a watched incidence category (:attr:`Tolerance.incidence`, by default the
+   defects unexpected_nan, missing_nan, unexpected_inf) went up **at all**. Counts are
+   exact over identical inputs, so there is no noise to tolerate: 3 -> 4 unexpected
+   infinities is as real as 0 -> 1. *Better* is the mirror image. Any worse metric makes
+   the cell ``regressed`` (even when another improved); else any better one makes it
+   ``improved``; else ``unchanged``. Unwatched categories (inherent_inf, missing_inf,
+   lost_to_zero) are listed as information: their accuracy cost already shows in the max
+   ULP and the correctly rounded fraction.
+
+``regressed`` and ``new_failure`` fail a comparison (:attr:`Comparison.exit_code` 1).
+A changed framework version or device name is attached to every verdict of that
+framework's cells (:attr:`CellVerdict.environment`), so that "torch 2.3 -> 2.4 made
+bfloat16 softmax worse" is one row. Views live in :mod:`reports.comparison`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from harness.judgement.summary import CATEGORIES, DEFECTS, Summary
+from harness.plan.cells import CellResult
+from harness.record.results import Results, RunInfo
+from oracles.errors import UsageError, choices
+from oracles.formats import FORMATS
+
+__all__ = [
+    "FAILING",
+    "CellKey",
+    "CellVerdict",
+    "Comparison",
+    "Delta",
+    "EnvChange",
+    "Kind",
+    "Tolerance",
+    "compare",
+]
+
+CellKey = tuple[str, str, str, str, str, str]
+
+
+class Kind(str, enum.Enum):
+    """What happened to a cell between the baseline and the current run. The definition
+    order is the display order: what needs attention first."""
+
+    NEW_FAILURE = "new_failure"
+    REGRESSED = "regressed"
+    INCOMPARABLE = "incomparable"
+    MISSING_CELL = "missing_cell"
+    NEW_CELL = "new_cell"
+    FIXED = "fixed"
+    IMPROVED = "improved"
+    UNCHANGED = "unchanged"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: the kinds that fail a comparison
+FAILING: frozenset[Kind] = frozenset({Kind.NEW_FAILURE, Kind.REGRESSED})
+
+
+@dataclass(frozen=True, slots=True)
+class Tolerance:
+    """How much worse a metric may get before it counts as a regression.
+
+    ``max_ulp`` maps an output format to the allowed growth of the max ULP error (in ULPs
+    of that format); formats not named get ``default``. ``correctly_rounded`` is the
+    allowed drop of the correctly rounded fraction (0.01 = one percentage point).
+    ``incidence`` names the categories whose every increase is a regression.
+    """
+
+    max_ulp: Mapping[str, float] = field(default_factory=dict)
+    default: float = 0.0
+    correctly_rounded: float = 0.0
+    incidence: tuple[str, ...] = DEFECTS
+
+    def __post_init__(self) -> None:
+        for name, value in self.max_ulp.items():
+            if name not in FORMATS:
+                raise UsageError(f"tolerance: unknown dtype {name!r}; {choices(FORMATS)}")
+            _check_non_negative(f"tolerance for {name}", value)
+        _check_non_negative("tolerance", self.default)
+        _check_non_negative("correctly rounded tolerance", self.correctly_rounded)
+        if self.correctly_rounded > 1:
+            raise UsageError(f"correctly rounded tolerance is a fraction in [0, 1], got {self.correctly_rounded!r}")
+        for cat in self.incidence:
+            if cat not in CATEGORIES:
+                raise UsageError(f"tolerance: unknown incidence category {cat!r}; {choices(CATEGORIES)}")
+
+    def ulp_for(self, dtype: str) -> float:
+        """The allowed max-ULP growth for errors measured in ``dtype``."""
+        return float(self.max_ulp.get(dtype, self.default))
+
+
+def _check_non_negative(what: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise UsageError(f"{what} must be a non-negative number, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class EnvChange:
+    """Something about the environment that differs between the runs: ``torch 2.3 -> 2.4``."""
+
+    what: str
+    before: str | None
+    after: str | None
+
+    def __str__(self) -> str:
+        return f"{self.what} {self.before or 'unavailable'} → {self.after or 'unavailable'}"
+
+
+Effect = Literal["worse", "better", "same"]
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """One metric of a cell before and after. ``metric`` is ``max_ulp``,
+    ``correctly_rounded`` (a fraction) or an incidence category. ``decisive`` is False for
+    metrics shown for information only (unwatched incidence categories)."""
+
+    metric: str
+    before: float
+    after: float
+    effect: Effect
+    decisive: bool = True
+
+    def __str__(self) -> str:
+        if self.metric == "max_ulp":
+            diff = self.after - self.before
+            return f"max ulp {_num(self.before)} → {_num(self.after)} ({'+' if diff >= 0 else '-'}{_num(abs(diff))})"
+        if self.metric == "correctly_rounded":
+            return f"correctly rounded {_pct(self.before)} → {_pct(self.after)}"
+        return f"{self.metric} {int(self.before)} → {int(self.after)}"
+
+
+def _num(x: float) -> str:
+    return f"{x:.4g}" if x < 1e5 else f"{x:.3e}"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+@dataclass(frozen=True, slots=True)
+class CellVerdict:
+    """The verdict for one cell: its kind, a one-line reason, the metric deltas, the
+    environment changes of its framework and device, and both results."""
+
+    key: CellKey
+    id: str
+    kind: Kind
+    why: str
+    deltas: tuple[Delta, ...] = ()
+    environment: tuple[EnvChange, ...] = ()
+    baseline: CellResult | None = None
+    current: CellResult | None = None
+
+    @property
+    def failing(self) -> bool:
+        return self.kind in FAILING
+
+    def delta(self, metric: str) -> Delta | None:
+        return next((d for d in self.deltas if d.metric == metric), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Every cell's verdict (in display order: by kind, then id) and the run-level
+    environment changes. ``labels`` name the two sides (file names, history run ids)."""
+
+    baseline: RunInfo
+    current: RunInfo
+    tolerance: Tolerance
+    verdicts: tuple[CellVerdict, ...]
+    environment: tuple[EnvChange, ...] = ()
+    labels: tuple[str, str] = ("baseline", "current")
+
+    def of_kind(self, kind: Kind) -> tuple[CellVerdict, ...]:
+        return tuple(v for v in self.verdicts if v.kind is kind)
+
+    @property
+    def counts(self) -> dict[Kind, int]:
+        """Number of cells of every kind (zeros included), in display order."""
+        out = dict.fromkeys(Kind, 0)
+        for v in self.verdicts:
+            out[v.kind] += 1
+        return out
+
+    @property
+    def failed(self) -> bool:
+        return any(v.failing for v in self.verdicts)
+
+    @property
+    def exit_code(self) -> int:
+        """1 when any cell regressed or newly fails, else 0."""
+        return 1 if self.failed else 0
+
+
+# -- the rules ------------------------------------------------------------------------------
+
+
+def compare(
+    baseline: Results,
+    current: Results,
+    tolerance: Tolerance | None = None,
+    *,
+    labels: tuple[str, str] = ("baseline", "current"),
+) -> Comparison:
+    """Judge every cell of ``current`` against ``baseline`` (see the module docstring for
+    the rules). Pure: reads nothing, writes nothing, raises only for a results object that
+    holds the same cell twice (a :class:`UsageError` naming it)."""
+    tol = tolerance if tolerance is not None else Tolerance()
+    base = _by_key(baseline, labels[0])
+    cur = _by_key(current, labels[1])
+    env = _environment(baseline.run, current.run)
+    verdicts: list[CellVerdict] = []
+    for key in sorted(set(base) | set(cur)):
+        b, c = base.get(key), cur.get(key)
+        anchor = c if c is not None else b
+        assert anchor is not None
+        cell_env = _cell_environment(anchor, baseline.run, current.run)
+        verdicts.append(_judge(key, b, c, tol, cell_env))
+    order = list(Kind)
+    verdicts.sort(key=lambda v: (order.index(v.kind), v.id, v.key))
+    return Comparison(baseline.run, current.run, tol, tuple(verdicts), env, labels)
+
+
+def _by_key(results: Results, label: str) -> dict[CellKey, CellResult]:
+    out: dict[CellKey, CellResult] = {}
+    for cell in results.cells:
+        if cell.spec.key in out:
+            raise UsageError(f"{label}: cell {cell.spec.id} appears twice; merge parts with `fpharness merge` first")
+        out[cell.spec.key] = cell
+    return out
+
+
+def _judge(
+    key: CellKey, b: CellResult | None, c: CellResult | None, tol: Tolerance, env: tuple[EnvChange, ...]
+) -> CellVerdict:
+    def verdict(kind: Kind, why: str, deltas: tuple[Delta, ...] = ()) -> CellVerdict:
+        anchor = c if c is not None else b
+        assert anchor is not None
+        return CellVerdict(key, anchor.spec.id, kind, why, deltas, env, b, c)
+
+    if b is None:
+        assert c is not None
+        return verdict(Kind.NEW_CELL, f"new cell, {c.status}" + (f": {c.reason}" if c.reason else ""))
+    if c is None:
+        return verdict(Kind.MISSING_CELL, f"not in the current run (was {b.status})")
+    if c.status == "error" and b.status != "error":
+        return verdict(Kind.NEW_FAILURE, f"errors now (was {b.status}): {c.reason}")
+    if b.status == "skipped" or c.status == "skipped":
+        if b.status == c.status:
+            return verdict(Kind.UNCHANGED, f"skipped: {c.reason}")
+        if c.status == "skipped":
+            return verdict(Kind.INCOMPARABLE, f"skipped now: {c.reason}")
+        return verdict(Kind.INCOMPARABLE, f"skipped in the baseline: {b.reason}; now {c.status}")
+    if c.status == "error" or b.status == "error":
+        if b.status == c.status:
+            same = b.reason == c.reason
+            return verdict(Kind.UNCHANGED, f"error: {c.reason}" if same else f"error: {b.reason} → {c.reason}")
+        if c.status == "pass":
+            return verdict(Kind.FIXED, f"passes now (was error: {b.reason})")
+        return verdict(Kind.IMPROVED, f"runs again (was error: {b.reason}) but fails: {c.reason}")
+
+    comparable, why_not = _comparable(b, c)
+    deltas = _deltas(b, c, tol) if comparable else ()
+    budget_note = "; budget changed" if b.spec.budget != c.spec.budget else ""
+    if b.status == "pass" and c.status == "fail":
+        return verdict(Kind.NEW_FAILURE, f"fails now: {c.reason}{budget_note}", deltas)
+    if b.status == "fail" and c.status == "pass":
+        return verdict(Kind.FIXED, f"passes now (was: {b.reason}){budget_note}", deltas)
+    if not comparable:
+        return verdict(Kind.INCOMPARABLE, why_not)
+    worse = [d for d in deltas if d.decisive and d.effect == "worse"]
+    better = [d for d in deltas if d.decisive and d.effect == "better"]
+    if worse:
+        return verdict(Kind.REGRESSED, "; ".join(str(d) for d in worse), deltas)
+    if better:
+        return verdict(Kind.IMPROVED, "; ".join(str(d) for d in better), deltas)
+    return verdict(Kind.UNCHANGED, "within tolerance", deltas)
+
+
+def _comparable(b: CellResult, c: CellResult) -> tuple[bool, str]:
+    if b.summary is None or c.summary is None:
+        side = "baseline" if b.summary is None else "current run"
+        return False, f"no exact summary in the {side} (a results file from an older fpharness?)"
+    if b.out_dtype != c.out_dtype:
+        return False, f"output format {b.out_dtype} → {c.out_dtype}: the ULPs are in different units"
+    if b.summary.n != c.summary.n:
+        return False, f"inputs differ: {b.summary.n} → {c.summary.n} elements (input generator or file changed)"
+    return True, ""
+
+
+def _effect(growth: float, allowed: float) -> Effect:
+    if growth > allowed:
+        return "worse"
+    if -growth > allowed:
+        return "better"
+    return "same"
+
+
+def _deltas(b: CellResult, c: CellResult, tol: Tolerance) -> tuple[Delta, ...]:
+    sb, sc = b.summary, c.summary
+    assert sb is not None and sc is not None
+    out: list[Delta] = []
+    if sb.ulp_count and sc.ulp_count:
+        allowed = tol.ulp_for(c.out_dtype or c.spec.dtype)
+        out.append(Delta("max_ulp", sb.ulp_max, sc.ulp_max, _effect(sc.ulp_max - sb.ulp_max, allowed)))
+    if sb.n:
+        fb, fc = _cr(sb), _cr(sc)
+        # compare the integer counts when no tolerance is given, so 1/3 vs 1/3 is never noise
+        if tol.correctly_rounded == 0:
+            eff: Effect = "worse" if sc.correctly_rounded < sb.correctly_rounded else (
+                "better" if sc.correctly_rounded > sb.correctly_rounded else "same")
+        else:
+            eff = _effect(fb - fc, tol.correctly_rounded)
+        out.append(Delta("correctly_rounded", fb, fc, eff))
+    ib, ic = sb.incidence, sc.incidence
+    for cat in CATEGORIES:
+        if ib[cat] == 0 and ic[cat] == 0:
+            continue
+        eff = "worse" if ic[cat] > ib[cat] else ("better" if ic[cat] < ib[cat] else "same")
+        out.append(Delta(cat, float(ib[cat]), float(ic[cat]), eff, decisive=cat in tol.incidence))
+    return tuple(out)
+
+
+def _cr(s: Summary) -> float:
+    return s.correctly_rounded / s.n if s.n else 0.0
+
+
+# -- environment ------------------------------------------------------------------------------
+
+
+def _environment(b: RunInfo, c: RunInfo) -> tuple[EnvChange, ...]:
+    """Run-level differences worth a line in the header: framework versions, devices,
+    fpharness, Python and platform. (The git commit changes every night; views show it.)"""
+    out: list[EnvChange] = []
+    for name in sorted(set(b.frameworks) | set(c.frameworks)):
+        if name in b.frameworks and name in c.frameworks and b.frameworks[name] != c.frameworks[name]:
+            out.append(EnvChange(name, b.frameworks[name], c.frameworks[name]))
+    out.extend(_device_changes(b, c, None))
+    for what, before, after in (
+        ("fpharness", b.fpharness, c.fpharness),
+        ("python", b.python, c.python),
+        ("platform", b.platform, c.platform),
+    ):
+        if before and after and before != after:
+            out.append(EnvChange(what, before, after))
+    return tuple(out)
+
+
+def _device_changes(b: RunInfo, c: RunInfo, only: tuple[str, str] | None) -> list[EnvChange]:
+    out: list[EnvChange] = []
+    for fw in sorted(set(b.devices) & set(c.devices)):
+        db, dc = b.devices[fw], c.devices[fw]
+        for dev in sorted(set(db) & set(dc)):
+            if only is not None and only != (fw, dev):
+                continue
+            if db[dev] != dc[dev]:
+                out.append(EnvChange(f"{fw} {dev}", db[dev], dc[dev]))
+    return out
+
+
+def _cell_environment(cell: CellResult, b: RunInfo, c: RunInfo) -> tuple[EnvChange, ...]:
+    fw = cell.spec.framework
+    out: list[EnvChange] = []
+    if fw in b.frameworks and fw in c.frameworks and b.frameworks[fw] != c.frameworks[fw]:
+        out.append(EnvChange(fw, b.frameworks[fw], c.frameworks[fw]))
+    out.extend(_device_changes(b, c, (fw, cell.spec.device)))
+    return tuple(out)
+

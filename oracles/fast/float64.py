@@ -1,0 +1,154 @@
+"""The float64 side of the fast tier: its error model and the building blocks with bounds.
+
+The constants are the error model of :mod:`oracles.fast` (its docstring derives them):
+``U`` the unit roundoff, ``LIBM`` and ``ERFC`` the assumed accuracy of the libm calls, which
+:func:`libm_trusted` checks once per process. The functions are float64 computations
+shared by several tiers, each with its proven relative error bound in its docstring.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from mpmath import mp, mpf
+
+__all__ = [
+    "ERFC",
+    "F64",
+    "HUGE_X",
+    "L2E_HI",
+    "L2E_LO",
+    "LIBM",
+    "MARGIN",
+    "MAX_BOUND",
+    "MAX_V",
+    "MIN_V",
+    "RSQRT2",
+    "SMALL",
+    "Mask",
+    "Params",
+    "U",
+    "erfc",
+    "libm_trusted",
+    "log2_exp",
+    "sigmoid64",
+    "softplus64",
+    "two_prod",
+]
+
+F64 = npt.NDArray[np.float64]
+Mask = npt.NDArray[np.bool_]
+Params = Mapping[str, float | str]
+
+U = 2.0**-53
+LIBM = 2.0**-48
+ERFC = 2.0**-46
+MIN_V = 2.0**-1000  # decided values stay this far inside float64's normal range ...
+MAX_V = 2.0**1020  # ... so that Decided's endpoint arithmetic cannot under/overflow
+MAX_BOUND = 2.0**-20  # a bound this loose decides nothing useful; leave it to mpmath
+HUGE_X = 2.0**31  # exp/expm1: log2_exp is exact enough up to here; beyond, ulp_exp saturates
+MARGIN = 1.01
+SMALL = 2.0**-30  # |x| up to this: y from a two-term expansion with an explicit remainder
+
+# log2(e) as a double-double: L2E_HI + L2E_LO within 2**-106 relative
+L2E_HI = 1.4426950408889634
+L2E_LO = 2.0355273740931033e-17
+RSQRT2 = 0.7071067811865476  # fl(1/sqrt(2)), relative error <= u
+
+
+# -- the libm assumption, checked ------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def libm_trusted() -> bool:
+    """Whether numpy's float64 exp/log/log1p/expm1/tanh and math.erfc are within 4 ulps
+    (2**-50 relative; the tier assumes 2**-48) on a fixed sample covering each function's
+    awkward regions. Runs once per process (about 20 ms)."""
+    grid = np.linspace(-1.0, 1.0, 41)
+    small = np.array([2.0**-k for k in (1, 3, 8, 20, 30, 52, 60, 200, 900, 1000)])
+    small = np.concatenate([small, -small])
+    cases: list[tuple[Callable[[F64], F64], Callable[[Any], Any], F64, float]] = [
+        (np.exp, mp.exp, np.concatenate([grid * 700, grid, small]), LIBM),
+        (np.log, mp.log, np.concatenate([np.exp(grid * 700), 1 + small[np.abs(small) < 1], [0.5, 2.0, 1e-310]]), LIBM),
+        (np.log1p, mp.log1p, np.concatenate([np.expm1(grid * 30), small]), LIBM),
+        (np.expm1, mp.expm1, np.concatenate([grid * 700, grid * 0.5, small]), LIBM),
+        (np.tanh, mp.tanh, np.concatenate([grid * 20, grid * 0.5, small]), LIBM),
+        (erfc, mp.erfc, np.concatenate([grid * 6, 6 + (grid + 1) * 10]), ERFC),
+    ]
+    with mp.workprec(128), np.errstate(all="ignore"):
+        for ours, exact, xs, assumed in cases:
+            xs = xs[np.isfinite(xs)]
+            got = ours(xs)
+            for x, g in zip(xs.tolist(), got.tolist(), strict=True):
+                y = exact(mpf(x))
+                if not y or abs(y) < mpf(2) ** -1000:
+                    continue
+                if not (abs(mpf(g) - y) <= abs(y) * (assumed / 4)):
+                    return False
+    return True
+
+
+_ERFC_UFUNC = np.frompyfunc(math.erfc, 1, 1)
+
+
+def erfc(t: F64) -> F64:
+    """glibc's erfc, element by element (numpy has none; scipy's is not documented to a
+    ulp bound)."""
+    return np.asarray(_ERFC_UFUNC(t), dtype=np.float64)
+
+
+
+# -- shared float64 building blocks ----------------------------------------------------
+
+
+def two_prod(a: F64, b: float) -> tuple[F64, F64]:
+    """p + e == a * b exactly (Dekker with Veltkamp's split; |a| <= 2**900)."""
+    p = a * b
+    c = a * 134217729.0
+    ah = c - (c - a)
+    al = a - ah
+    cb = b * 134217729.0
+    bh = cb - (cb - b)
+    bl = b - bh
+    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, e
+
+
+def log2_exp(x: F64) -> tuple[F64, F64]:
+    """log2(e**x) = k + f for 700 < x <= 2**31, k an integer, |f - exact| <= 2**-50.
+
+    x L2E_HI = p1 + e1 exactly; k = floor(p1) and r = p1 - k are exact (p1 < 2**32 is a
+    multiple of ulp(p1) <= 2**-20, and so is k); e1 (< 2**-21), x L2E_LO (< 2**-24) and
+    their sum round with error < 2**-72, the final r + s with error <= u, and the dropped
+    x (log2 e - L2E_HI - L2E_LO) is below 2**-70: |f - exact| < 2**-52."""
+    p1, e1 = two_prod(x, L2E_HI)
+    k = np.floor(p1)
+    f = (p1 - k) + (e1 + x * L2E_LO)
+    return k, f
+
+
+
+def sigmoid64(x: F64) -> F64:
+    """1 / (1 + e**-x) for x >= 0, e**x / (1 + e**x) below: relative error
+    <= 1.5 LIBM + 2u for x >= -700.
+
+    With E = e**-|x| <= 1 computed as E (1 + eta): 1 + E(1 + eta) = (1 + E)(1 + E eta /
+    (1 + E)), so the sum carries at most LIBM/2 (plus u for its rounding) and the division
+    u; for x < 0 the numerator adds its own LIBM."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def softplus64(z: F64) -> F64:
+    """log(1 + e**z) for an exact float64 z >= -700: relative error <= 2 LIBM + u.
+
+    z > 0: z + log1p(e**-z); log1p has condition number a / ((1 + a) log1p(a)) <= 1 at
+    a = e**-z, so the log1p term carries 2 LIBM; adding the positive z dilutes that and
+    rounds once (u). z <= 0: log1p(e**z), 2 LIBM by the same argument."""
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))  # the + is exact for z <= 0
+

@@ -1,0 +1,73 @@
+"""Exhaustive float32 inputs stream in bounded chunks, and the merged verdict of the
+chunks is exactly the verdict of the whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from test_runner import IDENTITY, identity_reference
+
+import harness.plan.inputs as inputs_mod
+from harness.execution.runner import Runner
+from harness.judgement.summary import judge
+from harness.plan.cells import CellSpec
+from harness.plan.inputs import StreamedPatterns, parse_inputs
+from oracles import FLOAT32, FLOAT64, UsageError, get_oracle
+
+
+def test_float32_exhaustive_covers_every_pattern_once_in_chunks() -> None:
+    batches = parse_inputs("exhaustive").generate(get_oracle("softplus"), FLOAT32).batches
+    assert isinstance(batches, StreamedPatterns)
+    assert len(batches) * inputs_mod.STREAM_CHUNK == 1 << 32
+    first, second, last = batches[0], batches[1], batches[-1]
+    bits0 = first.arrays[0].view(np.uint32)
+    assert bits0[0] == 0 and np.all(np.diff(bits0.astype(np.int64)) == 1)
+    assert int(second.arrays[0].view(np.uint32)[0]) == inputs_mod.STREAM_CHUNK
+    assert int(last.arrays[0].view(np.uint32)[-1]) == 0xFFFFFFFF
+    assert first.arrays[0].dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("oracle", "fmt"),
+    [
+        pytest.param("softmax", FLOAT32, id="rowwise"),
+        pytest.param("binary_cross_entropy", FLOAT32, id="two-arguments"),
+        pytest.param("softplus", FLOAT64, id="float64"),
+    ],
+)
+def test_streaming_refuses_what_it_cannot_enumerate(oracle: str, fmt: Any) -> None:
+    with pytest.raises(UsageError) as err:
+        parse_inputs("exhaustive").generate(get_oracle(oracle), fmt)
+    assert "\n" not in str(err.value)
+
+
+def test_streamed_cell_merges_to_the_one_shot_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four chunks of 4096 patterns, judged one by one and merged, equal one judge() over
+    all 16384 (worst examples and the exact mean included)."""
+    monkeypatch.setattr(inputs_mod, "STREAM_CHUNK", 1 << 12)
+    monkeypatch.setattr(StreamedPatterns, "__len__", lambda self: 4)
+    impl = tmp_path / "impl.py"
+    impl.write_text("import numpy as np\n\ndef nudge(x):\n    return np.nextafter(x, np.float32(np.inf))\n")
+    seen: list[int] = []
+
+    def reference(oracle: Any, arrays: list[np.ndarray], fmt: Any, params: dict[str, Any], **kw: Any) -> Any:
+        assert kw == {"cacheable": False}  # streamed chunks never go to the disk cache
+        seen.append(len(arrays[0]))
+        return identity_reference(oracle, arrays, fmt, params)
+
+    cell = CellSpec(IDENTITY, f"{impl}:nudge", "numpy", "float32", "cpu", "exhaustive", custom=True)
+    result = Runner(reference=reference).run(cell)
+    assert result.status in ("pass", "fail"), result.reason
+    assert seen == [4096] * 4
+    x = np.arange(0, 1 << 14, dtype=np.uint32).view(np.float32)
+    with np.errstate(all="ignore"):
+        got = np.nextafter(x, np.float32(np.inf))
+    whole = judge(identity_reference(get_oracle(IDENTITY), [x.astype(np.float64)], FLOAT32, {}), got, FLOAT32)
+    assert result.summary is not None
+    assert result.summary.n == 1 << 14
+    assert result.summary.to_json()["ulp"] == whole.to_json()["ulp"]
+    assert result.summary.counts == whole.counts
+    assert [e.index for e in result.summary.worst] == [e.index for e in whole.worst]

@@ -1,0 +1,409 @@
+"""The HTML report: page structure, escaping, links, plots, comparison, the CLI.
+
+Layer: reports. Results are crafted (``html_crafted``): judged for real against a
+hand-built reference, so the summaries and profiles are the ones the runner produces. The
+page is parsed with the standard library and asked structural questions; the browser test
+(``test_html_browser.py``) checks how it renders.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from html_crafted import (
+    SCRIPT_IMPL,
+    Node,
+    judged_cell,
+    naive_softplus_like,
+    other_cell,
+    parse,
+    run_info,
+    suite_results,
+)
+
+from harness.cli.app import main
+from harness.record.results import Results, load_results
+from reports.html import render_html, write_html
+
+
+@pytest.fixture(scope="module")
+def results() -> Results:
+    return suite_results()
+
+
+@pytest.fixture(scope="module")
+def page(results: Results) -> str:
+    return render_html([results], sources=["results/frameworks.json"])
+
+
+@pytest.fixture(scope="module")
+def tree(page: str) -> Node:
+    return parse(page)
+
+
+def _matrix(tree: Node, oracle: str) -> Node:
+    return tree.find("table", "matrix", data_oracle=oracle)
+
+
+def _details(tree: Node, impl: str, dtype: str, device: str = "cpu") -> Node:
+    for d in tree.find_all("details", "cell"):
+        cid = d.find("span", "cid").text()
+        if cid.startswith(f"softplus[{impl}-{device}-{dtype}-") or f"[{impl}-{device}-{dtype}-" in cid:
+            return d
+    raise AssertionError(f"no details for {impl} {dtype} {device}")
+
+
+# -- the overview matrix ------------------------------------------------------------------------
+
+
+def test_one_matrix_per_oracle_in_name_order(tree: Node) -> None:
+    assert [t.attrs["data-oracle"] for t in tree.find_all("table", "matrix")] == ["log_softmax", "sigmoid", "softplus"]
+
+
+def test_matrix_rows_are_implementations_and_columns_dtype_device(tree: Node) -> None:
+    table = _matrix(tree, "softplus")
+    columns = [(th.attrs["data-dtype"], th.attrs["data-device"]) for th in table.find_all("th", "colh")]
+    assert columns == [("float16", "cpu"), ("float16", "cuda"), ("bfloat16", "cpu")]
+    rows = [th.text() for th in table.find_all("th", "impl")]
+    assert rows == sorted(rows)
+    assert set(rows) == {SCRIPT_IMPL, "boom.softplus", "naive.softplus", "numpy.logaddexp", "torch.softplus"}
+    for tr in table.find("tbody").find_all("tr"):
+        assert len(tr.find_all("td", "m")) == len(columns)  # empty slots are cells too
+
+
+def test_matrix_cells_are_coloured_by_max_ulp_and_marked_with_status(tree: Node) -> None:
+    table = _matrix(tree, "softplus")
+    by_title = {td.find("a").attrs["title"].split(":")[0]: td for td in table.find_all("td", "m") if td.find_all("a")}
+    assert {"u0", "st-pass"} <= by_title["softplus[numpy.logaddexp-cpu-float16-exhaustive]"].classes
+    assert {"u1", "st-pass"} <= by_title["softplus[torch.softplus-cpu-float16-exhaustive]"].classes
+    assert {"u3", "st-pass"} <= by_title["softplus[torch.softplus-cpu-bfloat16-exhaustive]"].classes
+    naive = by_title["softplus[naive.softplus-cpu-float16-exhaustive]"]
+    assert {"u4", "st-fail"} <= naive.classes
+    assert naive.find("span", "v").text() == "2,040"
+    assert "✗" in naive.find("span", "mark").text()
+    badges = [b.text() for b in naive.find_all("span", "badge")]
+    assert badges == ["Inf!", "ovf", "→0"] or badges == ["Inf!", "→0", "ovf"]
+    assert naive.find("span", "b-inherent_inf").attrs["title"].startswith("inherent overflow")
+
+
+def test_errors_and_skips_show_their_reason(tree: Node) -> None:
+    table = _matrix(tree, "softplus")
+    error = table.find("td", "st-error")
+    assert error.find("span", "v").text() == "error"
+    assert "RuntimeError: kaboom <b>&</b> friends" in error.find("a").attrs["title"]
+    skipped = table.find("td", "st-skipped")
+    assert "no CUDA device" in skipped.find("a").attrs["title"]
+    assert "no CUDA device" in skipped.find("span", "why").text()
+
+
+def test_every_internal_link_resolves(tree: Node) -> None:
+    ids = {n.attrs["id"] for n in tree.iter() if "id" in n.attrs}
+    hrefs = [a.attrs["href"] for a in tree.find_all("a") if a.attrs.get("href", "").startswith("#")]
+    assert len(hrefs) > 20
+    assert [h for h in hrefs if h[1:] not in ids] == []
+    assert len(ids) == sum(1 for n in tree.iter() if "id" in n.attrs)  # ids are unique
+
+
+def test_every_matrix_cell_links_to_its_details(results: Results, tree: Node) -> None:
+    details = {d.attrs["id"]: d for d in tree.find_all("details", "cell")}
+    assert len(details) == len(results.cells)
+    links = [td.find("a") for t in tree.find_all("table", "matrix") for td in t.find_all("td", "m") if td.find_all("a")]
+    assert len(links) == len(results.cells)
+    for a in links:
+        target = details[a.attrs["href"][1:]]
+        assert target.find("span", "cid").text() == a.attrs["title"].split(": ")[0]
+
+
+# -- escaping and self-containment ----------------------------------------------------------------
+
+
+def test_script_implementation_renders_as_text(page: str, tree: Node) -> None:
+    assert SCRIPT_IMPL not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert len(tree.find_all("script")) == 1  # ours, at the end
+    assert SCRIPT_IMPL in [th.text() for th in tree.find_all("th", "impl")]
+    assert "<b>&</b>" not in page  # the exception text, too
+
+
+def test_nothing_is_loaded_from_the_network(page: str, tree: Node) -> None:
+    for node in tree.iter():
+        for attr in ("src", "href", "action", "xlink:href", "data"):
+            value = node.attrs.get(attr, "")
+            assert not re.match(r"\s*(https?:)?//", value), f"<{node.tag} {attr}={value!r}>"
+    assert not tree.find_all("link") and not tree.find_all("img") and not tree.find_all("iframe")
+    assert not re.search(r"url\(|@import|https?://", "".join(s.text() for s in tree.find_all("style")))
+    assert "src=" not in tree.find("script").text()
+
+
+def test_page_size_stays_small_for_hundreds_of_cells() -> None:
+    cells = []
+    for i in range(60):
+        for dtype in ("float16", "bfloat16"):
+            cells.append(naive_softplus_like(dtype, impl=f"impl{i:02d}.softplus", step=4))
+            cells.append(judged_cell(f"impl{i:02d}.softplus", dtype, device="cuda", step=4,
+                                     ulps=lambda x: np.where(x > 2, 3.0, 0.0)))
+        cells.append(other_cell(f"impl{i:02d}.softplus", "skipped", "no CUDA device", dtype="float32", device="cuda"))
+    page = render_html([Results(run_info(), tuple(cells))])
+    assert len(cells) == 300
+    assert len(page.encode()) < 5_000_000, len(page.encode())
+    # in a large report only the cells that failed or errored start open
+    for d in parse(page).find_all("details", "cell"):
+        assert ("open" in d.attrs) == (d.attrs["data-status"] in ("fail", "error"))
+
+
+# -- incidence tables ----------------------------------------------------------------------------------
+
+
+def test_incidence_table_counts_rates_and_inherent_overflow_apart(tree: Node) -> None:
+    table = tree.find("table", "incidence", data_oracle="softplus")
+    groups = [th.text() for th in table.find_all("th", "grp")]
+    assert groups == ["defects", "judged by budget", "inherent overflow (correct)"]
+    rows = table.find("tbody").find_all("tr")
+    labels = [(r.find_all("td")[0].text(), r.find_all("td")[1].text()) for r in rows]
+    # only the cells with incidence; the clean ones are counted below the table
+    assert labels == [(SCRIPT_IMPL, "float16"), ("naive.softplus", "float16"), ("naive.softplus", "bfloat16")]
+    naive = rows[1].find_all("td")
+    header = [th.attrs.get("title", "").split(":")[0] for th in table.find("thead").find_all("tr")[1].find_all("th")]
+    col = {name: i + 5 for i, name in enumerate(header)}
+    assert "defect" in naive[col["spurious Inf"]].classes
+    assert naive[col["spurious Inf"]].text().startswith("1,593")
+    assert naive[col["spurious Inf"]].find("span", "rate").text().endswith("%")
+    assert "inherent" in naive[col["inherent overflow"]].classes
+    assert naive[col["unexpected NaN"]].text() == "·"
+
+
+# -- cell details -------------------------------------------------------------------------------------------
+
+
+def _svg_drawn(svg: Node) -> int:
+    return len([n for n in svg.iter() if n.tag in ("path", "rect", "circle") and "band-bg" not in n.classes])
+
+
+def test_small_reports_start_with_every_cell_open(tree: Node) -> None:
+    assert all("open" in d.attrs for d in tree.find_all("details", "cell"))
+
+
+def test_histogram_and_error_plot_from_the_profile(tree: Node) -> None:
+    d = _details(tree, "naive.softplus", "float16")
+    hist = d.find("svg", "hist")
+    assert _svg_drawn(hist) >= 5
+    err = d.find("svg", "err")
+    assert _svg_drawn(err) >= 3
+    labels = [t.text() for t in err.find_all("text", "band-label")]
+    assert labels == ["Inf!", "→0", "ovf"]  # defects first, inherent overflow last
+    assert "All 7,936 inputs" in d.find("figure", "fig-err").text()
+    ticks = [t.text() for t in err.find_all("text", "tick")]
+    assert "0" in ticks and "1" in ticks and "-1" in ticks
+
+
+def test_where_it_happens_lists_exact_input_ranges(tree: Node) -> None:
+    d = _details(tree, "naive.softplus", "float16")
+    items = [li.text() for li in d.find("ul", "bands").find_all("li")]
+    assert any("spurious Inf" in t and "11.125 ≤ x ≤ 59904.0" in t for t in items), items
+    assert any("lost to zero" in t and "-65280.0 ≤ x ≤ -17.375" in t for t in items), items
+
+
+def test_error_plot_falls_back_to_the_stored_examples(tree: Node) -> None:
+    d = _details(tree, "naive.softplus", "bfloat16")  # crafted without a profile
+    err = d.find("svg", "err")
+    assert len(err.find_all("circle")) >= 5
+    assert "Only the" in d.find("figure", "fig-err").text()
+    assert not d.find_all("ul", "bands")
+
+
+def test_rowwise_cells_have_a_histogram_but_no_error_plot(tree: Node) -> None:
+    d = next(d for d in tree.find_all("details", "cell") if "log_softmax" in d.find("span", "cid").text())
+    assert d.find_all("svg", "hist") and not d.find_all("svg", "err")
+    assert "row 0, col 0" in d.find("table", "examples").text()
+
+
+def test_worst_inputs_show_bits_values_and_the_repro_command(tree: Node) -> None:
+    d = _details(tree, "naive.softplus", "float16")
+    worst = d.find_all("table", "examples")[0]
+    first = worst.find("tbody").find("tr").find_all("td")
+    assert re.fullmatch(r"0x[0-9a-f]{4}", first[0].text())
+    assert float(first[1].text()) < -8
+    assert first[-1].text() == "2,040"
+    assert d.find("pre", "repro").text().startswith("fpharness check naive.softplus --oracle softplus")
+    examples = d.find_all("table", "examples")[1]
+    assert {b.text() for b in examples.find_all("span", "badge")} == {"unexpected_inf", "inherent_inf", "lost_to_zero"}
+
+
+def test_run_metadata(tree: Node) -> None:
+    runs = tree.find("section", id="runs")
+    text = runs.text()
+    for expected in ("results/frameworks.json", "ci-runner-7", "2026-01-01T00:04:10", "(4.2 min)", "0, 7",
+                     "0123456789abcdef0123456789abcdef01234567", "fpharness run suites/frameworks.toml"):
+        assert expected in text
+    meta = {tr.find_all("td")[0].text(): tr.find_all("td")[2].text() for tr in runs.find("table", "meta").find("tbody").find_all("tr")}
+    assert meta["torch"] == "cpu: x86_64 CPUcuda: NVIDIA H100 80GB HBM3"
+    assert "2.3.0" in runs.find("table", "meta").text()
+
+
+def test_a_missing_framework_reads_not_installed() -> None:
+    res = Results(replace(run_info(), frameworks={"numpy": "2.0.0", "torch": None}), suite_results().cells)
+    assert "not installed" in parse(render_html([res])).find("section", id="runs").text()
+
+
+# -- comparison ------------------------------------------------------------------------------------------------
+
+
+def _base_and_current() -> tuple[Results, Results]:
+    base = Results(run_info(), (
+        judged_cell("torch.softplus", "float16", framework="torch"),
+        judged_cell("numpy.logaddexp", "float16", ulps=lambda x: np.where(x > 2, 3.0, 0.0)),
+        judged_cell("numpy.logaddexp", "bfloat16"),
+        judged_cell("old.softplus", "float16"),
+    ))
+    cur = Results(run_info("2026-01-02T00:00:00+00:00", torch="2.4.0"), (
+        judged_cell("torch.softplus", "float16", framework="torch", inf=lambda x: x > 30000),  # worse
+        judged_cell("numpy.logaddexp", "float16"),  # better
+        judged_cell("numpy.logaddexp", "bfloat16"),  # the same
+        judged_cell("new.softplus", "float16"),
+    ))
+    return base, cur
+
+
+def test_comparison_shows_what_got_better_or_worse() -> None:
+    base, cur = _base_and_current()
+    tree = parse(render_html([cur], baseline=base, sources=["cur.json"], baseline_source="base.json"))
+    section = tree.find("section", id="comparison")
+    rows = {tr.find("td", "cid").text(): tr for tr in section.find("table", "compare").find("tbody").find_all("tr")}
+    assert set(rows) == {
+        "softplus[torch.softplus-cpu-float16-exhaustive]",
+        "softplus[numpy.logaddexp-cpu-float16-exhaustive]",
+        "softplus[old.softplus-cpu-float16-exhaustive]",
+        "softplus[new.softplus-cpu-float16-exhaustive]",
+    }
+    worse = rows["softplus[torch.softplus-cpu-float16-exhaustive]"]
+    assert "k-new_failure" in worse.classes and "c-worse" in worse.classes
+    assert "Inf! 0 → 149" in worse.text()
+    better = rows["softplus[numpy.logaddexp-cpu-float16-exhaustive]"]
+    assert "k-improved" in better.classes and "3 → 0" in better.text()
+    assert "torch 2.3.0 → 2.4.0" in section.text()
+    assert "base.json" in section.text() and "cur.json" in section.text()
+    # the matrix marks the moved cells and the details say why
+    marks = {a.attrs["href"]: a.find("span", "chg").text() for a in _matrix(tree, "softplus").find_all("a")
+             if a.find_all("span", "chg")}
+    assert sorted(marks.values()) == ["new", "▲", "▼"]
+    pills = [p.text() for p in tree.find("header").find_all("a", "pill")]
+    assert "1 new failure" in pills and "1 improved" in pills
+
+
+def test_comparison_with_no_change_says_so() -> None:
+    base, _ = _base_and_current()
+    section = parse(render_html([base], baseline=base)).find("section", id="comparison")
+    assert "Nothing got better or worse." in section.text()
+
+
+def test_render_needs_results() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        render_html([])
+
+
+# -- writing and the CLI ------------------------------------------------------------------------------------
+
+
+def test_write_html_replaces_the_file_atomically(tmp_path: Path, results: Results) -> None:
+    out = tmp_path / "sub" / "report.html"
+    write_html([results], out)
+    first = out.read_text(encoding="utf-8")
+    write_html([results], out, title="second")
+    assert out.read_text(encoding="utf-8") != first
+    assert "<title>second</title>" in out.read_text(encoding="utf-8")
+    assert [p.name for p in out.parent.iterdir()] == ["report.html"]
+
+
+@pytest.fixture()
+def results_files(tmp_path: Path) -> tuple[Path, Path]:
+    base, cur = _base_and_current()
+    base.write(tmp_path / "base.json")
+    cur.write(tmp_path / "cur.json")
+    return tmp_path / "base.json", tmp_path / "cur.json"
+
+
+def test_cli_report_exits_0_and_writes_the_page(
+    capsys: pytest.CaptureFixture[str], results_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "report.html"
+    assert main(["report", str(results_files[1]), "-o", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"report: {out}"
+    tree = parse(out.read_text(encoding="utf-8"))
+    assert len(tree.find_all("details", "cell")) == len(load_results(results_files[1]).cells)
+    assert not tree.find_all("section", id="comparison")
+
+
+@pytest.mark.parametrize("how", ["compare", "baseline"])
+def test_cli_report_compares_with_a_baseline(
+    capsys: pytest.CaptureFixture[str], results_files: tuple[Path, Path], tmp_path: Path, how: str
+) -> None:
+    base, cur = results_files
+    out = tmp_path / "cmp.html"
+    argv = ["report", str(base), str(cur), "--compare"] if how == "compare" else ["report", str(cur), "--baseline", str(base)]
+    assert main([*argv, "-o", str(out), "-q"]) == 0
+    assert capsys.readouterr().out == ""
+    section = parse(out.read_text(encoding="utf-8")).find("section", id="comparison")
+    assert "new failure" in section.text()
+
+
+def test_cli_report_tolerance_forgives_small_growth(results_files: tuple[Path, Path], tmp_path: Path) -> None:
+    base, cur = results_files
+    out = tmp_path / "tol.html"
+    assert main(["report", str(base), str(cur), "--compare", "--tolerance", "5", "-o", str(out), "-q"]) == 0
+    rows = parse(out.read_text(encoding="utf-8")).find("table", "compare").find("tbody").find_all("tr")
+    improved = next(r for r in rows if "k-improved" in r.classes)  # by its correctly rounded fraction only:
+    assert "max ulp" not in improved.find_all("td")[-1].text()  # 3 -> 0 ulp is within a 5 ulp tolerance
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(["report", "{tmp}/missing.json"], "does not exist", id="missing-file"),
+        pytest.param(["report", "{tmp}/not.json"], "is not valid JSON", id="not-json"),
+        pytest.param(["report", "{cur}", "--compare"], "--compare needs two results files", id="compare-one-file"),
+        pytest.param(["report", "{base}", "{cur}", "--compare", "--baseline", "{base}"], "drop --baseline or --compare",
+                     id="compare-and-baseline"),
+        pytest.param(["report", "{cur}", "--baseline", "{tmp}/missing.json"], "does not exist", id="missing-baseline"),
+        pytest.param(["report", "{cur}", "-o", "{tmp}"], "is a directory", id="output-is-a-directory"),
+        pytest.param(["report", "{cur}", "--baseline", "{base}", "--tolerance", "-1"], "non-negative",
+                     id="negative-tolerance"),
+    ],
+)
+def test_cli_report_usage_errors_exit_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], results_files: tuple[Path, Path], tmp_path: Path, argv: list[str], message: str
+) -> None:
+    (tmp_path / "not.json").write_text("{", encoding="utf-8")
+    base, cur = results_files
+    args = [a.format(tmp=tmp_path, base=base, cur=cur) for a in argv]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("fpharness: error: ") and message in err, err
+
+
+def test_check_html_option_writes_a_report(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "check.html"
+    code = main(["check", "numpy.exp", "--dtype", "float16", "--inputs", "special", "--html", str(out), "-q",
+                 "--cache-dir", str(tmp_path / "cache"), "-j", "1"])
+    assert code == 0
+    tree = parse(out.read_text(encoding="utf-8"))
+    assert [t.attrs["data-oracle"] for t in tree.find_all("table", "matrix")] == ["exp"]
+
+
+def test_correctly_rounded_cells_list_no_worst_inputs(tree: Node) -> None:
+    d = _details(tree, "numpy.logaddexp", "float16")
+    assert "Every finite result is correctly rounded" in d.text()
+    assert not d.find_all("table", "examples")
+
+
+def test_a_later_results_file_replaces_the_same_cell() -> None:
+    first = Results(run_info(), (judged_cell("numpy.logaddexp", "float16"), judged_cell("numpy.logaddexp", "bfloat16")))
+    second = Results(run_info("2026-01-02T00:00:00+00:00"), (judged_cell("numpy.logaddexp", "float16", max_ulp=0.5,
+                                                                           ulps=lambda x: np.where(x > 1, 2.0, 0.0)),))
+    tree = parse(render_html([first, second], sources=["a.json", "b.json"]))
+    assert len(tree.find_all("details", "cell")) == 2
+    assert [d.attrs["data-status"] for d in tree.find_all("details", "cell")] == ["fail", "pass"]
+    assert [h.text() for h in tree.find("section", id="runs").find_all("h3")] == ["a.json", "b.json"]
