@@ -25,6 +25,11 @@ interrupted writes) and never follow a symbolic link; anything else in the direc
 reported and left alone, except the subdirectories the caller says it owns
 (``extra_dirs``). This module does not know what those are: the harness keeps its JAX
 compilation cache and stored cell results beside the references and names them.
+
+This module is longer than most (about 670 lines) on purpose: the writer and the
+maintenance code share the on-disk naming rules (entry, shard and temporary-file names),
+and keeping them in one file is what guarantees ``clear`` only ever removes what ``put``
+wrote.
 """
 
 from __future__ import annotations

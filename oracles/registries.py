@@ -44,7 +44,8 @@ class Registry(Generic[T]):
     """Items of type ``T`` by a string id, filled by :meth:`add`.
 
     ``noun`` names an item in messages (``"oracle"``, ``"implementation"``); ``key`` gives
-    an item's id (default ``str(item)``); ``origin`` says where an item was defined, for the
+    an item's id (default ``str(item)``); ``hint`` ends the unknown-name message (what else
+    is accepted besides the registered ids); ``origin`` says where an item was defined, for the
     "registered twice" message (default :func:`origin_of`); ``same`` decides that a second
     registration under a taken id is the first one again and not an error (default: the
     very same object, so re-running a module that registers the object it already holds is
@@ -58,8 +59,10 @@ class Registry(Generic[T]):
         key: Callable[[T], str] = str,
         origin: Callable[[T], str] = origin_of,
         same: Callable[[T, T], bool] = _identical,
+        hint: str = "",
     ) -> None:
         self.noun = noun
+        self._hint = hint
         self._key = key
         self._origin = origin
         self._same = same
@@ -91,7 +94,7 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise UsageError(f"unknown {self.noun} {name!r}; {choices(self._items)}") from None
+            raise UsageError(f"unknown {self.noun} {name!r}; {choices(self._items)}{self._hint}") from None
 
     def names(self) -> list[str]:
         """Every registered id, sorted."""

@@ -41,9 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name in sorted(COMMANDS):
-        cmd = COMMANDS[name]
-        p = sub.add_parser(name, help=cmd.help, description=cmd.help)
+    for cmd in COMMANDS:
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
         cmd.configure(p)
     return parser
 
@@ -53,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command].handler(args)
+        return COMMANDS.get(args.command).handler(args)
     except FpharnessError as exc:
         print(f"fpharness: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from oracles.errors import UsageError
+from oracles.registries import Registry
 
 __all__ = ["COMMANDS", "EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "Command", "command"]
 
@@ -32,8 +32,8 @@ class Command:
     handler: Handler = field(repr=False)
 
 
-#: every registered sub-command by name
-COMMANDS: dict[str, Command] = {}
+#: every registered sub-command, by name
+COMMANDS: Registry[Command] = Registry("command", key=lambda cmd: cmd.name)
 
 
 def command(name: str, help: str) -> Callable[[Configure], Callable[[Handler], Handler]]:
@@ -42,9 +42,7 @@ def command(name: str, help: str) -> Callable[[Configure], Callable[[Handler], H
 
     def with_configure(configure: Configure) -> Callable[[Handler], Handler]:
         def with_handler(handler: Handler) -> Handler:
-            if name in COMMANDS:
-                raise UsageError(f"command {name!r} is registered twice")
-            COMMANDS[name] = Command(name, help, configure, handler)
+            COMMANDS.add(Command(name, help, configure, handler))
             return handler
 
         return with_handler

@@ -15,11 +15,12 @@ module loaded.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from oracles.errors import UsageError, choices
+from oracles.errors import UsageError
+from oracles.registries import Registry
 
 __all__ = [
     "FRAMEWORKS",
@@ -50,35 +51,13 @@ class Impl:
         return self.id
 
 
-class _Registry:
-    def __init__(self) -> None:
-        self._items: dict[str, Impl] = {}
-
-    def add(self, impl: Impl) -> Impl:
-        if impl.id in self._items:
-            raise UsageError(f"implementation {impl.id!r} is registered twice")
-        self._items[impl.id] = impl
-        return impl
-
-    def get(self, impl_id: str) -> Impl:
-        try:
-            return self._items[impl_id]
-        except KeyError:
-            raise UsageError(
-                f"unknown implementation {impl_id!r}; {choices(self._items)}"
-                " (or a custom one as package.module:function or path/to/file.py:function)"
-            ) from None
-
-    def __iter__(self) -> Iterator[Impl]:
-        return iter(sorted(self._items.values(), key=lambda i: i.id))
-
-    def __contains__(self, impl_id: object) -> bool:
-        return impl_id in self._items
-
-
 #: every implementation registered with :func:`builtin`; :mod:`harness.frameworks.catalogue`
 #: is the same registry with the built-in modules loaded
-IMPLS = _Registry()
+IMPLS: Registry[Impl] = Registry(
+    "implementation",
+    key=lambda impl: impl.id,
+    hint=" (or a custom one as package.module:function or path/to/file.py:function)",
+)
 
 
 def builtin(

@@ -1,8 +1,9 @@
 """The judge's inner loop: one fused, blocked pass over a batch that yields everything a
 cell keeps about it.
 
-:mod:`harness.judgement.summary` defines what a verdict *is* (categories, ULP error, the exact
-mergeable :class:`~harness.judgement.summary.Summary`); this module computes it fast enough that
+:mod:`harness.judgement.definitions` defines what a verdict *is* (categories, ULP error, the
+bins) and :mod:`harness.judgement.summary` the exact mergeable
+:class:`~harness.judgement.summary.Summary`; this module computes it fast enough that
 judging a 2**24-element float32 batch costs about as much as calling a framework on it.
 The straightforward formulation (ten whole-array passes, then a sort for the histogram,
 another for the exact sum and a third for the worst elements) took 7 s for 2**24
