@@ -27,21 +27,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from harness.judgement.definitions import CATEGORIES
 from oracles.errors import UsageError, choices
 from reports.labels import INCIDENCE_LABELS
 
 __all__ = ["CATEGORIES", "Check", "Claim", "Seed", "SeedImpl"]
-
-#: the incidence categories of :mod:`harness.judgement.summary`, repeated so that building a claim
-#: imports nothing from the runner (checked against it in tests/test_seeds.py)
-CATEGORIES: tuple[str, ...] = (
-    "unexpected_nan",
-    "missing_nan",
-    "unexpected_inf",
-    "inherent_inf",
-    "missing_inf",
-    "lost_to_zero",
-)
 
 Expect = Literal["clean", "defect", "like"]
 EXPECTS: tuple[str, ...] = ("clean", "defect", "like")
