@@ -14,15 +14,18 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness.cli.app import main
+from harness.cli.base import COMMANDS
 from harness.frameworks.catalogue import IMPLS
 from harness.judgement.summary import CATEGORIES
 from oracles import all_oracles
+from oracles.errors import FpharnessError, OracleError, UsageError
 
 COMMON = ["-q", "--no-cache", "-j", "1"]
 
@@ -380,3 +383,24 @@ def test_impls_filters(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.M
     numpy_ids = [i.id for i in IMPLS if i.framework == "numpy"]
     assert numpy_ids and all(i in table for i in numpy_ids)
     assert "torch." not in table and "available" in table
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(UsageError("bad value 'x'; pick from: a, b"), id="usage"),
+        pytest.param(OracleError("softplus: could not decide the rounding at 0x3c00"), id="oracle"),
+    ],
+)
+def test_every_fpharness_error_is_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, error: FpharnessError
+) -> None:
+    """The CLI boundary catches the root error type, whatever kind is below it."""
+
+    def handler(args: Any) -> int:
+        raise error
+
+    monkeypatch.setitem(COMMANDS._items, "oracles", replace(COMMANDS.get("oracles"), handler=handler))
+    assert main(["oracles"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"fpharness: error: {error}\n"
