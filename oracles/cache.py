@@ -22,14 +22,22 @@ Maintenance (``fpharness cache info|clear``): :func:`cache_stats` and :func:`cle
 recognise the cache's own files by name (``XY/<hex key>.npz`` entries, and
 ``XY/.<hex key>.npz.*.tmp`` or, from older versions, ``XY/.tmp-*.npz`` leftovers of
 interrupted writes) and never follow a symbolic link; anything else in the directory is
-reported and left alone, except the subdirectories the caller says it owns
-(``extra_dirs``). This module does not know what those are: the harness keeps its JAX
-compilation cache and stored cell results beside the references and names them.
+reported and left alone. In the subdirectories the caller owns (``extra_dirs``), a file is
+removed only when the caller's recogniser says it is one of its own. This module does not
+know what those are: the harness keeps its JAX compilation cache and stored cell results
+beside the references, and recognises their files by name and content.
 
-This module is longer than most (about 670 lines) on purpose: the writer and the
-maintenance code share the on-disk naming rules (entry, shard and temporary-file names),
-and keeping them in one file is what guarantees ``clear`` only ever removes what ``put``
-wrote.
+A cache directory that the cache creates gets a ``CACHEDIR.TAG`` (:func:`make_cache_dir`,
+the standard of https://bford.info/cachedir/: backup tools and ``tar --exclude-caches``
+skip it). :func:`clear_cache` refuses a directory with neither the tag nor any file it
+recognises: ``--cache-dir .`` in a project is a mistake, and clearing there must not
+touch a single file. An existing directory is never tagged: it may be the user's own
+folder, which the tag would hide from their backups.
+
+This module is longer than most (about 790 lines) on purpose: the writer and the
+maintenance code share the on-disk naming rules (entry, shard, temporary-file and tag
+names), and keeping them in one file is what guarantees ``clear`` only ever removes what
+``put`` wrote.
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ import stat
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +62,7 @@ import numpy as np
 import numpy.typing as npt
 import platformdirs
 
-from oracles.atomic import TEMP_NAME, atomic_write_bytes
+from oracles.atomic import TEMP_NAME, atomic_write_bytes, atomic_write_text
 from oracles.errors import UsageError
 from oracles.evaluate import evaluate
 from oracles.fast import tier_version
@@ -63,6 +71,7 @@ from oracles.reference import Reference
 from oracles.registry import Oracle
 
 __all__ = [
+    "CACHEDIR_TAG",
     "ENV_VAR",
     "INFO_SCHEMA",
     "SCHEMA",
@@ -70,12 +79,14 @@ __all__ = [
     "CacheStats",
     "ClearResult",
     "GroupStats",
+    "OwnsFile",
     "ReferenceCache",
     "SubdirStats",
     "cache_stats",
     "cached_evaluate",
     "clear_cache",
     "default_cache_dir",
+    "make_cache_dir",
 ]
 
 SCHEMA = 1
@@ -105,6 +116,48 @@ def default_cache_dir() -> Path:
         return Path(env).expanduser()
     # appauthor=False: no vendor folder on Windows (fpharness\Cache, not fpharness\fpharness\Cache)
     return Path(platformdirs.user_cache_dir("fpharness", appauthor=False))
+
+
+#: the name of the cache directory's tag file (https://bford.info/cachedir/)
+CACHEDIR_TAG = "CACHEDIR.TAG"
+_TAG_SIGNATURE = b"Signature: 8a477f597d28d172789f06886806bc55"
+_TAG_TEXT = (
+    _TAG_SIGNATURE.decode()
+    + "\n# This file is a cache directory tag created by fpharness (oracle references, JAX's"
+    "\n# compilation cache, stored cell results); `fpharness cache clear` empties it."
+    "\n# For information about cache directory tags, see https://bford.info/cachedir/\n"
+)
+
+
+def make_cache_dir(path: str | os.PathLike[str]) -> None:
+    """Create the cache directory ``path`` with a ``CACHEDIR.TAG`` in it, when it does not
+    exist yet; an existing directory is left as it is (it may be the user's own folder,
+    which a tag would hide from backups). Raises OSError when it cannot be created; a tag
+    that cannot be written is not an error (``clear`` then recognises the cache by its
+    entries)."""
+    path = Path(path)
+    if path.is_dir():
+        return
+    try:
+        path.mkdir(parents=True)
+    except FileExistsError:
+        return  # another process made it first, and tags it
+    with contextlib.suppress(OSError):
+        atomic_write_text(path / CACHEDIR_TAG, _TAG_TEXT, durable=False)
+
+
+def _tagged(path: Path) -> bool:
+    """Whether ``path`` holds a valid CACHEDIR.TAG: a regular file (not a link) that starts
+    with the signature."""
+    try:
+        fd = os.open(path / CACHEDIR_TAG, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            return stat.S_ISREG(os.fstat(fh.fileno()).st_mode) and fh.read(len(_TAG_SIGNATURE)) == _TAG_SIGNATURE
+        except OSError:
+            return False
 
 
 def _param_text(value: float | str) -> str:
@@ -198,6 +251,7 @@ class ReferenceCache:
         :func:`clear_cache` selects by); it never changes the key or what ``get`` accepts.
         Raises OSError when the directory cannot be written."""
         file = self._file(key)
+        make_cache_dir(self.path)
         meta = json.dumps({**(about or {}), "schema": SCHEMA, "key": key, "shape": list(ref.shape)})
         payload: dict[str, Any] = {name: np.asarray(getattr(ref, name), dtype=dt) for name, dt in _ARRAYS}
         payload["meta"] = np.array(meta)
@@ -271,6 +325,11 @@ _LEGACY_TEMP = re.compile(r"\.tmp-\w+\.npz")
 _UNKNOWN = "unknown"  # oracle or format of an entry whose meta record does not name them
 _DAY = 86400.0
 
+#: ``owns(relative, path)``: whether the file at ``path``, ``relative`` (a POSIX path) to the
+#: owned subdirectory, is one its owner wrote; it may read the file (never through a link:
+#: only regular files are asked about)
+OwnsFile = Callable[[str, str], bool]
+
 
 @dataclass(frozen=True, slots=True)
 class GroupStats:
@@ -290,13 +349,16 @@ class GroupStats:
 @dataclass(frozen=True, slots=True)
 class SubdirStats:
     """A subdirectory of the cache directory that holds no entries: one the caller owns
-    (named in ``extra_dirs``, emptied by :func:`clear_cache`) or a foreign one, only
-    reported."""
+    (named in ``extra_dirs``) or a foreign one, only reported. ``files`` and ``bytes`` count
+    everything in it; ``own_files`` and ``own_bytes`` the files its owner recognises, which
+    :func:`clear_cache` removes (0 in a foreign one)."""
 
     name: str
     files: int
     bytes: int
     owned: bool
+    own_files: int = 0
+    own_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,10 +369,12 @@ class CacheStats:
     that ``ReferenceCache.get`` would discard (damaged, another schema or key);
     ``temp_files``: leftovers of interrupted writes (``stale_temp_files`` of them older than
     :data:`STALE_TEMP_SECONDS`); ``foreign_files``: files the cache did not make, left
-    alone; ``subdirs``: other subdirectories, owned or not."""
+    alone; ``subdirs``: other subdirectories, owned or not; ``tagged``: whether the
+    directory holds a CACHEDIR.TAG (not counted in any size)."""
 
     path: Path
     exists: bool
+    tagged: bool = False
     groups: tuple[GroupStats, ...] = ()
     unreadable: int = 0
     unreadable_bytes: int = 0
@@ -332,7 +396,8 @@ class CacheStats:
 
     @property
     def total_bytes(self) -> int:
-        """Everything under the directory: entries, temporary, foreign and subdirectory files."""
+        """Everything under the directory but its CACHEDIR.TAG: entries, temporary, foreign
+        and subdirectory files."""
         return self.entry_bytes + self.temp_bytes + self.foreign_bytes + sum(d.bytes for d in self.subdirs)
 
     def to_json(self) -> dict[str, Any]:
@@ -341,6 +406,7 @@ class CacheStats:
             "schema": INFO_SCHEMA,
             "path": str(self.path),
             "exists": self.exists,
+            "tagged": self.tagged,
             "entry_schema": SCHEMA,
             "entries": self.entries,
             "entry_bytes": self.entry_bytes,
@@ -352,15 +418,17 @@ class CacheStats:
             "unreadable": {"entries": self.unreadable, "bytes": self.unreadable_bytes},
             "temp_files": {"files": self.temp_files, "bytes": self.temp_bytes, "stale": self.stale_temp_files},
             "foreign_files": {"files": self.foreign_files, "bytes": self.foreign_bytes},
-            "other": [{"name": d.name, "files": d.files, "bytes": d.bytes, "owned": d.owned} for d in self.subdirs],
+            "other": [{"name": d.name, "files": d.files, "bytes": d.bytes, "owned": d.owned,
+                       "own_files": d.own_files, "own_bytes": d.own_bytes} for d in self.subdirs],
         }
 
 
 @dataclass(frozen=True, slots=True)
 class ClearResult:
     """What :func:`clear_cache` removed (with ``dry_run``: would remove). ``entries`` and
-    ``temp_files`` count files in the entry shards, ``subdir_files`` files under the owned
-    subdirectories named in ``subdirs`` (those of ``extra_dirs`` that had files to remove);
+    ``temp_files`` count files in the entry shards, ``subdir_files`` the recognised files
+    under the owned subdirectories named in ``subdirs`` (those of ``extra_dirs`` that had
+    files to remove);
     ``kept`` counts the entries left in place and
     ``failed`` names the files that could not be removed, with the reason."""
 
@@ -389,7 +457,7 @@ class ClearResult:
 @dataclass(frozen=True, slots=True)
 class _File:
     path: str
-    kind: str  # "entry", "temp" or "foreign"
+    kind: str  # "entry", "temp", "tag" or "foreign"
     size: int
     mtime: float
     key: str = ""
@@ -444,7 +512,8 @@ def _scan(path: Path) -> tuple[list[_File], list[os.DirEntry[str]]]:
         if st is None:
             continue
         if not stat.S_ISDIR(st.st_mode):
-            files.append(_File(top.path, "foreign", _size(st), st.st_mtime))
+            kind = "tag" if top.name == CACHEDIR_TAG and stat.S_ISREG(st.st_mode) else "foreign"
+            files.append(_File(top.path, kind, _size(st), st.st_mtime))
         elif not _SHARD.fullmatch(top.name):
             subdirs.append(top)
         else:
@@ -463,11 +532,15 @@ def _scan(path: Path) -> tuple[list[_File], list[os.DirEntry[str]]]:
     return files, subdirs
 
 
-def _dir_names(extra_dirs: Collection[str]) -> frozenset[str]:
-    # a bare string is a collection of its letters: ("jax") for ("jax",) would own "j/"
-    if isinstance(extra_dirs, str):
-        raise UsageError(f"extra_dirs={extra_dirs!r} must be a collection of names, e.g. ({extra_dirs!r},)")
-    return frozenset(extra_dirs)
+def _owners(extra_dirs: Mapping[str, OwnsFile]) -> Mapping[str, OwnsFile]:
+    # a name alone owned every file under it, which is how `cache clear --cache-dir .` once
+    # emptied a user's results/; now each owner must say which files are its own
+    if not isinstance(extra_dirs, Mapping) or not all(callable(f) for f in extra_dirs.values()):
+        raise UsageError(
+            f"extra_dirs={extra_dirs!r} must map each subdirectory name to a function (relative, path) -> bool"
+            " that recognises its owner's files, e.g. {'results': ResultStore.owns}"
+        )
+    return extra_dirs
 
 
 def _is_temp(name: str, shard: str) -> bool:
@@ -481,16 +554,28 @@ def _is_temp(name: str, shard: str) -> bool:
     return entry is not None and entry.group(1).startswith(shard)
 
 
-def _tree(top: str) -> Iterator[tuple[str, os.stat_result]]:
-    """Every non-directory under ``top`` (links included, as links), depth first."""
+def _tree(top: str, prefix: str = "") -> Iterator[tuple[str, str, os.stat_result]]:
+    """Every non-directory under ``top`` (links included, as links), depth first, as
+    (path, path relative to ``top`` in POSIX form, lstat)."""
     for e in _listdir(top):
         st = _lstat(e)
         if st is None:
             continue
         if stat.S_ISDIR(st.st_mode):
-            yield from _tree(e.path)
+            yield from _tree(e.path, f"{prefix}{e.name}/")
         else:
-            yield e.path, st
+            yield e.path, prefix + e.name, st
+
+
+def _own(owns: OwnsFile | None, path: str, relative: str, st: os.stat_result) -> bool:
+    """Whether the owner of a subdirectory claims this file: only regular files are asked,
+    and an owner that fails to decide does not claim it."""
+    if owns is None or not stat.S_ISREG(st.st_mode):
+        return False
+    try:
+        return bool(owns(relative, path))
+    except OSError:
+        return False
 
 
 def _prune(top: str, *, keep_top: bool) -> None:
@@ -502,6 +587,16 @@ def _prune(top: str, *, keep_top: bool) -> None:
     if not keep_top:
         with contextlib.suppress(OSError):  # not empty, or gone: both fine
             os.rmdir(top)
+
+
+def _prune_up(directory: str, top: str) -> None:
+    """Remove ``directory`` and its parents below ``top`` while they are empty."""
+    while os.path.normpath(directory) != os.path.normpath(top) and directory.startswith(top):
+        try:
+            os.rmdir(directory)
+        except OSError:  # not empty, or gone: both fine
+            return
+        directory = os.path.dirname(directory)
 
 
 def _entry_meta(file: str, key: str) -> dict[str, Any] | None:
@@ -530,19 +625,20 @@ def _label(meta: Mapping[str, Any], name: str) -> str:
 def cache_stats(
     path: str | os.PathLike[str] | None = None,
     *,
-    extra_dirs: Collection[str] = (),
+    extra_dirs: Mapping[str, OwnsFile] | None = None,
     now: float | None = None,
 ) -> CacheStats:
     """What the cache directory ``path`` (default :func:`default_cache_dir`) holds: entries
     per oracle and output format (read from each entry's meta member, never its arrays),
     unreadable entries, leftover temporary files, foreign files and other subdirectories.
-    ``extra_dirs`` names the subdirectories the caller owns (reported with ``owned=True``;
-    the harness passes ``("jax", "results")``). ``now`` (seconds since the epoch) decides
-    which temporary files are stale.
+    ``extra_dirs`` maps the subdirectories the caller owns to a recogniser of its files
+    (reported with ``owned=True`` and the recognised files counted; the harness passes
+    ``jax`` and ``results``). ``now`` (seconds since the epoch) decides which temporary files
+    are stale.
 
     A missing directory gives ``exists=False`` and zeros. Raises :class:`UsageError` when
     ``path`` is a file or cannot be read. Files that vanish meanwhile are not counted."""
-    owned = _dir_names(extra_dirs)
+    owned = _owners(extra_dirs or {})
     path = _resolve(path)
     if not _is_dir(path):
         return CacheStats(path, exists=False)
@@ -568,16 +664,19 @@ def cache_stats(
             counts["temp_files"] += 1
             counts["temp_bytes"] += f.size
             counts["stale_temp_files"] += now - f.mtime >= STALE_TEMP_SECONDS
-        else:
+        elif f.kind == "foreign":
             counts["foreign_files"] += 1
             counts["foreign_bytes"] += f.size
     others = []
     for d in subdirs:
         tree = list(_tree(d.path))
-        others.append(SubdirStats(d.name, len(tree), sum(_size(st) for _, st in tree), d.name in owned))
+        mine = [st for file, rel, st in tree if _own(owned.get(d.name), file, rel, st)]
+        others.append(SubdirStats(d.name, len(tree), sum(_size(st) for *_, st in tree), d.name in owned,
+                                  len(mine), sum(_size(st) for st in mine)))
     return CacheStats(
         path,
         exists=True,
+        tagged=any(f.kind == "tag" for f in files) and _tagged(path),
         groups=tuple(GroupStats(o, fmt, n, size) for (o, fmt), (n, size) in sorted(groups.items())),
         subdirs=tuple(others),
         **counts,
@@ -604,7 +703,7 @@ def clear_cache(
     older_than_days: float | None = None,
     dry_run: bool = False,
     stale_after_s: float = STALE_TEMP_SECONDS,
-    extra_dirs: Collection[str] = (),
+    extra_dirs: Mapping[str, OwnsFile] | None = None,
     now: float | None = None,
 ) -> ClearResult:
     """Remove cache files from ``path`` (default :func:`default_cache_dir`) and say what
@@ -613,18 +712,21 @@ def clear_cache(
     Removed: entry files, of ``oracle`` only when given (an entry whose meta does not name
     its oracle is then kept), and of those only the ones last written more than
     ``older_than_days`` days ago when given. Without ``oracle`` also temporary files older
-    than ``stale_after_s`` (younger ones may be writes in progress) and the files under the
-    subdirectories named in ``extra_dirs`` (the caller's own, e.g. ``("jax", "results")``
-    for the harness; with the same age limit), then the directories left empty (the
-    ``extra_dirs`` themselves stay, empty). Foreign files, other subdirectories and links are
-    never removed or followed. Safe while other processes use the cache: a file that vanishes is skipped,
-    and a writer that loses its shard directory only loses that one write.
+    than ``stale_after_s`` (younger ones may be writes in progress) and, in the
+    subdirectories named in ``extra_dirs``, the files their recogniser claims (with the same
+    age limit), then the directories left empty (the ``extra_dirs`` themselves stay). The
+    CACHEDIR.TAG, foreign files (in owned subdirectories too), other subdirectories and
+    links are never removed or followed. Safe while other processes use the cache: a file
+    that vanishes is skipped, and a writer that loses its shard directory only loses that
+    one write.
 
-    A missing directory removes nothing (``exists=False``). Raises :class:`UsageError` for
-    a negative or non-finite age or when ``path`` is a file."""
+    A missing directory removes nothing (``exists=False``), nor does an empty one. Raises
+    :class:`UsageError` for a negative or non-finite age, when ``path`` is a file, and when
+    ``path`` does not look like a cache: no CACHEDIR.TAG and not one file the cache or an
+    owner recognises (``--cache-dir .`` in a project), before removing anything."""
     if older_than_days is not None and not (math.isfinite(older_than_days) and older_than_days >= 0):
         raise UsageError(f"older_than_days={older_than_days!r}: give a number of days >= 0, e.g. 30")
-    owned = _dir_names(extra_dirs)
+    owned = _owners(extra_dirs or {})
     path = _resolve(path)
     if not _is_dir(path):
         return ClearResult(path, exists=False, dry_run=dry_run)
@@ -636,6 +738,14 @@ def clear_cache(
 
     failed: list[str] = []
     files, others = _scan(path)
+    trees = {d.name: [(file, st) for file, rel, st in _tree(d.path) if _own(owned[d.name], file, rel, st)]
+             for d in others if d.name in owned}
+    recognised = any(f.kind in ("entry", "temp") for f in files) or any(trees.values())
+    if not recognised and not _tagged(path) and (files or others):
+        raise UsageError(
+            f"{str(path)!r} does not look like an fpharness cache (no {CACHEDIR_TAG}, no entries), so nothing"
+            f" in it was removed; pass the cache directory itself, e.g. --cache-dir {str(default_cache_dir())!r}"
+        )
     n = {"entries": 0, "entry_bytes": 0, "temp_files": 0, "temp_bytes": 0,
          "subdir_files": 0, "subdir_bytes": 0, "kept": 0}
     for f in files:
@@ -662,15 +772,16 @@ def clear_cache(
             if d.name not in owned:
                 continue
             before = n["subdir_files"]
-            for file, st in _tree(d.path):
+            for file, st in trees[d.name]:
                 if old(st.st_mtime) and (dry_run or _unlink(file, failed)):
                     n["subdir_files"] += 1
                     n["subdir_bytes"] += _size(st)
+                    if not dry_run:
+                        # only folders we emptied go, never the subdirectory itself: a JAX
+                        # process using it keeps a directory to write to
+                        _prune_up(os.path.dirname(file), d.path)
             if n["subdir_files"] > before:
                 touched.append(d.name)
-            if not dry_run:
-                # emptied, not removed: a JAX process using it keeps a directory to write to
-                _prune(d.path, keep_top=True)
     if not dry_run:
         for d in _listdir(path):
             if _SHARD.fullmatch(d.name) and d.is_dir(follow_symlinks=False):

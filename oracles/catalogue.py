@@ -133,7 +133,9 @@ def sigmoid(x: mpf) -> mpf:
 
 @oracle(
     "softplus",
-    params={"beta": Param("beta", 1.0, doc="sharpness: log(1 + exp(beta x)) / beta")},
+    # beta = 0 divides by zero: the oracle is NaN there, so the parameter's domain excludes
+    # it rather than letting every cell be judged against NaN
+    params={"beta": Param("beta", 1.0, doc="sharpness: log(1 + exp(beta x)) / beta", domain="nonzero")},
     domain="all reals; beta != 0",
 )
 def softplus(x: mpf, *, beta: float = 1.0) -> mpf:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
+import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -26,6 +28,7 @@ from mpmath import mp, mpf
 from oracles.errors import OracleError, UsageError
 from oracles.fast import FastTier, run_tier, tier_for
 from oracles.formats import Format
+from oracles.lifetime import die_with_parent
 from oracles.reference import Reference
 from oracles.registry import Oracle
 from oracles.ziv import Settled, classify, settle
@@ -171,9 +174,12 @@ def _can_fork() -> bool:
 _WORKER: tuple[Oracle, Format, dict[str, Any]] | None = None
 
 
-def _init_worker(oracle: Oracle, fmt: Format, params: dict[str, Any]) -> None:
+def _init_worker(oracle: Oracle, fmt: Format, params: dict[str, Any], parent: int) -> None:
     global _WORKER
     _WORKER = (oracle, fmt, params)
+    die_with_parent(parent)
+    # Ctrl-C reaches the whole process group; the parent alone reports it and ends the pool
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _worker_settle(tasks: list[tuple[Any, ...]]) -> list[Settled]:
@@ -205,7 +211,7 @@ def _settle_all(
         # aborts on some extreme inputs) Pool waits forever, the executor raises.
         with ProcessPoolExecutor(
             max_workers=min(jobs, len(pieces)), mp_context=multiprocessing.get_context("fork"),
-            initializer=_init_worker, initargs=(oracle, fmt, params),
+            initializer=_init_worker, initargs=(oracle, fmt, params, os.getpid()),
         ) as pool:
             try:
                 for piece, part in zip(pieces, pool.map(_worker_settle, pieces), strict=True):

@@ -29,6 +29,7 @@ An argument named with the suffix ``:index`` (``"target:index"``) is an integer 
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -37,6 +38,7 @@ from oracles.errors import UsageError, choices
 from oracles.registries import Registry, origin_of
 
 __all__ = [
+    "PARAM_DOMAINS",
     "REGISTRY",
     "Arg",
     "Kind",
@@ -63,16 +65,45 @@ class Arg:
         return self.name if self.kind == "real" else f"{self.name}:index"
 
 
+#: the domains a numeric parameter can declare: name -> (test, what the user is told)
+PARAM_DOMAINS: Mapping[str, tuple[Callable[[float], bool], str]] = {
+    "real": (lambda v: True, "a finite number"),
+    "nonzero": (lambda v: v != 0, "a finite non-zero number"),
+    "positive": (lambda v: v > 0, "a finite number > 0"),
+    "non-negative": (lambda v: v >= 0, "a finite number >= 0"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Param:
-    """A keyword parameter with a default: a real number, or one of a few strings."""
+    """A keyword parameter with a default: a real number in ``domain`` (one of
+    :data:`PARAM_DOMAINS`; every one of them is finite), or one of a few strings.
+
+    A declaration whose domain is unknown or whose default lies outside it is a
+    :class:`UsageError` for the oracle's author, raised when the oracle is declared."""
 
     name: str
     default: float | str
     options: tuple[str, ...] = ()
     doc: str = ""
+    domain: str = "real"
+
+    def __post_init__(self) -> None:
+        if self.options:
+            if self.default not in self.options:
+                raise UsageError(f"parameter {self.name!r}: default {self.default!r} is not one of its options; "
+                                 f"{choices(self.options)}")
+            return
+        if self.domain not in PARAM_DOMAINS:
+            raise UsageError(f"parameter {self.name!r}: unknown domain {self.domain!r}; {choices(PARAM_DOMAINS)}")
+        self.coerce("a parameter declaration", self.default)
 
     def coerce(self, oracle_name: str, value: object) -> float | str:
+        """``value`` as this parameter's type: one of the options, or a float (a number or
+        the text of one, as ``--param beta=2`` gives it). Raises :class:`UsageError` naming
+        the value and what is accepted for anything else: text that is not a number, a
+        boolean, NaN or an infinity (they cannot be stored in results), or a number outside
+        the domain (``beta=0`` for softplus)."""
         if self.options:
             text = str(value)
             if text not in self.options:
@@ -81,15 +112,28 @@ class Param:
                     f"{choices(self.options)}"
                 )
             return text
+        accepted = PARAM_DOMAINS[self.domain][1]
+        example = f"e.g. {self.name}={self.default}"
+        if isinstance(value, bool):  # float(True) is 1.0: a TOML `beta = true` is a slip, not a number
+            raise UsageError(f"{oracle_name}: parameter {self.name}={value!r} must be {accepted}, {example}")
         try:
             number = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise UsageError(
                 f"{oracle_name}: parameter {self.name}={value!r} must be a number, e.g. "
                 f"{self.name}={self.default}"
             ) from None
-        if number != number:
-            raise UsageError(f"{oracle_name}: parameter {self.name} must not be NaN")
+        if not math.isfinite(number):
+            raise UsageError(
+                f"{oracle_name}: parameter {self.name}={value!r} is not finite; {self.name} must be {accepted},"
+                f" {example}"
+            )
+        test, _ = PARAM_DOMAINS[self.domain]
+        if not test(number):
+            raise UsageError(
+                f"{oracle_name}: parameter {self.name}={value!r} is outside its domain: {self.name} must be"
+                f" {accepted}, {example}"
+            )
         return number
 
 

@@ -113,20 +113,21 @@ def terminal_text(comparison: Comparison, *, width: int = 140, color: bool = Fal
     """The comparison as a rich table rendered to text (ANSI colours only when ``color``)."""
     from rich import box
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
     buf = io.StringIO()
+    # markup and emoji codes off: labels are file names and reasons are exception text,
+    # printed as given ("[red]" and ":thumbs_up:" included); styles go in as Text styles
     console = Console(
         file=buf, width=width, force_terminal=color, color_system="standard" if color else None,
-        highlight=False, emoji=False, soft_wrap=False,
+        highlight=False, emoji=False, markup=False, soft_wrap=False,
     )
     base_label, cur_label = comparison.labels
-    console.print(f"baseline: {escape(base_label)} ({escape(_run_text(comparison.baseline))})")
-    console.print(f"current:  {escape(cur_label)} ({escape(_run_text(comparison.current))})")
+    console.print(f"baseline: {base_label} ({_run_text(comparison.baseline)})")
+    console.print(f"current:  {cur_label} ({_run_text(comparison.current)})")
     if comparison.environment:
-        console.print("environment: " + escape("; ".join(str(e) for e in comparison.environment)))
+        console.print("environment: " + "; ".join(str(e) for e in comparison.environment))
     rows = _rows(comparison, show_unchanged)
     if rows:
         # the environment of a row goes after its reason, so that ids stay whole in 100 columns

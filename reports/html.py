@@ -369,7 +369,6 @@ def _static(name: str) -> Markup:
 def _load_oracles() -> None:
     """Register the built-in oracles: cell ids leave out default parameters only once
     they are known (``softplus[...-float16-exhaustive]``, not ``...-beta=1.0]``)."""
-
     try:
         get_oracle("softplus")  # the first lookup imports the catalogue
     except Exception:  # noqa: BLE001 - a build without that oracle still renders

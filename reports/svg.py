@@ -237,7 +237,6 @@ def _example_points(examples: Iterable[Mapping[str, Any]], fmt: str) -> list[_Po
 @cache
 def _decades(fmt: str) -> tuple[tuple[float, float, int], ...]:
     """(u, value, decade) of +-10**k for every k inside the format's range."""
-
     f = get_format(fmt)
     top = max_ordinal(fmt)
     kmin = math.ceil(math.log10(f.smallest_subnormal))
@@ -282,7 +281,6 @@ def _x_ticks(fmt: str, u0: float, u1: float, pw: float) -> list[tuple[float, str
 
 def _value_at(ordv: float, fmt: str) -> float:
     """Inverse of :func:`ordinal` (for tick labels of narrow ranges)."""
-
     f = get_format(fmt)
     step = 2.0 ** (f.precision - 1)
     a = abs(ordv)

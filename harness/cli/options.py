@@ -1,15 +1,33 @@
-"""Options shared by the commands that run cells."""
+"""Options shared by the commands that run cells, and the checks every command makes of
+its paths before it does any work (:func:`check_outputs`, :func:`check_cache_dir`)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from harness.cli.session import ExecOptions
 from harness.frameworks.adapters import use_jax_compilation_cache
-from oracles.cache import default_cache_dir
+from harness.plan.cells import CellSpec
+from harness.plan.inputs import parse_inputs
+from harness.record.outputs import Input, Output, check_outputs
+from oracles.cache import ENV_VAR, default_cache_dir
 from oracles.errors import UsageError
+
+__all__ = [
+    "JAX_CACHE_SUBDIR",
+    "Input",
+    "Output",
+    "add_exec_options",
+    "cell_inputs",
+    "check_cache_dir",
+    "check_exec_outputs",
+    "check_outputs",
+    "exec_options",
+    "parse_params",
+]
 
 #: JAX's persistent compilation cache lives here inside the oracle cache directory (one of
 #: harness.cli.commands.cache.OWNED_SUBDIRS, so ``fpharness cache clear`` empties it too)
@@ -36,7 +54,11 @@ def add_exec_options(p: argparse.ArgumentParser, *, default_json: str | None = N
 def exec_options(args: argparse.Namespace) -> ExecOptions:
     """The options of ``args``. Also asks for JAX's compilation cache in ``jax/`` of the cache
     directory (not with ``--no-cache``): the commands own their process, and JAX has to be told
-    before it first loads (see harness.frameworks.adapters.use_jax_compilation_cache)."""
+    before it first loads (see harness.frameworks.adapters.use_jax_compilation_cache).
+
+    Raises :class:`UsageError` for ``--jobs`` below 1, ``--reuse-results`` with
+    ``--no-cache``, and a cache directory that is a file or lies under one
+    (:func:`check_cache_dir`): without this check the run went on silently without a cache."""
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     if args.reuse_results and args.no_cache:
@@ -44,7 +66,7 @@ def exec_options(args: argparse.Namespace) -> ExecOptions:
     if args.no_cache:
         use_jax_compilation_cache(None)
     else:
-        root = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
+        root = check_cache_dir(args.cache_dir)
         use_jax_compilation_cache(root / JAX_CACHE_SUBDIR)
     return ExecOptions(
         json_path=args.json,
@@ -66,3 +88,44 @@ def parse_params(items: list[str]) -> dict[str, str]:
             raise UsageError(f"--param {item!r} must be KEY=VALUE, e.g. beta=2")
         out[key.strip()] = value.strip()
     return out
+
+
+def check_cache_dir(given: str | None) -> Path:
+    """The cache directory ``--cache-dir`` names (None: $FPHARNESS_CACHE_DIR or the per-user
+    default), checked: a path that is a file, or lies under a file, is a :class:`UsageError`.
+    A missing directory is fine (the cache makes it); one it cannot write only costs speed."""
+    root = Path(given).expanduser() if given else default_cache_dir()
+    where = f"--cache-dir {given!r}" if given else f"the cache directory {str(root)!r} (from ${ENV_VAR} or the default)"
+    probe = root
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    if os.path.lexists(probe) and not probe.is_dir():
+        what = "it is a file" if probe == root else f"it lies under the file {str(probe)!r}"
+        raise UsageError(f"{where} is not a directory ({what}); give a directory, e.g. --cache-dir fpharness-cache,"
+                         " or run without a cache: --no-cache")
+    return root
+
+
+def cell_inputs(cells: Iterable[CellSpec]) -> list[Input]:
+    """The files ``cells`` read: npy/npz input files and custom implementations' sources,
+    each once, named as the user wrote them."""
+    found: dict[str, Input] = {}
+    for cell in cells:
+        spec = parse_inputs(cell.inputs)
+        if spec.kind in ("npy", "npz") and spec.path not in found:
+            found[spec.path] = Input(f"the input file of --inputs {spec.text}", spec.path)
+        target = cell.impl.rsplit(":", 1)[0]
+        if cell.custom and target.endswith(".py") and target not in found:
+            found[target] = Input(f"the source of the implementation {cell.impl}", target)
+    return list(found.values())
+
+
+def check_exec_outputs(options: ExecOptions, cells: Sequence[CellSpec], inputs: Sequence[Input] = ()) -> None:
+    """Check ``--json`` and ``--html`` of ``check``/``run`` against the files the cells read and
+    ``inputs`` (the suite file, the history database), before any cell runs; see
+    :func:`harness.record.outputs.check_outputs` for what is refused."""
+    check_outputs(
+        [Output("--json", options.json_path, "results.json") if options.json_path else None,
+         Output("--html", options.html_path, "report.html") if options.html_path else None],
+        [*inputs, *cell_inputs(cells)],
+    )

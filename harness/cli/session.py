@@ -24,7 +24,8 @@ from harness.plan.cells import CellResult, CellSpec
 from harness.plan.inputs import parse_inputs
 from harness.record.results import Results, now, run_info
 from harness.record.reuse import ResultStore
-from oracles.cache import default_cache_dir
+from oracles.cache import default_cache_dir, make_cache_dir
+from oracles.errors import UsageError
 from reports.html import write_html
 from reports.terminal import print_results
 
@@ -72,6 +73,11 @@ def run_session(
         cache_dir=options.cache_dir, use_cache=options.use_cache, jobs=options.jobs))
     setup = WorkerSetup(k_worst=runner.k_worst, plain=False, cache_dir=options.cache_dir, use_cache=options.use_cache)
     store = ResultStore(options.cache_dir or default_cache_dir(), runner.k_worst) if options.use_cache else None
+    if options.use_cache:
+        # made (and tagged CACHEDIR.TAG) here, before a worker or JAX can make it untagged
+        # on the way to a subdirectory; a cache that cannot be made only costs speed
+        with contextlib.suppress(OSError):
+            make_cache_dir(Path(options.cache_dir).expanduser() if options.cache_dir else default_cache_dir())
     found: dict[int, CellResult] = {}
     todo = list(range(len(cells)))
     keys: list[str | None] = [None] * len(cells)
@@ -95,11 +101,21 @@ def run_session(
 
 
 def write_outputs(session: Session, options: ExecOptions) -> None:
-    """Write the results file and the HTML report that ``options`` asks for."""
-    if options.json_path:
-        session.results.write(options.json_path)
-    if options.html_path:
-        write_html([session.results], Path(options.html_path))
+    """Write the results file and the HTML report that ``options`` asks for. The paths were
+    checked before the run (harness.cli.options.check_exec_outputs); a write that fails all
+    the same (the disk filled up, the directory went away) is a one-line
+    :class:`UsageError` naming the file, not a traceback."""
+    for option, path, write in (
+        ("--json", options.json_path, lambda p: session.results.write(p)),
+        ("--html", options.html_path, lambda p: write_html([session.results], Path(p))),
+    ):
+        if not path:
+            continue
+        try:
+            write(path)
+        except OSError as exc:
+            raise UsageError(f"{option} {path!r}: cannot write it ({exc.strerror or exc}); the run's results"
+                             " are in the table above") from None
 
 
 def show(session: Session, options: ExecOptions) -> None:
@@ -126,11 +142,15 @@ def execute(
     """Run, write and show: what ``check`` and ``run`` do. Returns the :class:`Results`
     (their ``exit_code`` is the command's)."""
     session = run_session(cells, options, argv, extra=extra)
-    write_outputs(session, options)
+    try:
+        write_outputs(session, options)
+    except UsageError:
+        show(session, replace(options, json_path=None, html_path=None))  # the results, at least on screen
+        raise
     show(session, options)
     return session.results
 
 
 def _seed(spec: str) -> int | None:
-    parsed = parse_inputs(spec)
+    parsed = parse_inputs(spec, check_file=False)  # checked before the run; it may be gone now
     return parsed.seed if parsed.kind in ("random", "normal", "uniform") else None

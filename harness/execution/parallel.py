@@ -24,12 +24,22 @@ Streamed chunks go to a queue every lane draws from, and an idle lane steals fro
 fullest one. A worker runs one unit at a time, so when it dies (an implementation that
 segfaults or aborts the process) the unit is known: a group unit is split into its cells,
 each run alone, and the cell that kills its worker becomes an error cell; the run goes on
-with a fresh worker.
+with a fresh worker. (Custom implementations cannot kill a worker: each worker's runner
+calls them in an isolated process of its own, :mod:`harness.execution.isolation`, exactly
+as a serial run does, so their results and reasons are the same at any ``-j``.)
+
+Workers die with the parent, ``kill -9`` included (:func:`~harness.execution.isolation.die_with_parent`),
+so no worker, and then no resource tracker, outlives it. They are started ignoring Ctrl-C
+(:func:`~harness.execution.isolation.sigint_ignored`): the parent alone sees the
+KeyboardInterrupt, kills its workers and reports one line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
+import signal
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -37,11 +47,13 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from harness.execution.isolation import sigint_ignored
 from harness.execution.progress import Progress
 from harness.execution.references import reference_function
 from harness.execution.runner import Part, Runner
 from harness.frameworks.adapters import get_backend
 from harness.plan.cells import CellResult, CellSpec
+from oracles.lifetime import die_with_parent
 from oracles.reference import Reference
 
 __all__ = ["WorkerSetup", "WorkersUnavailable", "run_parallel"]
@@ -78,8 +90,10 @@ _Unit = _GroupUnit | _ChunkUnit
 _WORKER: Runner | None = None
 
 
-def _init_worker(setup: WorkerSetup) -> None:
+def _init_worker(setup: WorkerSetup, parent: int) -> None:
     global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited already; also when started elsewhere
+    die_with_parent(parent)
     reference = None
     if not setup.plain:
         reference = reference_function(cache_dir=setup.cache_dir, use_cache=setup.use_cache, jobs=1)
@@ -183,6 +197,15 @@ def _lanes(units: list[_Unit], jobs: int) -> tuple[list[_Lane], deque[_Unit]]:
     return lanes, shared
 
 
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    # ProcessPoolExecutor has no public way to stop a running task (terminate_workers()
+    # arrives in Python 3.14); its process table is the only handle on them
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        with contextlib.suppress(Exception):
+            process.kill()
+
+
 def run_parallel(
     cells: Sequence[CellSpec],
     runner: Runner,
@@ -265,12 +288,14 @@ def run_parallel(
 
     def new_pool() -> ProcessPoolExecutor:
         nonlocal started
-        pool = ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker, initargs=(setup,))
+        pool = ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker, initargs=(setup, os.getpid()))
         if not started:
             # a worker that cannot even start (a script without an ``if __name__ ==
             # "__main__"`` guard, which spawn runs again) is not a crashing implementation
             try:
-                pool.submit(_ping).result()
+                with sigint_ignored():
+                    ping = pool.submit(_ping)
+                ping.result()
             except BrokenProcessPool as exc:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise WorkersUnavailable(
@@ -285,7 +310,8 @@ def run_parallel(
             if lane.pool is None:
                 lane.pool = new_pool()
             try:
-                return lane.pool.submit(_work, unit)
+                with sigint_ignored():  # the submit starts the worker process
+                    return lane.pool.submit(_work, unit)
             except BrokenProcessPool:
                 lane.pool.shutdown(wait=True, cancel_futures=True)
                 lane.pool = None
@@ -334,6 +360,12 @@ def run_parallel(
                         )
                     else:
                         crash(unit)
+    except BaseException:
+        # Ctrl-C (or a bug): stop the workers now rather than wait for their units
+        for lane in lanes:
+            if lane.pool is not None:
+                _kill_workers(lane.pool)
+        raise
     finally:
         for lane in lanes:
             if lane.pool is not None:

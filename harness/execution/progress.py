@@ -39,9 +39,10 @@ class Progress:
         from rich.progress import Progress as RichProgress
 
         self._bar = RichProgress(
-            TextColumn("[bold]{task.fields[label]}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("{task.description}"),
-            console=Console(stderr=True), transient=True,
+            # cell ids and input specs are shown verbatim: `random:100:0` is no emoji code
+            TextColumn("{task.fields[label]}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("{task.description}", markup=False),
+            console=Console(stderr=True, emoji=False), transient=True,
         )
         self._bar.start()
         self._task = self._bar.add_task(self._text, total=self._total, completed=self._done, label=self.label)

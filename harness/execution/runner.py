@@ -6,11 +6,17 @@ shape or a non-array, or hangs past its timeout becomes an ``error`` cell with a
 reason; a missing framework or device makes a ``skipped`` cell. References are computed
 before any implementation runs in the group, so a crashing implementation cannot cost the
 oracle work of the cells after it.
+
+Where an implementation runs: custom ones (users' files and modules) in the isolated
+worker process of :mod:`.isolation`, which the runner never imports them into, so that
+``sys.exit``, ``os._exit``, a segfault, a GIL-holding hang or unbounded allocation costs
+only the cell; built-ins and in-memory implementations (``extra_impls``) in this process,
+in a thread with a timeout (a hang there is abandoned, not stopped; ``SystemExit`` and
+every other exception but ``KeyboardInterrupt`` still become the cell's error).
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 import sys
 import threading
@@ -23,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.execution.isolation import ISOLATION_SUPPORTED, Isolated, accepted_kwargs, one_line
 from harness.execution.progress import Progress
 from harness.frameworks.adapters import DEVICES, get_backend
 from harness.frameworks.catalogue import get_impl
@@ -31,7 +38,7 @@ from harness.judgement.error_vs_input import merge_profiles
 from harness.judgement.summary import Summary, summarize
 from harness.judgement.tally import Baseline, ProfileInputs, tally
 from harness.plan.cells import CellResult, CellSpec
-from harness.plan.implementations import load_custom
+from harness.plan.implementations import custom_impl, load_custom
 from harness.plan.inputs import Batch, InputSet, StreamedPatterns, parse_inputs
 from oracles.errors import OracleError, UsageError, choices
 from oracles.evaluate import evaluate
@@ -73,10 +80,7 @@ def _call_with_timeout(fn: Callable[[], Any], seconds: float) -> Any:
     return box.get("value")
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    return f"{type(exc).__name__}: {first}"[:300]
+_one_line = one_line
 
 
 def _expected_shape(oracle: Oracle, batch: Batch, reduction: str) -> tuple[int, ...]:
@@ -112,17 +116,48 @@ class Runner:
     framework_info: dict[str, tuple[str | None, dict[str, str]]] = field(default_factory=dict)
     _groups: dict[GroupKey, _Group] = field(default_factory=dict)
     _customs: dict[tuple[str, str, str], Impl] = field(default_factory=dict)
+    #: the process custom implementations run in (harness.execution.isolation), and what
+    #: importing each there gave: None (callable) or the reason its cells fail
+    _isolated: Isolated | None = None
+    _resolved: dict[tuple[str, str, str], str | None] = field(default_factory=dict)
 
     # -- planning ---------------------------------------------------------------------
+    def isolated(self, cell: CellSpec) -> bool:
+        """Whether ``cell``'s implementation runs in the isolated process."""
+        return cell.custom and cell.impl not in self.extra_impls and ISOLATION_SUPPORTED
+
     def impl_for(self, cell: CellSpec) -> Impl:
+        """The implementation's record. A custom one that runs isolated is checked here
+        without being imported (its ``fn`` cannot be called in this process)."""
         if cell.impl in self.extra_impls:
             return self.extra_impls[cell.impl]
         if not cell.custom:
             return get_impl(cell.impl)
         key = (cell.impl, cell.oracle, cell.framework)
         if key not in self._customs:
-            self._customs[key] = load_custom(cell.impl, oracle=cell.oracle, framework=cell.framework)
+            load = custom_impl if self.isolated(cell) else load_custom
+            self._customs[key] = load(cell.impl, oracle=cell.oracle, framework=cell.framework)
         return self._customs[key]
+
+    def _resolve(self, cell: CellSpec) -> str | None:
+        """Import ``cell``'s custom implementation in the isolated process, once: None when
+        it is callable, else why every cell of it fails (its import ended or hung the
+        process). Raises the :class:`UsageError` of a missing function or a failed import."""
+        key = (cell.impl, cell.oracle, cell.framework)
+        if key not in self._resolved:
+            self._resolved[key] = self._process().resolve(
+                cell.impl, cell.oracle, cell.framework, timeout=cell.timeout, repro=cell.repro())
+        return self._resolved[key]
+
+    def _process(self) -> Isolated:
+        if self._isolated is None:
+            self._isolated = Isolated()
+        return self._isolated
+
+    def close(self) -> None:
+        """Stop the isolated process, if one runs (it starts again when needed)."""
+        if self._isolated is not None:
+            self._isolated.close()
 
     def validate(self, cells: Iterable[CellSpec]) -> None:
         """Raise :class:`UsageError` for anything wrong in the plan before running it."""
@@ -134,6 +169,8 @@ class Runner:
             if parse_inputs(cell.inputs).kind == "exhaustive" and fmt.bits > 16:
                 StreamedPatterns(fmt, oracle)  # raises the UsageError that explains the choices
             impl = self.impl_for(cell)
+            if self.isolated(cell):
+                self._resolve(cell)
             if impl.oracle != cell.oracle and not cell.custom:
                 raise UsageError(
                     f"{cell.impl} implements {impl.oracle}, not {cell.oracle}; pass --oracle {impl.oracle}"
@@ -242,7 +279,8 @@ class Runner:
             if group.params.get(name) != defaults.get(name):
                 return Part(failure=("skipped", f"{impl.id} has no public API for {name}={group.params.get(name)}"),
                             failed_at=-1)
-        kwargs = _accepted_kwargs(impl.fn, group.params)
+        isolated = self.isolated(cell)
+        kwargs = {} if isolated else accepted_kwargs(impl.fn, group.params)
         reduction = str(group.params.get("reduction", "none"))
         batches = group.inputs.batches
         streamed = group.inputs.streamed
@@ -254,26 +292,45 @@ class Runner:
             part.seconds = time.perf_counter() - started
             return part
 
+        if isolated:
+            try:
+                why = self._resolve(cell)
+            except UsageError as exc:  # validate() raised it already; a worker has no plan to refuse
+                why = str(exc)
+            if why is not None:
+                return fail(todo[0] if len(todo) else 0, why)
         for index in todo:
             batch = batches[index]
             if streamed and self.progress is not None:
                 self.progress.describe(f"{cell.id}: chunk {index + 1}/{len(batches)}")
-            try:
-                native = [backend.to_native(a, cell.device) for a in batch.arrays]
-            except Exception as exc:  # noqa: BLE001 - e.g. a dtype the framework lacks
-                return fail(index, f"inputs: {_one_line(exc)}")
-            t0 = time.perf_counter()
+            if isolated:
+                outcome = self._process().call(
+                    cell.impl, cell.oracle, cell.framework, cell.device, batch.arrays, group.params,
+                    timeout=cell.timeout, repro=cell.repro())
+                if outcome.failure is not None:
+                    return fail(index, outcome.failure)
+                raw, part.impl_seconds = outcome.value, part.impl_seconds + outcome.seconds
+            else:
+                try:
+                    native = [backend.to_native(a, cell.device) for a in batch.arrays]
+                except Exception as exc:  # noqa: BLE001 - e.g. a dtype the framework lacks
+                    return fail(index, f"inputs: {_one_line(exc)}")
+                t0 = time.perf_counter()
 
-            def call(native: list[Any] = native) -> Any:
-                return backend.from_native(impl.fn(*native, **kwargs))
+                def call(native: list[Any] = native) -> Any:
+                    return backend.from_native(impl.fn(*native, **kwargs))
 
-            try:
-                raw = _call_with_timeout(call, cell.timeout)
-            except _Timeout as exc:
-                return fail(index, str(exc))
-            except Exception as exc:  # noqa: BLE001 - the implementation's failure is the result
-                return fail(index, _one_line(exc))
-            part.impl_seconds += time.perf_counter() - t0
+                try:
+                    raw = _call_with_timeout(call, cell.timeout)
+                except _Timeout as exc:
+                    return fail(index, str(exc))
+                except KeyboardInterrupt:
+                    raise
+                except SystemExit as exc:
+                    return fail(index, f"the implementation called sys.exit({exc.code!r})")
+                except BaseException as exc:  # noqa: BLE001 - the implementation's failure is the result
+                    return fail(index, _one_line(exc))
+                part.impl_seconds += time.perf_counter() - t0
             got = np.asarray(raw)
             want_shape = _expected_shape(group.oracle, batch, reduction)
             if got.shape != want_shape:
@@ -383,13 +440,3 @@ def _profiled(group: _Group) -> bool:
     minutes to 1024 chunks."""
     reduction = str(group.params.get("reduction", "none"))
     return group.oracle.kind == "elementwise" and reduction == "none" and not group.inputs.streamed
-
-
-def _accepted_kwargs(fn: Callable[..., Any], params: dict[str, Any]) -> dict[str, Any]:
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return dict(params)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
-        return dict(params)
-    return {k: v for k, v in params.items() if k in sig.parameters}

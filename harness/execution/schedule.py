@@ -42,8 +42,23 @@ def run_cells(
     (:mod:`harness.execution.parallel`, which ``setup`` configures); results and ``on_result`` calls
     come in plan order and equal a serial run's. Implementations held in memory
     (``runner.extra_impls``) cannot cross a process boundary: those plans run serially.
+    Custom implementations run in the runner's isolated process
+    (:mod:`harness.execution.isolation`), which is stopped when this returns.
     """
     runner = runner or Runner()
+    try:
+        return _run_cells(cells, runner, on_result, jobs, setup)
+    finally:
+        runner.close()  # the isolated process of custom implementations (Ctrl-C included)
+
+
+def _run_cells(
+    cells: Sequence[CellSpec],
+    runner: Runner,
+    on_result: Callable[[CellResult], None] | None,
+    jobs: int,
+    setup: WorkerSetup | None,
+) -> list[CellResult]:
     runner.validate(cells)
     progress = runner.progress
     results: list[CellResult] = []
@@ -72,6 +87,7 @@ def run_cells(
         progress.start(total=len(cells))
     try:
         if parallel:
+            runner.close()  # validating imported custom implementations here; workers have their own
             try:
                 return run_parallel(cells, runner, jobs, setup or WorkerSetup(k_worst=runner.k_worst),
                                     on_result=on_result, progress=progress)

@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from oracles.cache import make_cache_dir
 from oracles.errors import UsageError, choices
 from oracles.formats import BFLOAT16, FORMATS, Format
 
@@ -444,8 +445,11 @@ def use_jax_compilation_cache(directory: str | os.PathLike[str] | None) -> None:
 
 
 def _private_dir(path: Path) -> str | None:
-    """Create ``path`` (mode 0700); None when it is ours alone, else why it is not used."""
+    """Create ``path`` (mode 0700); None when it is ours alone, else why it is not used.
+    Its parent, the fpharness cache directory, is created tagged when it does not exist yet
+    (``cache clear`` recognises a cache by its CACHEDIR.TAG)."""
     try:
+        make_cache_dir(path.parent)
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = path.stat()
     except OSError as exc:

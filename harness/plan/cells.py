@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import shlex
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,13 @@ class Budget:
 
     @staticmethod
     def build(max_ulp: float | None = None, allow: Mapping[str, Any] | None = None) -> Budget:
+        """A budget from what the user wrote (``--max-ulp``/``--allow``, a suite's
+        ``[case.budget]``, ``assert_precision``'s arguments). Raises :class:`UsageError`
+        naming the value and what is accepted for an unknown category, a negative or
+        non-finite ``max_ulp`` (leave it out for no limit) and an ``allow`` value that is not
+        ``true``/``false`` or a finite count or fraction (``true`` is the unlimited one):
+        NaN and infinities cannot be stored in results, and a NaN limit would pass
+        everything."""
         limits: dict[str, float] = dict(DEFAULT_ALLOW)
         for cat, value in (allow or {}).items():
             if cat not in CATEGORIES:
@@ -39,15 +47,21 @@ class Budget:
                 limits[cat] = math.inf
             elif value is False:
                 limits[cat] = 0
-            elif isinstance(value, (int, float)) and value >= 0:
+            elif isinstance(value, (int, float)) and math.isinf(value) and value > 0:
+                raise UsageError(f"budget: allow.{cat} = {value!r} is not a count; write true to allow any number")
+            elif isinstance(value, (int, float)) and value >= 0:  # NaN fails `>= 0`
                 limits[cat] = float(value)
             else:
                 raise UsageError(
                     f"budget: allow.{cat} must be true, false, a count or a fraction below 1, got {value!r}"
                 )
         if max_ulp is not None:
-            if not isinstance(max_ulp, (int, float)) or isinstance(max_ulp, bool) or max_ulp < 0:
-                raise UsageError(f"budget: max_ulp must be a non-negative number, got {max_ulp!r}")
+            if not isinstance(max_ulp, (int, float)) or isinstance(max_ulp, bool) or not max_ulp >= 0:
+                raise UsageError(f"budget: max_ulp must be a non-negative number, got {max_ulp!r}; e.g. max_ulp = 1,"
+                                 " or leave it out for no ULP limit")
+            if math.isinf(max_ulp):
+                raise UsageError(f"budget: max_ulp must be a finite number, got {max_ulp!r}; leave max_ulp out for"
+                                 " no ULP limit")
         return Budget(None if max_ulp is None else float(max_ulp), tuple(sorted(limits.items())))
 
     def violations(self, s: Summary) -> list[str]:
@@ -91,11 +105,20 @@ class CellSpec:
     custom: bool = False
     timeout: float = 300.0
 
+    def __post_init__(self) -> None:
+        # every way of making a cell (check, a suite, assert_precision) passes through here:
+        # a timeout the runner cannot wait for must be refused before anything runs
+        t = self.timeout
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= threading.TIMEOUT_MAX:
+            raise UsageError(
+                f"timeout must be a positive, finite number of seconds (at most {threading.TIMEOUT_MAX:.0f}),"
+                f" got {t!r}; e.g. timeout = 300"
+            )
+
     @property
     def shown_params(self) -> tuple[tuple[str, Any], ...]:
         """The parameters that differ from the oracle's defaults (what ids and repro show)."""
-
-        try:  # get_oracle loads the catalogue first, so ids never depend on import order
+        try:  # an oracle unknown here (a results file from another build) shows every parameter
             oracle = get_oracle(self.oracle)
         except UsageError:
             return self.params

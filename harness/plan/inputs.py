@@ -21,6 +21,29 @@ Specs (the CLI and suite contract):
     value distributions, rounded once into the format.
 ``npy:PATH``, ``npz:PATH``
     exact user inputs: one array, or arrays named after the oracle's arguments.
+
+What is refused, with a one-line :class:`~oracles.errors.UsageError` naming the value and
+what is accepted, before any cell runs:
+
+* **Empty input sets.** A cell that judges nothing would pass: an array with no elements
+  (an empty file, zero rows, zero columns) is an error, never a vacuous pass.
+* **Sizes.** At most :data:`MAX_INPUTS` (2**24 = 16,777,216) inputs are made and held in
+  memory per input set: ``random:N`` and the distributions take N up to that, and a user's
+  array may hold that many elements. A cell needs about 90 bytes per input at its peak
+  (inputs, outputs, references, verdicts), so the limit keeps one input set near 1.5 GB.
+  Only ``exhaustive`` in a 32-bit format is streamed (2**32 inputs in chunks of
+  :data:`STREAM_CHUNK`), and it has no such limit.
+* **Files** that are not a regular file (a directory, ``/dev/zero``, a FIFO), the wrong
+  container (``npz:`` on a ``.npy`` file or ``npy:`` on an ``.npz`` archive: the message
+  names the spec to use), arrays of Python objects (never unpickled), and arrays that the
+  oracle cannot take. :func:`parse_inputs` reads the file's headers only (a few hundred
+  bytes); the values are read and checked when the inputs are made.
+* **Class targets** (``target:index`` arguments of ``cross_entropy`` and ``nll_loss``):
+  every target must be a class index in ``[0, C)`` for rows of C classes. Anything else,
+  -1 and C included, is refused when an ``npz`` file is read, naming the first bad row
+  and its value, so neither the oracle nor an implementation ever sees an invalid target.
+  There is no ``ignore_index``: drop such rows from the file. The built-in generators only
+  ever make targets in ``[0, C)``.
 """
 
 from __future__ import annotations
@@ -28,18 +51,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
 
+from harness.plan.userfiles import MAX_INPUTS, check_user_file, load_arrays
 from oracles.errors import UsageError
 from oracles.formats import Format
 from oracles.registry import Oracle
 from oracles.rounding import round_float64
 
-__all__ = ["DEFAULT_SEED", "KINDS", "Batch", "InputSet", "InputSpec", "parse_inputs"]
+__all__ = ["DEFAULT_SEED", "KINDS", "MAX_INPUTS", "Batch", "InputSet", "InputSpec", "parse_inputs"]
 
 DEFAULT_SEED = 0
 ROW_WIDTH = 10  # the seeds use (100, 10) batches
@@ -64,16 +87,20 @@ class InputSpec:
         return self.text
 
     def generate(self, oracle: Oracle, fmt: Format) -> InputSet:
-        """The exact inputs of this spec for ``oracle`` in format ``fmt``."""
+        """The exact inputs of this spec for ``oracle`` in format ``fmt``. Raises
+        :class:`UsageError` for a user's file the oracle cannot take (see the module
+        docstring: empty, too large, wrong dtype or shape, targets out of range)."""
         rng = np.random.default_rng(self.seed)
         if self.kind in ("npy", "npz"):
-            return _load_user(self, oracle, fmt)
+            return InputSet(self.text, fmt, (Batch(tuple(load_arrays(self, oracle, fmt))),), oracle)
         if self.kind == "exhaustive" and fmt.bits > 16:
             return InputSet(self.text, fmt, StreamedPatterns(fmt, oracle), oracle)
         if oracle.kind == "elementwise":
             batches = [_elementwise(self, oracle, fmt, rng)]
         else:
             batches = _rows(self, oracle, fmt, rng)
+        if any(b.size == 0 for b in batches):  # a cell that judges nothing would pass
+            raise UsageError(f"input spec {self.text!r} makes no inputs for {oracle.name} in {fmt.name}")
         return InputSet(self.text, fmt, tuple(batches), oracle)
 
 
@@ -199,6 +226,17 @@ def _int(text: str, what: str, spec: str, least: int = 0) -> int:
     return value
 
 
+def _count(text: str, spec: str) -> int:
+    """N of a generated spec: 1 to :data:`MAX_INPUTS`."""
+    n = _int(text, "N", spec, least=1)
+    if n > MAX_INPUTS:
+        raise UsageError(
+            f"input spec {spec!r}: N = {n} is over the limit of {MAX_INPUTS} (2**24) inputs held in memory per input"
+            f" set; use N <= {MAX_INPUTS} (only exhaustive float32 is streamed, in bounded memory)"
+        )
+    return n
+
+
 def _float(text: str, what: str, spec: str) -> float:
     try:
         value = float(text)
@@ -209,8 +247,15 @@ def _float(text: str, what: str, spec: str) -> float:
     return value
 
 
-def parse_inputs(text: str) -> InputSpec:
-    """Parse an input spec; a malformed one is a :class:`UsageError` showing the grammar."""
+def parse_inputs(text: str, *, check_file: bool = True) -> InputSpec:
+    """Parse an input spec into its canonical :class:`InputSpec`.
+
+    A malformed spec is a :class:`UsageError` showing the grammar; so is a count over
+    :data:`MAX_INPUTS` and a non-finite distribution parameter. For ``npy:``/``npz:`` the
+    file's headers are checked too (unless ``check_file`` is false, for re-reading the
+    specs of stored results): a missing path, a directory, something that is not a regular
+    file, the other container, an array of objects, no elements or too many are each a
+    :class:`UsageError` naming the file and what to give instead."""
     spec = text.strip()
     kind, _, rest = spec.partition(":")
     parts = rest.split(":") if rest else []
@@ -221,7 +266,7 @@ def parse_inputs(text: str) -> InputSpec:
     if kind == "random":
         if len(parts) not in (1, 2):
             raise UsageError(f"input spec {spec!r}: expected random:N[:SEED]")
-        n = _int(parts[0], "N", spec, least=1)
+        n = _count(parts[0], spec)
         seed = _int(parts[1], "SEED", spec) if len(parts) == 2 else DEFAULT_SEED
         return InputSpec(kind, f"random:{n}:{seed}", n=n, seed=seed)
     if kind in ("normal", "uniform"):
@@ -234,13 +279,16 @@ def parse_inputs(text: str) -> InputSpec:
             raise UsageError(f"input spec {spec!r}: STD must not be negative")
         if kind == "uniform" and not a < b:
             raise UsageError(f"input spec {spec!r}: LO must be below HI")
-        n = _int(parts[2], "N", spec, least=1)
+        n = _count(parts[2], spec)
         seed = _int(parts[3], "SEED", spec) if len(parts) == 4 else DEFAULT_SEED
         return InputSpec(kind, f"{kind}:{parts[0]}:{parts[1]}:{n}:{seed}", n=n, seed=seed, a=a, b=b)
     if kind in ("npy", "npz"):
         if not rest:
             raise UsageError(f"input spec {spec!r}: expected {kind}:PATH")
-        return InputSpec(kind, f"{kind}:{rest}", path=rest)
+        parsed = InputSpec(kind, f"{kind}:{rest}", path=rest)
+        if check_file:
+            check_user_file(parsed)
+        return parsed
     raise UsageError(f"unknown input spec {spec!r}; expected one of: {_USAGE}")
 
 
@@ -433,59 +481,3 @@ def _targets(m: npt.NDArray[np.float64], rng: np.random.Generator) -> npt.NDArra
                 if masked.size:
                     t[r] = int(masked[0])
     return t
-
-
-def _load_user(spec: InputSpec, oracle: Oracle, fmt: Format) -> InputSet:
-    path = Path(spec.path)
-    if not path.is_file():
-        raise UsageError(f"input file {spec.path!r} does not exist")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UsageError(f"cannot read {spec.path!r} as {spec.kind}: {exc}") from None
-    names = [a.name for a in oracle.args]
-    if spec.kind == "npy":
-        if len(names) != 1:
-            raise UsageError(
-                f"{oracle.name} takes {len(names)} arguments ({', '.join(names)}): use npz:PATH with arrays named so"
-            )
-        raw = {names[0]: np.asarray(loaded)}
-    else:
-        try:
-            raw = {k: np.asarray(loaded[k]) for k in loaded.files}
-        finally:
-            loaded.close()  # an NpzFile keeps its file open until closed
-        missing = [n for n in names if n not in raw]
-        if missing:
-            raise UsageError(
-                f"{spec.path!r} lacks array(s) {', '.join(missing)}; it has {', '.join(sorted(raw)) or 'none'}"
-                f" and {oracle.name} needs {', '.join(names)}"
-            )
-    arrays: list[npt.NDArray[Any]] = []
-    for arg in oracle.args:
-        arr = raw[arg.name]
-        if arg.kind == "index":
-            if arr.dtype.kind not in "iu":
-                raise UsageError(f"{spec.path!r}: {arg.name} must hold integers, got {arr.dtype}")
-            arrays.append(arr.astype(np.int64))
-        elif arr.dtype == fmt.dtype:
-            arrays.append(arr)
-        elif fmt.name == "bfloat16" and arr.dtype.kind == "V" and arr.dtype.itemsize == 2:
-            # np.save writes ml_dtypes' bfloat16 as raw 2-byte records (|V2) and np.load
-            # gives them back so; they are the bfloat16 bits
-            arrays.append(arr.view(fmt.dtype))
-        elif arr.dtype.kind == "f" or arr.dtype == np.dtype(_bf16()):
-            arrays.append(fmt.from_float64(arr.astype(np.float64), what=f"{spec.path}:{arg.name}"))
-        else:
-            raise UsageError(
-                f"{spec.path!r}: {arg.name} has dtype {arr.dtype}; expected {fmt.name} or float values exactly"
-                f" representable in {fmt.name}"
-            )
-    return InputSet(spec.text, fmt, (Batch(tuple(arrays)),), oracle)
-
-
-def _bf16() -> Any:
-    import ml_dtypes
-
-    return ml_dtypes.bfloat16
-

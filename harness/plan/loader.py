@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from harness.plan.files import regular_file
 from oracles.errors import UsageError
 
 __all__ = ["load_file", "module_name_for"]
@@ -35,8 +36,7 @@ def load_file(path: Path, *, what: str, shown: str | None = None) -> ModuleType:
     given); any exception the file raises while importing becomes that one-line
     :class:`UsageError`."""
     shown = str(path) if shown is None else shown
-    if not path.is_file():
-        raise UsageError(f"{what} {shown!r} does not exist")
+    regular_file(path, what, shown=shown, inside="the .py file", otherwise="give a .py file")
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     name = module_name_for(path)

@@ -2,8 +2,8 @@
 
 ::
 
-    schema = 1
-    name = "frameworks"                     # optional
+    schema = 1                              # required
+    name = "frameworks"                     # optional; default: the file name without .toml
     imports = ["suites/seeds/softplus.py"]  # optional: modules/files that register oracles
 
     [[case]]
@@ -22,11 +22,21 @@
 Unknown keys, oracles, dtypes, devices and implementations are errors that name the bad
 value and the valid choices. A custom implementation that is a file path is resolved
 relative to the suite file.
+
+``schema`` is required (a file without it may be of any format). ``impls``, ``dtypes``,
+``devices``, ``inputs`` and ``imports`` are lists even for one entry (``dtypes =
+["float16"]``), so a bare string is an error that shows the list to write. The suite name
+names the results file and the history entries, so it is a name, not a path: 1 to
+64 letters, digits, ``.``, ``_`` and ``-``, not starting with ``.`` or ``-``
+(:data:`NAME_RULE`). A file name that breaks the rule gives the default name with the
+offending characters replaced by ``-``.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +47,7 @@ from harness.frameworks.adapters import DEVICES
 from harness.frameworks.catalogue import get_impl, impls_for
 from harness.frameworks.registry import FRAMEWORKS
 from harness.plan.cells import Budget, CellSpec
+from harness.plan.files import regular_file
 from harness.plan.inputs import parse_inputs
 from harness.plan.loader import load_file
 from oracles.errors import UsageError, choices
@@ -48,12 +59,17 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["SUITE_SCHEMA", "Suite", "load_suite"]
+__all__ = ["NAME_RULE", "SUITE_SCHEMA", "Suite", "load_suite", "suite_name"]
 
 SUITE_SCHEMA = 1
 _TOP_KEYS = {"schema", "name", "description", "imports", "case"}
 _CASE_KEYS = {"oracle", "impls", "framework", "dtypes", "devices", "inputs", "params", "budget", "timeout", "name", "note"}
 _BUDGET_KEYS = {"max_ulp", "allow"}
+#: what a suite name may be: it becomes a file name (results/NAME.json) and a history key,
+#: so no separators, no leading dot (hidden files, "..") or dash (an option), bounded length
+NAME_RULE = "1 to 64 letters, digits, '.', '_' or '-', not starting with '.' or '-'"
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+_NAME_LIMIT = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +89,65 @@ def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None
 
 def _list_of_str(where: str, key: str, value: Any) -> list[str]:
     if isinstance(value, str):
-        return [value]
+        # one bare string is a common slip, and accepting it would make `impls = "*"` and
+        # `impls = ["*"]` two spellings of one thing; the message shows the list to write
+        raise UsageError(f"{where}: {key} must be a list of strings, got the string {value!r};"
+                         f" write {key} = [{_toml_str(value)}]")
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or not value:
-        raise UsageError(f"{where}: {key} must be a non-empty list of strings")
+        raise UsageError(f"{where}: {key} must be a non-empty list of strings, got {_toml_value(value)};"
+                         f" e.g. {key} = {_EXAMPLES.get(key, '[...]')}")
     return list(value)
+
+
+_EXAMPLES = {"impls": '["*"]', "dtypes": '["float16", "bfloat16"]', "devices": '["cpu"]',
+             "inputs": '["special", "random:10000"]', "imports": '["my_oracles.py"]'}
+
+
+def _toml_str(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return _toml_str(value)
+    return repr(value)
+
+
+def suite_name(text: str) -> str:
+    """``text`` made into a valid suite name (see :data:`NAME_RULE`): every run of other
+    characters becomes ``-``, leading dots and dashes go, and it is cut to 64 characters;
+    ``"suite"`` when nothing is left. ``"../../tmp/x"`` gives ``"tmp-x"``."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text).lstrip(".-")[:_NAME_LIMIT].rstrip("-")
+    return name or "suite"
+
+
+def _check_name(where: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise UsageError(f"{where}: name must be a string, got {_toml_value(value)}; write name ="
+                         f" {_toml_str(suite_name(str(value)))}")
+    if _NAME.fullmatch(value) is None:
+        raise UsageError(f"{where}: name {value!r} is not a valid suite name ({NAME_RULE}; it names the results"
+                         f" file); did you mean name = {_toml_str(suite_name(value))}?")
+    return value
+
+
+def _read_suite(p: Path) -> dict[str, Any]:
+    """The parsed TOML of ``p``; anything that stops it from being read is one line."""
+    shown = str(p)
+    regular_file(p, "suite file", shown=shown, inside="the .toml file", otherwise="give a .toml file")
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"suite file {shown!r} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset"
+                         f" {exc.start}); TOML files must be UTF-8: save it as UTF-8") from None
+    except OSError as exc:
+        raise UsageError(f"suite file {shown!r} cannot be read: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"suite file {shown!r} is not valid TOML: {exc}") from None
 
 
 def _import_oracles(suite_dir: Path, specs: list[str]) -> None:
@@ -93,7 +164,9 @@ def _import_oracles(suite_dir: Path, specs: list[str]) -> None:
 
 
 def _budget_for(where: str, table: Mapping[str, Any] | None, dtype: str) -> Budget:
-    table = table or {}
+    table = table if table is not None else {}
+    if not isinstance(table, Mapping):
+        raise UsageError(f"{where}.budget must be a table such as {{ max_ulp = 1 }}, got {_toml_value(table)}")
     _check_keys(f"{where}.budget", table, _BUDGET_KEYS)
     max_ulp = table.get("max_ulp")
     if isinstance(max_ulp, Mapping):
@@ -104,7 +177,10 @@ def _budget_for(where: str, table: Mapping[str, Any] | None, dtype: str) -> Budg
     allow = table.get("allow")
     if allow is not None and not isinstance(allow, Mapping):
         raise UsageError(f"{where}.budget.allow must be a table such as {{ inherent_inf = true }}")
-    return Budget.build(max_ulp, allow)
+    try:
+        return Budget.build(max_ulp, allow)
+    except UsageError as exc:  # "budget: max_ulp must be ..." says what; this says where
+        raise UsageError(f"{where}.{exc}") from None
 
 
 def _resolve_impl(spec: str, suite_dir: Path) -> tuple[str, bool]:
@@ -118,74 +194,97 @@ def _resolve_impl(spec: str, suite_dir: Path) -> tuple[str, bool]:
 
 
 def load_suite(path: str | Path) -> Suite:
-    """Load and validate a suite file; every problem is a one-line :class:`UsageError`."""
+    """Load and validate a suite file: the :class:`Suite` with every cell it expands to.
+
+    Every problem is a one-line :class:`UsageError` that names the bad value and what to
+    write instead: a missing, unreadable, non-UTF-8 or invalid file, a missing or
+    unsupported ``schema``, a name that is not a name, unknown keys, oracles, dtypes,
+    devices, implementations and parameters, non-finite numbers, a bare string where a
+    list belongs."""
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"suite file {str(p)!r} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"suite file {str(p)!r} is not valid TOML: {exc}") from None
+    data = _read_suite(p)
     _check_keys(str(p), data, _TOP_KEYS)
-    schema = data.get("schema", SUITE_SCHEMA)
-    if schema != SUITE_SCHEMA:
-        raise UsageError(f"{p}: suite schema {schema!r} is not supported; this fpharness reads schema {SUITE_SCHEMA}")
-    _import_oracles(p.parent, _list_of_str(str(p), "imports", data["imports"]) if "imports" in data else [])
+    if "schema" in data:
+        _check_schema(p, data["schema"])
+    name = _check_name(str(p), data["name"]) if "name" in data else suite_name(p.stem)
     cases = data.get("case")
     if not isinstance(cases, list) or not cases:
         raise UsageError(f"{p}: no [[case]] tables; a suite needs at least one")
-    cells: list[CellSpec] = []
     for number, case in enumerate(cases, start=1):
         where = f"{p.name} case {number}"
         if not isinstance(case, Mapping):
             raise UsageError(f"{where}: must be a table")
         _check_keys(where, case, _CASE_KEYS)
-        for required in ("oracle", "impls", "dtypes", "inputs"):
-            if required not in case:
-                raise UsageError(f"{where}: missing required key {required!r}")
-        oracle = get_oracle(str(case["oracle"]))
-        where = f"{p.name} case {number} ({oracle.name})"
-        dtypes = [get_format(d).name for d in _list_of_str(where, "dtypes", case["dtypes"])]
-        devices = _list_of_str(where, "devices", case.get("devices", ["cpu"]))
-        for device in devices:
-            if device not in DEVICES:
-                raise UsageError(f"{where}: unknown device {device!r}; {choices(DEVICES)}")
-        inputs = [parse_inputs(s).text for s in _list_of_str(where, "inputs", case["inputs"])]
-        params_table = case.get("params") or {}
-        if not isinstance(params_table, Mapping):
-            raise UsageError(f"{where}: params must be a table such as {{ beta = 2.0 }}")
-        bound = oracle.bind(params_table)
-        params = tuple(sorted((k, v) for k, v in bound.items()))
-        timeout = case.get("timeout", 300)
-        if not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise UsageError(f"{where}: timeout must be a positive number of seconds")
-        framework = case.get("framework")
-        if framework is not None and framework not in FRAMEWORKS:
-            raise UsageError(f"{where}: unknown framework {framework!r}; {choices(FRAMEWORKS)}")
-        impl_specs = _list_of_str(where, "impls", case["impls"])
-        resolved: list[tuple[str, str, bool]] = []
-        for spec in impl_specs:
-            if spec == "*":
-                resolved += [(i.id, i.framework, False) for i in impls_for(oracle.name)]
-                continue
-            impl_id, custom = _resolve_impl(spec, p.parent)
-            if custom:
-                if framework is None:
-                    raise UsageError(f"{where}: custom implementation {spec!r} needs framework = one of {', '.join(FRAMEWORKS)}")
-                resolved.append((impl_id, framework, True))
-            else:
-                impl = get_impl(impl_id)
-                if impl.oracle != oracle.name:
-                    raise UsageError(f"{where}: {impl_id} implements {impl.oracle}, not {oracle.name}")
-                resolved.append((impl.id, impl.framework, False))
-        for impl_id, fw, custom in resolved:
-            for dtype in dtypes:
-                budget = _budget_for(where, case.get("budget"), dtype)
-                for device in devices:
-                    for spec_text in inputs:
-                        cells.append(CellSpec(
-                            oracle=oracle.name, impl=impl_id, framework=fw, dtype=dtype, device=device,
-                            inputs=spec_text, params=params, budget=budget, custom=custom, timeout=float(timeout),
-                        ))
-    name = str(data.get("name", p.stem))
+    # after the keys: a typo in a case of a file without schema is the more useful message
+    if "schema" not in data:
+        raise UsageError(f"{p}: missing schema; write schema = {SUITE_SCHEMA} as the first line (the suite format"
+                         f" this fpharness reads)")
+    _import_oracles(p.parent, _list_of_str(str(p), "imports", data["imports"]) if "imports" in data else [])
+    cells: list[CellSpec] = []
+    for number, case in enumerate(cases, start=1):
+        cells += _case_cells(p, f"{p.name} case {number}", case)
     return Suite(name, str(p), tuple(cells))
+
+
+def _check_schema(p: Path, schema: Any) -> None:
+    if isinstance(schema, bool) or not isinstance(schema, int):
+        raise UsageError(f"{p}: schema must be the integer {SUITE_SCHEMA}, got {_toml_value(schema)};"
+                         f" write schema = {SUITE_SCHEMA}")
+    if schema != SUITE_SCHEMA:
+        raise UsageError(f"{p}: suite schema {schema!r} is not supported; this fpharness reads schema {SUITE_SCHEMA}")
+
+
+def _case_cells(p: Path, where: str, case: Mapping[str, Any]) -> list[CellSpec]:
+    """The cells of one ``[[case]]`` table (its keys already checked)."""
+    for required in ("oracle", "impls", "dtypes", "inputs"):
+        if required not in case:
+            raise UsageError(f"{where}: missing required key {required!r}")
+    if not isinstance(case["oracle"], str):
+        raise UsageError(f"{where}: oracle must be a string, got {_toml_value(case['oracle'])}; e.g. oracle = \"softplus\"")
+    oracle = get_oracle(case["oracle"])
+    where = f"{where} ({oracle.name})"
+    dtypes = [get_format(d).name for d in _list_of_str(where, "dtypes", case["dtypes"])]
+    devices = _list_of_str(where, "devices", case.get("devices", ["cpu"]))
+    for device in devices:
+        if device not in DEVICES:
+            raise UsageError(f"{where}: unknown device {device!r}; {choices(DEVICES)}")
+    inputs = [parse_inputs(s).text for s in _list_of_str(where, "inputs", case["inputs"])]
+    params_table = case.get("params") or {}
+    if not isinstance(params_table, Mapping):
+        raise UsageError(f"{where}: params must be a table such as {{ beta = 2.0 }}")
+    bound = oracle.bind(params_table)
+    params = tuple(sorted((k, v) for k, v in bound.items()))
+    timeout = case.get("timeout", 300)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+        raise UsageError(f"{where}: timeout must be a positive number of seconds, got {_toml_value(timeout)};"
+                         " e.g. timeout = 300")
+    framework = case.get("framework")
+    if framework is not None and framework not in FRAMEWORKS:
+        raise UsageError(f"{where}: unknown framework {framework!r}; {choices(FRAMEWORKS)}")
+    impl_specs = _list_of_str(where, "impls", case["impls"])
+    resolved: list[tuple[str, str, bool]] = []
+    for spec in impl_specs:
+        if spec == "*":
+            resolved += [(i.id, i.framework, False) for i in impls_for(oracle.name)]
+            continue
+        impl_id, custom = _resolve_impl(spec, p.parent)
+        if custom:
+            if framework is None:
+                raise UsageError(f"{where}: custom implementation {spec!r} needs framework = one of {', '.join(FRAMEWORKS)}")
+            resolved.append((impl_id, framework, True))
+        else:
+            impl = get_impl(impl_id)
+            if impl.oracle != oracle.name:
+                raise UsageError(f"{where}: {impl_id} implements {impl.oracle}, not {oracle.name}")
+            resolved.append((impl.id, impl.framework, False))
+    cells: list[CellSpec] = []
+    for impl_id, fw, custom in resolved:
+        for dtype in dtypes:
+            budget = _budget_for(where, case.get("budget"), dtype)
+            for device in devices:
+                for spec_text in inputs:
+                    cells.append(CellSpec(
+                        oracle=oracle.name, impl=impl_id, framework=fw, dtype=dtype, device=device,
+                        inputs=spec_text, params=params, budget=budget, custom=custom, timeout=float(timeout),
+                    ))
+    return cells

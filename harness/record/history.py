@@ -481,7 +481,6 @@ def history_trends(
 def load_ref(ref: str, db: str | os.PathLike[str] = DEFAULT_DB) -> tuple[Results, str]:
     """A results file path, or ``history:last-accepted`` / ``history:latest`` /
     ``history:ID`` from ``db``; returns the results and a label for views."""
-
     if not ref.startswith(REF_PREFIX):
         return load_results(ref), ref
     with History(db, create=False) as h:

@@ -35,7 +35,10 @@ the fingerprint sees.
 Storage: ``<cache dir>/results/XY/<fingerprint>.json``, one file per cell holding
 ``{"schema": 1, "fingerprint": ..., "cell": <the cell's results JSON>}``, written atomically
 (a temporary file renamed into place); a file that does not parse or names another
-fingerprint is ignored.
+fingerprint is ignored. ``fpharness cache clear`` removes only the files
+:meth:`ResultStore.owns` recognises by that name and content (and leftovers of interrupted
+writes by name), so a user's own ``results/frameworks.json`` in a directory passed as
+``--cache-dir`` stays.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ import importlib.util
 import json
 import os
 import platform
+import re
+import stat
 import sys
 from collections.abc import Sequence
 from functools import cache, lru_cache
@@ -56,15 +61,21 @@ from typing import Any
 from harness.frameworks.adapters import BACKENDS
 from harness.plan.cells import CellResult, CellSpec
 from harness.plan.inputs import parse_inputs
-from oracles.atomic import atomic_write_text
+from oracles.atomic import TEMP_NAME, atomic_write_text
+from oracles.cache import make_cache_dir
 from oracles.registry import get_oracle
 
-__all__ = ["RESULT_VERSION", "SCHEMA", "ResultStore", "fingerprint", "own_source_files"]
+__all__ = ["RESULT_VERSION", "SCHEMA", "SUBDIR", "ResultStore", "fingerprint", "own_source_files"]
 
 SCHEMA = 1
 #: bump whenever a change to judging could change a stored result
 RESULT_VERSION = 1
 SUBDIR = "results"
+#: ``XY/<fingerprint>.json``: the name :meth:`ResultStore._path` gives (XY: its first two digits)
+_STORED = re.compile(r"(?P<shard>[0-9a-f]{2})/(?P<key>(?P=shard)[0-9a-f]{62})\.json")
+#: a stored file is a cell's summary (worst elements, a profile): kilobytes. A file far
+#: larger is not one of ours, and is not read to find out
+_MAX_STORED_BYTES = 16 << 20
 _ENV_PREFIXES = (
     "OMP_", "MKL_", "XLA_", "TF_", "JAX_", "TORCH_", "KMP_", "OPENBLAS_", "CUDA_", "FPHARNESS_",
     # ATEN_CPU_CAPABILITY=default changes torch's float32 softplus, log1p and sigmoid
@@ -138,9 +149,13 @@ def _framework_distributions(framework: str) -> tuple[str, ...]:
 
 
 def _file_digest(path: Path) -> str | None:
+    """The file's SHA-256, or None (fingerprint unknown: the cell runs) when it is not a
+    regular file: reading /dev/zero or a FIFO would never end."""
     try:
         st = path.stat()
     except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
         return None
     return _digest_of(str(path.resolve()), st.st_mtime_ns, st.st_size)
 
@@ -169,7 +184,6 @@ def _source_of(spec: str) -> Path | None:
 def fingerprint(cell: CellSpec, k_worst: int) -> str | None:
     """The cell's fingerprint (see the module docstring), or None when its result must not
     be stored or reused."""
-
     record: dict[str, Any] = {
         "result_version": RESULT_VERSION,
         "fpharness": _dist_version("fpharness"),
@@ -190,7 +204,7 @@ def fingerprint(cell: CellSpec, k_worst: int) -> str | None:
         if digest is None:
             return None
         record["source"] = digest
-    parsed = parse_inputs(cell.inputs)
+    parsed = parse_inputs(cell.inputs, check_file=False)  # checked when the plan was made
     if parsed.kind in ("npy", "npz"):
         digest = _file_digest(Path(parsed.path))
         if digest is None:
@@ -206,6 +220,32 @@ class ResultStore:
     def __init__(self, root: str | os.PathLike[str], k_worst: int = 10) -> None:
         self.dir = Path(root).expanduser() / SUBDIR
         self.k_worst = k_worst
+        self._made = False
+
+    @staticmethod
+    def owns(relative: str, path: str) -> bool:
+        """Whether the file at ``path``, named ``relative`` inside ``results/``, is one the
+        store wrote: ``XY/<fingerprint>.json`` holding a JSON object with an integer
+        ``schema``, a ``cell`` and the ``fingerprint`` of its name (any schema: a file of
+        an older or newer fpharness is still the store's), or the temporary file of such a
+        write. Anything else (``frameworks.json``, a damaged file) is not claimed; the
+        recogniser of ``fpharness cache clear`` (oracles.cache.OwnsFile)."""
+        shard, _, name = relative.partition("/")
+        temp = TEMP_NAME.fullmatch(name)
+        if temp is not None:
+            return _STORED.fullmatch(f"{shard}/{temp.group('name')}") is not None
+        m = _STORED.fullmatch(relative)
+        if m is None:
+            return False
+        try:
+            if os.path.getsize(path) > _MAX_STORED_BYTES:
+                return False
+            with open(path, "rb") as fh:
+                data = json.loads(fh.read())
+        except (OSError, ValueError):
+            return False
+        return (isinstance(data, dict) and data.get("fingerprint") == m.group("key")
+                and type(data.get("schema")) is int and "cell" in data)
 
     def _path(self, key: str) -> Path:
         return self.dir / key[:2] / f"{key}.json"
@@ -241,6 +281,9 @@ class ResultStore:
         if key is None:
             return False
         text = json.dumps({"schema": SCHEMA, "fingerprint": key, "cell": result.to_json()}, allow_nan=False)
+        if not self._made:  # the cache directory, tagged when the store is the first to make it
+            make_cache_dir(self.dir.parent)
+            self._made = True
         atomic_write_text(self._path(key), text, durable=False)
         return True
 

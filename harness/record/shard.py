@@ -68,8 +68,7 @@ def _group_key(cell: CellSpec) -> GroupKey:
 
 def _elements(cell: CellSpec) -> int:
     """A rough element count of the cell's inputs, for balancing only."""
-
-    spec = parse_inputs(cell.inputs)
+    spec = parse_inputs(cell.inputs, check_file=False)  # checked when the suite was loaded
     if spec.kind == "exhaustive":
         return 1 << min(get_format(cell.dtype).bits, 24)
     if spec.kind == "special":

@@ -271,7 +271,8 @@ def check_precision(
 ) -> list[CellResult]:
     """Run ``fn`` for every (dtype, device, inputs) cell and return the judged cells
     without raising for a failing one (see :func:`assert_precision` for the arguments).
-    Raises :class:`~oracles.errors.UsageError` for arguments that cannot make a cell."""
+    Raises :class:`~oracles.errors.UsageError` for arguments that cannot make a cell,
+    before anything runs; inside pytest that fails the calling test like any exception."""
     if not callable(fn):
         raise UsageError(f"assert_precision: fn must be callable, got {type(fn).__name__}")
     if framework not in FRAMEWORKS:
@@ -335,7 +336,11 @@ def assert_precision(
 
     A cell whose framework or device is missing is skipped; when every cell is skipped
     inside pytest, the test is skipped. Bad arguments raise
-    :class:`~oracles.errors.UsageError` naming the valid choices.
+    :class:`~oracles.errors.UsageError` naming the bad value and the valid choices, before
+    anything runs: unknown names, a NaN or infinite ``max_ulp``, ``allow`` count, parameter
+    or ``timeout`` (leave ``max_ulp`` out, or allow ``True``, for no limit), a parameter
+    outside the oracle's domain (softplus ``beta=0``), input sets that are empty or larger
+    than :data:`~harness.plan.inputs.MAX_INPUTS`.
     """
     __tracebackhide__ = True
     results = check_precision(

@@ -134,7 +134,9 @@ class _Session:
         cells = tuple(CellResult.from_json(c) for c in self.cells)
         seeds = set()
         for c in cells:
-            spec = parse_inputs(c.spec.inputs)
+            # the specs were checked when their cells ran; a repro file removed since must
+            # not cost the session its report
+            spec = parse_inputs(c.spec.inputs, check_file=False)
             if spec.kind in ("random", "normal", "uniform"):
                 seeds.add(spec.seed)
         command = " ".join(shlex.quote(a) for a in ("pytest", *self.config.invocation_params.args))
@@ -217,7 +219,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if pending:
         # the cells judged in this phase travel with this phase's report: TestReport
         # serialisation (pytest-xdist) copies its __dict__, and plain JSON text crosses as is
-        setattr(report, REPORT_ATTR, json.dumps(pending, allow_nan=False, default=_json_default))
+        try:
+            payload = json.dumps(pending, allow_nan=False, default=_json_default)
+        except (TypeError, ValueError) as exc:
+            # a hook that raises is an INTERNALERROR that ends the whole session; a cell that
+            # cannot be stored (Budget and Param refuse NaN and Inf, so this is a bug) costs
+            # only its own record, and the summary says so
+            state = item.config.stash.get(_SESSION, None)
+            if state is not None:
+                state.problems.append(f"{len(pending)} precision cell(s) of {item.nodeid} not recorded: {exc}")
+        else:
+            setattr(report, REPORT_ATTR, payload)
         pending.clear()
     return report
 

@@ -66,7 +66,6 @@ class Check:
 
     def describe(self) -> str:
         """``no NaN!/Inf! against softplus`` / ``some NaN! against softmax``."""
-
         cats = "/".join(INCIDENCE_LABELS.get(c, c) for c in self.categories)
         where = f" on {', '.join(self.inputs)} inputs" if self.inputs else ""
         if self.expect == "like":

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.record.outputs import Input, Output, check_outputs
 from harness.record.results import load_results
 from oracles.atomic import atomic_write_text
 from oracles.errors import UsageError
@@ -190,7 +191,6 @@ def _md(text: str) -> str:
 def _params(cell: Cell, seed_oracles: frozenset[str] = frozenset()) -> str:
     """Parameters worth showing: all of a seed oracle's (its constants are the point),
     only non-default ones of a catalogue oracle, never ``reduction=none``."""
-
     name = cell["oracle"]
     defaults = {p.name: p.default for p in REGISTRY.get(name).params} if name in REGISTRY else {}
     params = {
@@ -414,13 +414,17 @@ def render(results: Mapping[str, Any], seeds: Sequence[Seed] | None = None, *, s
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m suites.seeds.report RESULTS.json [-o docs/seeds.md]``."""
+    """``python -m suites.seeds.report RESULTS.json [-o docs/seeds.md]``: exit 0, or 2 with
+    one line when the results file is bad or ``-o`` cannot be written (a directory, the
+    results file itself, a place nothing can be written), checked before anything is read."""
     parser = argparse.ArgumentParser(prog="python -m suites.seeds.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("results", help="a results file of `fpharness run suites/seeds.toml`")
     parser.add_argument("-o", "--output", help="write here instead of standard output")
     args = parser.parse_args(argv)
 
     try:
+        if args.output:
+            check_outputs([Output("-o", args.output, "seeds.md")], [Input("the results file", args.results)])
         load_results(args.results)  # checks the schema; the rendering reads the raw cells
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -428,7 +432,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = json.loads(Path(args.results).read_text(encoding="utf-8"))
     text = render(data, source=args.results)
     if args.output:
-        atomic_write_text(Path(args.output), text)
+        try:
+            atomic_write_text(Path(args.output), text)
+        except OSError as exc:
+            print(f"error: -o {args.output!r}: cannot write it ({exc.strerror or exc})", file=sys.stderr)
+            return 2
     else:
         sys.stdout.write(text)
     return 0

@@ -18,7 +18,7 @@ import pytest
 
 import oracles.cache as cache_mod
 from harness.cli.app import main
-from harness.cli.commands.cache import human_bytes
+from harness.cli.commands.cache import OWNED_SUBDIRS, human_bytes
 from oracles import FLOAT16, FLOAT32, Format, Reference, get_oracle
 from oracles.cache import INFO_SCHEMA, ReferenceCache, cache_stats, cached_evaluate, clear_cache
 from oracles.errors import UsageError
@@ -57,7 +57,20 @@ def size(*files: Path) -> int:
 
 
 def tree_bytes(root: Path) -> int:
-    return sum(p.lstat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+    """Every regular file under ``root`` but the CACHEDIR.TAG, which no size counts."""
+    return sum(p.lstat().st_size for p in root.rglob("*")
+               if p.is_file() and not p.is_symlink() and p != root / "CACHEDIR.TAG")
+
+
+#: files as JAX's compilation cache names them (jax._src.lru_cache, XLA's autotuner)
+JAX_NAMES = (
+    f"jit_softplus-{'a1' * 32}-cache",
+    f"jit_softplus-{'a1' * 32}-atime",
+    f"jit__psum-{'0f' * 32}",
+    ".lockfile",
+    "xla_gpu_per_fusion_autotune_cache_dir/" + "Ab-_" * 10 + "xyz.textproto",
+    "xla_gpu_per_fusion_autotune_cache_dir/tmp/tmp_per_fusion_cache_7.textproto",
+)
 
 
 class Entries:
@@ -120,7 +133,7 @@ def test_info_text(entries: Entries, capsys: pytest.CaptureFixture[str]) -> None
 
 def test_info_json_record(entries: Entries, capsys: pytest.CaptureFixture[str]) -> None:
     (entries.cache.path / "jax").mkdir()
-    (entries.cache.path / "jax" / "module-cache").write_bytes(b"x" * 100)
+    (entries.cache.path / "jax" / JAX_NAMES[0]).write_bytes(b"x" * 100)
     code, out, _ = run_main(capsys, "cache", "info", "--json", "--cache-dir", entries.dir)
     assert code == 0
     record = json.loads(out)
@@ -131,7 +144,8 @@ def test_info_json_record(entries: Entries, capsys: pytest.CaptureFixture[str]) 
         {"oracle": "exp", "out_format": "float32", "entries": 2, "bytes": size(entries.exp_a, entries.exp_b)},
         {"oracle": "softplus", "out_format": "float16", "entries": 1, "bytes": size(entries.softplus)},
     ]
-    assert record["other"] == [{"name": "jax", "files": 1, "bytes": 100, "owned": True}]
+    assert record["other"] == [{"name": "jax", "files": 1, "bytes": 100, "owned": True, "own_files": 1, "own_bytes": 100}]
+    assert record["tagged"] is True
     assert record["total_bytes"] == size(*entries.all) + 100 == tree_bytes(entries.cache.path)
 
 
@@ -232,17 +246,69 @@ def test_foreign_files_and_links_are_left_alone(entries: Entries, tmp_path: Path
 def test_owned_subdirectory_is_emptied_only_without_oracle(entries: Entries, capsys: pytest.CaptureFixture[str]) -> None:
     jax = entries.cache.path / "jax"
     (jax / "nested").mkdir(parents=True)
-    (jax / "a-cache").write_bytes(b"a" * 11)
-    (jax / "nested" / "b-cache").write_bytes(b"b" * 13)
+    (jax / JAX_NAMES[0]).write_bytes(b"a" * 11)
+    (jax / "xla_gpu_kernel_cache_file").write_bytes(b"b" * 13)
     code, out, _ = run_main(capsys, "cache", "info", "--cache-dir", entries.dir)
     assert "other: jax 24 B (24 bytes), 2 files; emptied by `cache clear`" in out.splitlines()
-    assert clear_cache(entries.dir, oracle="exp").subdir_files == 0 and (jax / "a-cache").exists()
+    assert clear_cache(entries.dir, oracle="exp", extra_dirs=OWNED_SUBDIRS).subdir_files == 0
+    assert (jax / JAX_NAMES[0]).exists()
     rest = size(entries.softplus)
     code, out, _ = run_main(capsys, "cache", "clear", "--cache-dir", entries.dir)
     assert code == 0
     assert out == f"removed 1 entry and 2 files under jax/: {human_bytes(rest + 24)} ({rest + 24:,} bytes) from {entries.dir}\n"
-    assert jax.is_dir() and not any(jax.iterdir())  # emptied, kept for a JAX process using it
-    assert not any(p.name != "jax" for p in entries.cache.path.iterdir())  # empty shards removed
+    assert sorted(p.name for p in jax.iterdir()) == ["nested"]  # kept for a JAX process; an empty folder it did not empty stays
+    assert sorted(p.name for p in entries.cache.path.iterdir()) == ["CACHEDIR.TAG", "jax"]  # empty shards removed
+
+
+def test_clear_removes_only_the_cache_own_files_in_results_and_jax(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13, defect 4: with ``--cache-dir .`` in a project, ``results/`` is both the
+    user's results folder and the reuse store, and ``jax/`` may be anyone's. ``clear``
+    removes the store's files (by name and content) and JAX's (by name), nothing else."""
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("FPHARNESS_JAX_CACHE_DIR", "")
+    code = main(["check", "numpy.exp", "--dtype", "float16", "--inputs", "special", "--cache-dir", ".",
+                 "--json", "results/frameworks.json", "-q", "-j", "1", "--no-progress"])
+    assert code == 0
+    stored = sorted(p.relative_to(project).as_posix() for p in (project / "results").glob("??/*.json"))
+    assert len(stored) == 1  # the reuse store's file of the one cell
+    mine = {
+        "results/frameworks.json": (project / "results" / "frameworks.json").read_bytes(),
+        "results/ab/" + "ab" * 32 + ".json": b'{"schema": 1, "fingerprint": "not its name", "cell": {}}',
+        "results/cd/" + "cd" * 32 + ".json": b"my notes, not JSON",
+        "results/notes.txt": b"mine",
+        "jax/notes.txt": b"mine",
+        "jax/jit_f-cache": b"not a key",
+        "s.toml": b"schema = 1",
+    }
+    for name in JAX_NAMES:
+        (project / "jax" / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / "jax" / name).write_bytes(b"jax")
+    for name, data in mine.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_bytes(data)
+    code, out, err = run_main(capsys, "cache", "clear", "--cache-dir", ".")
+    assert (code, err) == (0, "")
+    assert f"and {1 + len(JAX_NAMES)} files under jax/, results/" in out
+    assert {name: (project / name).read_bytes() for name in mine} == mine
+    assert not any((project / name).exists() for name in stored)
+    assert not any((project / "jax" / name).exists() for name in JAX_NAMES)
+    assert not (project / "jax" / "xla_gpu_per_fusion_autotune_cache_dir").exists()  # emptied by us: gone
+
+
+def test_info_counts_foreign_files_in_owned_subdirectories(entries: Entries, capsys: pytest.CaptureFixture[str]) -> None:
+    results = entries.cache.path / "results"
+    results.mkdir()
+    (results / "frameworks.json").write_text("{}")
+    (entries.cache.path / "jax").mkdir()
+    (entries.cache.path / "jax" / JAX_NAMES[0]).write_bytes(b"j")
+    (entries.cache.path / "jax" / "notes.txt").write_bytes(b"n")
+    _, out, _ = run_main(capsys, "cache", "info", "--cache-dir", entries.dir)
+    assert "other: jax 2 B (2 bytes), 2 files; 1 file removed by `cache clear`, 1 not the cache's, left alone" in out
+    assert "other: results 2 B (2 bytes), 1 file; not the cache's, left alone" in out
 
 
 # -- clear -----------------------------------------------------------------------------------
@@ -277,7 +343,7 @@ def test_clear_everything(entries: Entries, capsys: pytest.CaptureFixture[str]) 
     total = size(*entries.all)
     code, out, _ = run_main(capsys, "cache", "clear", "--cache-dir", entries.dir)
     assert code == 0 and out == f"removed 3 entries: {human_bytes(total)} ({total:,} bytes) from {entries.dir}\n"
-    assert entries.cache.path.is_dir() and not any(entries.cache.path.iterdir())
+    assert [p.name for p in entries.cache.path.iterdir()] == ["CACHEDIR.TAG"]  # the tag stays: still a cache
     code, out, _ = run_main(capsys, "cache", "clear", "--cache-dir", entries.dir)
     assert (code, out) == (0, f"nothing to clear in {entries.dir}\n")
 

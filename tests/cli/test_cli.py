@@ -230,7 +230,7 @@ def test_json_cells(suite_results: dict[str, Any]) -> None:
 @pytest.fixture
 def bad_suite(tmp_path: Path) -> Path:
     path = tmp_path / "bad.toml"
-    path.write_text('[[case]]\noracle = "exp"\nimpls = ["numpy.exp"]\ndtypes = ["float16"]\ninputs = ["special"]\n'
+    path.write_text('schema = 1\n[[case]]\noracle = "exp"\nimpls = ["numpy.exp"]\ndtypes = ["float16"]\ninputs = ["special"]\n'
                     'colour = "red"\n')
     return path
 

@@ -247,11 +247,8 @@ def test_error_cell_does_not_stop_the_run(impl_file: Path) -> None:
 def test_hang_past_timeout_is_an_error_and_the_run_goes_on(impl_file: Path) -> None:
     runner = Runner()
     hung = cell(f"{impl_file}:hang", timeout=1)
-    try:
-        results = run_cells([hung, cell(f"{impl_file}:ident")], runner=runner)
-    finally:
-        # let the abandoned thread finish rather than sleep out its 30 s
-        runner.impl_for(hung).fn.__globals__["RELEASE"].set()
+    # the isolated process running it is killed at the timeout: nothing is left waiting
+    results = run_cells([hung, cell(f"{impl_file}:ident")], runner=runner)
     assert results[0].status == "error" and results[0].reason == "timed out after 1 s"
     assert 0.9 < results[0].seconds < 10
     assert results[1].status == "pass"

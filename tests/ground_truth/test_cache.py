@@ -227,25 +227,80 @@ def test_info_and_clear(cache: ReferenceCache) -> None:
     (cache.path / "jax" / "compiled").write_bytes(b"jax")
     assert cache.clear() == 3
     assert cache.info()["entries"] == 0
-    assert [p.relative_to(cache.path).as_posix() for p in cache.path.rglob("*")] == ["jax", "jax/compiled"]
+    left = sorted(p.relative_to(cache.path).as_posix() for p in cache.path.rglob("*"))
+    assert left == ["CACHEDIR.TAG", "jax", "jax/compiled"]  # the tag says what the folder is, and stays
+
+
+def test_a_new_cache_directory_is_tagged(tmp_path: Path) -> None:
+    """The cache tags the directory it creates (https://bford.info/cachedir/), and only that:
+    an existing folder may be the user's, which a tag would hide from their backups."""
+    new = ReferenceCache(tmp_path / "a" / "new")
+    new.put(_key(new), _ref())
+    tag = (new.path / cache_mod.CACHEDIR_TAG).read_bytes()
+    assert tag.startswith(b"Signature: 8a477f597d28d172789f06886806bc55")
+    assert cache_mod.cache_stats(new.path).tagged and cache_mod.cache_stats(new.path).foreign_files == 0
+    existing = tmp_path / "project"
+    existing.mkdir()
+    ReferenceCache(existing).put(_key(new), _ref())
+    assert not (existing / cache_mod.CACHEDIR_TAG).exists() and not cache_mod.cache_stats(existing).tagged
+    assert cache_mod.clear_cache(existing).entries == 1  # its entries still make it a cache
+
+
+def test_clear_refuses_a_folder_that_is_not_a_cache(tmp_path: Path) -> None:
+    """No tag and no file the cache or an owner recognises: refused before anything goes.
+    An empty folder has nothing to lose and is just empty."""
+    folder = tmp_path / "project"
+    (folder / "results").mkdir(parents=True)
+    (folder / "results" / "frameworks.json").write_text("{}")
+    (folder / "notes.txt").write_text("mine")
+    owners = {"results": lambda rel, path: rel.endswith(".npz")}
+    with pytest.raises(UsageError, match=r"does not look like an fpharness cache \(no CACHEDIR\.TAG, no entries\)"):
+        cache_mod.clear_cache(folder, extra_dirs=owners)
+    with pytest.raises(UsageError, match="does not look like an fpharness cache"):
+        cache_mod.clear_cache(folder, dry_run=True)
+    assert (folder / "results" / "frameworks.json").exists() and (folder / "notes.txt").exists()
+    (folder / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n")
+    result = cache_mod.clear_cache(folder, extra_dirs=owners)  # tagged: a cache, but nothing in it is its own
+    assert (result.files, result.exists) == (0, True) and (folder / "results" / "frameworks.json").exists()
+    (folder / "CACHEDIR.TAG").write_text("Signature: something else\n")  # not the standard's tag
+    with pytest.raises(UsageError, match="does not look like an fpharness cache"):
+        cache_mod.clear_cache(folder)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cache_mod.clear_cache(empty).files == 0
 
 
 def test_extra_dirs_belong_to_the_caller(cache: ReferenceCache) -> None:
+    """An owned subdirectory loses only the files its owner's recogniser claims (given the
+    path relative to it, and never asked about a link); its other files stay."""
     cache.put(_key(cache), _ref())
     for name in ("jax", "results", "mine"):
-        (cache.path / name).mkdir()
-        (cache.path / name / "file").write_bytes(b"12345")
-    owned = {d.name: d.owned for d in cache_mod.cache_stats(cache.path).subdirs}
-    assert owned == {"jax": False, "mine": False, "results": False}
-    stats = cache_mod.cache_stats(cache.path, extra_dirs=("jax", "results"))
-    assert {d.name: d.owned for d in stats.subdirs} == {"jax": True, "mine": False, "results": True}
-    assert cache_mod.clear_cache(cache.path, extra_dirs=("jax",), dry_run=True).subdir_files == 1
-    result = cache_mod.clear_cache(cache.path, extra_dirs=("jax", "results"))
+        (cache.path / name / "deep").mkdir(parents=True)
+        (cache.path / name / "deep" / "ours").write_bytes(b"12345")
+        (cache.path / name / "theirs").write_bytes(b"678")
+    asked: list[str] = []
+
+    def owns(relative: str, path: str) -> bool:
+        asked.append(relative)
+        assert Path(path).is_file() and path.endswith(relative)
+        return relative == "deep/ours"
+
+    owners = {"jax": owns, "results": owns}
+    plain = {d.name: d.owned for d in cache_mod.cache_stats(cache.path).subdirs}
+    assert plain == {"jax": False, "mine": False, "results": False}
+    stats = cache_mod.cache_stats(cache.path, extra_dirs=owners)
+    assert [(d.name, d.owned, d.files, d.bytes, d.own_files, d.own_bytes) for d in stats.subdirs] == [
+        ("jax", True, 2, 8, 1, 5), ("mine", False, 2, 8, 0, 0), ("results", True, 2, 8, 1, 5)]
+    assert sorted(set(asked)) == ["deep/ours", "theirs"]
+    assert cache_mod.clear_cache(cache.path, extra_dirs={"jax": owns}, dry_run=True).subdir_files == 1
+    result = cache_mod.clear_cache(cache.path, extra_dirs=owners)
     assert (result.entries, result.subdir_files, result.subdir_bytes, result.subdirs) == (1, 2, 10, ("jax", "results"))
-    assert (cache.path / "jax").is_dir() and not any((cache.path / "jax").iterdir())
-    assert (cache.path / "mine" / "file").exists()
-    with pytest.raises(UsageError, match=r"extra_dirs='jax' must be a collection of names, e\.g\. \('jax',\)"):
-        cache_mod.clear_cache(cache.path, extra_dirs="jax")
+    for name in ("jax", "results"):
+        assert sorted(p.name for p in (cache.path / name).iterdir()) == ["theirs"]  # emptied deep/ went too
+    assert (cache.path / "mine" / "deep" / "ours").exists()
+    for bad in ("jax", ("jax",), {"jax": "everything"}):
+        with pytest.raises(UsageError, match=r"extra_dirs=.* must map each subdirectory name to a function"):
+            cache_mod.clear_cache(cache.path, extra_dirs=bad)  # type: ignore[arg-type]
 
 
 def test_atomic_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -459,12 +459,13 @@ def test_float64_results_unchanged_by_tier() -> None:
     assert evaluate(o, [x], FLOAT64, tier=True).equal(evaluate(o, [x], FLOAT64, tier=False))
 
 
-def test_softplus_beta_zero_is_nan_everywhere() -> None:
+@pytest.mark.parametrize("tier", [False, True], ids=["mpmath", "tiered"])
+def test_softplus_beta_zero_is_outside_the_domain(tier: bool) -> None:
+    # beta = 0 used to be NaN everywhere, so every cell was judged against NaN; the
+    # parameter's domain now excludes it, in both tiers alike (issue 13, defect 12)
     x = np.array([-1.0, 0.0, 1.0, np.inf])
-    ref = evaluate(get_oracle("softplus"), [x], FLOAT32, {"beta": 0.0})
-    assert np.isnan(ref.want).all()
-    _compare("softplus", [x], FLOAT32, {"beta": 0.0}, ref,
-             evaluate(get_oracle("softplus"), [x], FLOAT32, {"beta": 0.0}, tier=False))
+    with pytest.raises(UsageError, match=r"beta=0\.0 is outside its domain: beta must be a finite non-zero number"):
+        evaluate(get_oracle("softplus"), [x], FLOAT32, {"beta": 0.0}, tier=tier)
 
 
 # -- parallel evaluation ------------------------------------------------------------------

@@ -75,11 +75,12 @@ def test_valid_suite_expands_to_the_right_cells(tmp_path: Path) -> None:
 
 def test_star_expands_to_every_builtin_of_the_oracle(tmp_path: Path) -> None:
     suite = load_suite(write(tmp_path, """
+        schema = 1
         [[case]]
         oracle = "exp"
         impls = ["*"]
-        dtypes = "float32"
-        inputs = "special"
+        dtypes = ["float32"]
+        inputs = ["special"]
     """))
     from harness.frameworks.catalogue import impls_for
 
@@ -102,6 +103,7 @@ def test_suite_imports_register_user_oracles(tmp_path: Path) -> None:
             return x + x
     """))
     suite = load_suite(write(tmp_path, """
+        schema = 1
         imports = ["my_oracles.py"]
         [[case]]
         oracle = "fpharness_test_suite_double"
@@ -183,6 +185,8 @@ def case_with(line: str) -> str:
     ],
 )
 def test_suite_errors_are_one_line_and_name_the_fix(tmp_path: Path, body: str, fragments: list[str]) -> None:
+    if "schema" not in body:  # a suite needs one (a missing schema is in test_hostile_inputs)
+        body = "schema = 1\n" + body
     with pytest.raises(UsageError) as exc:
         load_suite(write(tmp_path, body))
     text = str(exc.value)

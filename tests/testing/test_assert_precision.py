@@ -223,8 +223,15 @@ def test_missing_device_is_a_skipped_cell(tmp_path: Path) -> None:
         ({"params": {"alpha": 2}}, "unknown parameter 'alpha'; pick from: beta"),
         ({"allow": {"unexpected_infs": True}}, "unknown incidence category 'unexpected_infs'"),
         ({"max_ulp": -1}, "max_ulp must be a non-negative number"),
+        ({"max_ulp": float("nan")}, "max_ulp must be a non-negative number, got nan"),
+        ({"max_ulp": {"float16": float("inf")}}, "max_ulp must be a finite number, got inf"),
+        ({"allow": {"lost_to_zero": float("nan")}}, "allow.lost_to_zero must be true, false, a count"),
+        ({"params": {"beta": 0}}, "beta=0 is outside its domain: beta must be a finite non-zero number"),
+        ({"timeout": float("inf")}, "timeout must be a positive, finite number of seconds"),
+        ({"inputs": "random:99999999999"}, "over the limit of 16777216"),
     ],
-    ids=["framework", "oracle", "dtype", "no-dtypes", "inputs", "params", "allow", "max-ulp"],
+    ids=["framework", "oracle", "dtype", "no-dtypes", "inputs", "params", "allow", "max-ulp",
+         "max-ulp-nan", "max-ulp-inf", "allow-nan", "beta-zero", "timeout-inf", "inputs-too-many"],
 )
 def test_usage_errors_name_the_choices(kwargs: dict[str, Any], match: str) -> None:
     args: dict[str, Any] = {"oracle": "softplus", "framework": "numpy", "dtypes": "float16", "inputs": "special"}

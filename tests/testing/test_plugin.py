@@ -271,6 +271,58 @@ def test_typo(precision):
     )
 
 
+def test_non_finite_arguments_fail_their_test_not_the_session(pytester: pytest.Pytester) -> None:
+    # issue 13, defect 7: max_ulp=nan used to reach the report hook, whose JSON refused it:
+    # an INTERNALERROR that ended the session and lost every result
+    pytester.makepyfile(
+        test_nan=OPS + '''
+
+def test_nan_budget():
+    assert_precision(stable_softplus, oracle="softplus", framework="numpy", dtypes="float16", inputs="special",
+                     max_ulp=float("nan"))
+
+def test_inf_param():
+    assert_precision(stable_softplus, oracle="softplus", framework="numpy", dtypes="float16", inputs="special",
+                     params={"beta": float("inf")})
+
+def test_nan_timeout():
+    assert_precision(stable_softplus, oracle="softplus", framework="numpy", dtypes="float16", inputs="special",
+                     timeout=float("nan"))
+
+def test_after():
+    assert_precision(stable_softplus, oracle="softplus", framework="numpy", dtypes="float16", inputs="special")
+'''
+    )
+    result = pytester.runpytest(REPORT_OPTION, "report")
+    result.assert_outcomes(passed=1, failed=3)
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["*UsageError: budget: max_ulp must be a non-negative number, got nan*"])
+    result.stdout.fnmatch_lines(["*UsageError: softplus: parameter beta=inf is not finite*"])
+    result.stdout.fnmatch_lines(["*UsageError: timeout must be a positive, finite number of seconds*got nan*"])
+    assert [c["status"] for c in _cells(pytester.path / "report" / RESULTS_NAME)] == ["pass"]
+
+
+def test_a_cell_that_cannot_be_stored_costs_only_its_record(pytester: pytest.Pytester) -> None:
+    # defence in depth behind Budget and Param: a report hook that raises is an INTERNALERROR
+    pytester.makepyfile(
+        test_unstorable=OPS + '''
+from harness.plan.cells import Budget, CellResult, CellSpec
+from harness.testing import assertions
+
+def test_unstorable():
+    cell = CellSpec("exp", "numpy.exp", "numpy", "float16", "cpu", "special", budget=Budget(max_ulp=float("nan")))
+    assertions._ACTIVE.get().record(CellResult(cell, "pass"))
+
+def test_after():
+    assert_precision(stable_softplus, oracle="softplus", framework="numpy", dtypes="float16", inputs="special")
+'''
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2)
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["*fpharness: 1 precision cell(s) of test_unstorable.py::test_unstorable not recorded:*"])
+
+
 def test_marker_and_option_are_registered(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.precision(**kwargs): default arguments of the precision fixture*"])

@@ -11,28 +11,53 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from pathlib import Path
 
 from harness.cli.base import EXIT_FAIL, EXIT_OK, command
 from harness.cli.options import JAX_CACHE_SUBDIR
 from harness.record.reuse import SUBDIR as RESULTS_SUBDIR
+from harness.record.reuse import ResultStore
 from oracles import all_oracles
 from oracles.cache import (
     ENV_VAR,
     STALE_TEMP_SECONDS,
     CacheStats,
     ClearResult,
+    OwnsFile,
     cache_stats,
     clear_cache,
     default_cache_dir,
 )
 from oracles.errors import UsageError, choices
 
-#: the folders inside the cache directory that the harness keeps there (JAX's compilation
-#: cache, the reuse store) and ``cache clear`` empties too; oracles.cache does not know them
-OWNED_SUBDIRS = (JAX_CACHE_SUBDIR, RESULTS_SUBDIR)
+# What JAX (0.4.26 and later, through 0.10) writes in its persistent compilation cache,
+# jax/ here: jax._src.lru_cache names an executable `<module>-<sha256 hex>-cache` and its
+# access time `...-atime` (older versions: the key alone), and locks with `.lockfile`; XLA's
+# GPU autotuner (jax_persistent_cache_enable_xla_caches, on by default) keeps one
+# `<base64url sha256>.textproto` per fusion in xla_gpu_per_fusion_autotune_cache_dir/, written
+# through tmp/tmp_per_fusion_cache_<n>.textproto, and its kernel cache in one file.
+_JAX_FILES = re.compile(
+    r"[^/]+-[0-9a-f]{64}(-cache|-atime)?"
+    r"|\.lockfile"
+    r"|xla_gpu_kernel_cache_file"
+    r"|xla_gpu_per_fusion_autotune_cache_dir/[A-Za-z0-9_-]{43}=?\.textproto"
+    r"|xla_gpu_per_fusion_autotune_cache_dir/tmp/tmp_per_fusion_cache_[0-9]+\.textproto"
+)
 
-__all__ = ["cache_command", "clear_line", "human_bytes", "info_lines"]
+
+def jax_owns(relative: str, path: str) -> bool:
+    """Whether ``relative`` (inside ``jax/``) is a file JAX's compilation cache writes,
+    recognised by name: its entries are opaque serialised executables."""
+    return _JAX_FILES.fullmatch(relative) is not None
+
+
+#: the folders inside the cache directory that the harness keeps there (JAX's compilation
+#: cache, the reuse store), each with the recogniser of its files: ``cache clear`` removes
+#: those and leaves anything else; oracles.cache does not know them
+OWNED_SUBDIRS: dict[str, OwnsFile] = {JAX_CACHE_SUBDIR: jax_owns, RESULTS_SUBDIR: ResultStore.owns}
+
+__all__ = ["OWNED_SUBDIRS", "cache_command", "clear_line", "human_bytes", "info_lines", "jax_owns"]
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -71,7 +96,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
                       help='print a machine-readable record (with "schema": 1) instead of text')
     clear_help = (
         "remove cached references (only files the cache made; foreign files and links stay); "
-        f"without --oracle also stale temporary files and the contents of {owned}"
+        f"without --oracle also stale temporary files and the cache's own files in {owned}; "
+        "refuses a directory with no CACHEDIR.TAG and no entries"
     )
     clear = sub.add_parser("clear", help=clear_help, description=clear_help)
     _add_dir(clear)
@@ -108,7 +134,6 @@ def cache_command(args: argparse.Namespace) -> int:
 def _check_oracle(name: str, path: Path) -> None:
     """A name that is neither registered nor in the cache is a typo, not "nothing to
     clear"; a custom oracle's entries are found by name without importing its module."""
-
     registered = {o.name for o in all_oracles()}
     if name in registered:
         return
@@ -136,7 +161,13 @@ def info_lines(stats: CacheStats) -> list[str]:
         lines.append(f"temporary files from interrupted writes: {stats.temp_files:,}, {_size(stats.temp_bytes)}"
                      f" ({stats.stale_temp_files:,} older than {STALE_TEMP_SECONDS / 3600:g} h, removed by `cache clear`)")
     for d in stats.subdirs:
-        note = "emptied by `cache clear`" if d.owned else "not the cache's, left alone"
+        others = d.files - d.own_files
+        if d.owned and not others:
+            note = "emptied by `cache clear`"
+        elif not d.owned or not d.own_files:
+            note = "not the cache's, left alone"
+        else:
+            note = f"{_plural(d.own_files, 'file')} removed by `cache clear`, {others:,} not the cache's, left alone"
         lines.append(f"other: {d.name} {_size(d.bytes)}, {_plural(d.files, 'file')}; {note}")
     if stats.foreign_files:
         lines.append(f"foreign files: {stats.foreign_files:,}, {_size(stats.foreign_bytes)}; not the cache's, left alone")

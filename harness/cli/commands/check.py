@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from harness.cli.base import command
-from harness.cli.options import add_exec_options, exec_options, parse_params
+from harness.cli.options import add_exec_options, check_exec_outputs, exec_options, parse_params
 from harness.cli.session import execute
 from harness.frameworks.catalogue import get_impl
 from harness.frameworks.registry import FRAMEWORKS
@@ -37,6 +37,10 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 @command("check", "judge one implementation against an oracle")(_configure)
 def check_command(args: argparse.Namespace) -> int:
+    """Judge the implementation on every dtype x device x input set; exit 0 when every cell
+    is within budget, 1 otherwise, 2 (before anything runs) on a bad option or path: an
+    output that is a directory or an input (an npy/npz file, the implementation's source)."""
+    options = exec_options(args)
     custom = ":" in args.impl
     if custom:
         if not args.oracle or not args.framework:
@@ -54,7 +58,7 @@ def check_command(args: argparse.Namespace) -> int:
     for item in args.allow:
         cat, _, value = item.partition("=")
         try:
-            allow[cat] = True if not value else (float(value) if "." in value else int(value))
+            allow[cat] = True if not value else _count_or_fraction(value)
         except ValueError:
             raise UsageError(
                 f"--allow {item!r}: N must be a count or a fraction below 1, e.g. {cat}=10 or {cat}=0.01"
@@ -69,4 +73,13 @@ def check_command(args: argparse.Namespace) -> int:
         CellSpec(oracle.name, args.impl, framework, dtype, device, spec, params, budget, custom, args.timeout)
         for dtype in dtypes for device in devices for spec in inputs
     ]
-    return execute(cells, exec_options(args)).exit_code
+    check_exec_outputs(options, cells)
+    return execute(cells, options).exit_code
+
+
+def _count_or_fraction(text: str) -> int | float:
+    """``10`` is a count, ``0.01`` or ``1e-3`` a fraction; Budget.build judges the value."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)

@@ -13,9 +13,10 @@ import shutil
 import sys
 
 from harness.cli.base import EXIT_FAIL, EXIT_OK, command
+from harness.cli.options import Input, Output, check_outputs
 from harness.judgement.summary import DEFECTS
 from harness.record.compare import Kind, Tolerance, compare
-from harness.record.history import DEFAULT_DB, load_ref
+from harness.record.history import DEFAULT_DB, REF_PREFIX, load_ref
 from oracles.atomic import atomic_write_text
 from oracles.errors import UsageError
 from reports.comparison import markdown, terminal_text
@@ -55,9 +56,16 @@ def tolerance_from_args(args: argparse.Namespace) -> Tolerance:
 
 @command("compare", "compare a run with a baseline: exit 1 on a regression or new failure, 0 otherwise")(_configure)
 def compare_command(args: argparse.Namespace) -> int:
-
+    """Compare and print; exit 2 before loading anything when ``--markdown`` is a
+    directory, one of the compared files or the history database, or cannot be written."""
     tolerance = tolerance_from_args(args)
     db = args.db or DEFAULT_DB
+    if args.markdown and args.markdown != "-":
+        refs = (args.baseline, args.current)
+        inputs = [Input("one of the results files", r) for r in refs if not r.startswith(REF_PREFIX)]
+        if any(r.startswith(REF_PREFIX) for r in refs):
+            inputs.append(Input("the history database", db))
+        check_outputs([Output("--markdown", args.markdown, "comparison.md")], inputs)
     baseline, base_label = load_ref(args.baseline, db)
     current, cur_label = load_ref(args.current, db)
     result = compare(baseline, current, tolerance, labels=(base_label, cur_label))
@@ -68,10 +76,11 @@ def compare_command(args: argparse.Namespace) -> int:
         width = min(max(shutil.get_terminal_size((140, 24)).columns, 140), 240)
         sys.stdout.write(terminal_text(result, width=width, color=sys.stdout.isatty(), show_unchanged=args.all))
         if args.markdown:
-            from pathlib import Path
-
             assert md is not None
-            atomic_write_text(Path(args.markdown), md)
+            try:
+                atomic_write_text(args.markdown, md)
+            except OSError as exc:
+                raise UsageError(f"--markdown {args.markdown!r}: cannot write it ({exc.strerror or exc})") from None
     if result.failed:
         return EXIT_FAIL
     if args.strict and any(result.of_kind(k) for k in (Kind.INCOMPARABLE, Kind.MISSING_CELL)):

@@ -32,15 +32,14 @@ def _ulp(value: float | None) -> str:
 @command("history", "list the recorded runs, or per-cell trends with --cell")(_configure_history)
 def history_command(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
-
 
     if args.limit < 0:
         raise UsageError(f"--limit must be 0 (all) or more, got {args.limit}")
     limit = args.limit or None
-    console = Console(width=max(120, Console().width), highlight=False)
+    # verbatim: paths, suite names and host names are printed as given, never as markup or emoji
+    console = Console(width=max(120, Console().width), highlight=False, markup=False, emoji=False)
     with History(args.db or DEFAULT_DB, create=False) as h:
         if args.cell is None:
             runs = [r for r in h.runs() if args.suite is None or r.suite == args.suite]
@@ -48,7 +47,7 @@ def history_command(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps([{**asdict(r), "cells": r.cells} for r in runs], indent=1))
                 return EXIT_OK
-            table = Table(title=escape(f"runs in {h.path}"), header_style="bold", title_justify="left")
+            table = Table(title=Text(f"runs in {h.path}"), header_style="bold", title_justify="left")
             for name in ("run", "started", "suite", "host", "git", "frameworks", "cells", "pass/fail/error/skip", "accepted"):
                 table.add_column(name, overflow="fold")
             for r in runs:
@@ -77,7 +76,7 @@ def history_command(args: argparse.Namespace) -> int:
         console.print(Text(t.id, style="bold"), soft_wrap=True)
         table = Table(header_style="bold")
         for name in ("run", "started", "status", "max ulp", "correctly rounded", "defects", t.framework, "changed"):
-            table.add_column(escape(name), overflow="fold")
+            table.add_column(Text(name), overflow="fold")
         for p in t.points:
             defects = ", ".join(f"{k} {v}" for k, v in p.incidence.items() if v and k in ("unexpected_nan", "missing_nan", "unexpected_inf"))
             table.add_row(*map(Text, (
@@ -86,7 +85,7 @@ def history_command(args: argparse.Namespace) -> int:
                 p.framework_version or "", "; ".join(str(c) for c in p.changes),
             )))
         console.print(table)
-    console.print("[dim]* accepted run[/]")
+    console.print(Text("* accepted run", style="dim"))
     return EXIT_OK
 
 

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from harness.cli.base import EXIT_OK, command
+from harness.cli.options import Input, Output, check_outputs
 from harness.record.compare import Tolerance
 from harness.record.results import load_results
 from oracles.errors import UsageError
@@ -42,8 +43,10 @@ def report_command(args: argparse.Namespace) -> int:
             raise UsageError("--compare needs two results files: BASE.json CURRENT.json")
         base_path, paths = paths[0], paths[1:]
     out = Path(args.output)
-    if out.is_dir():
-        raise UsageError(f"-o {str(out)!r} is a directory; give a file name such as {str(out / 'report.html')!r}")
+    inputs = [Input("one of the results files", p) for p in paths]
+    if base_path is not None:
+        inputs.append(Input("the baseline results file", base_path))
+    check_outputs([Output("-o", args.output, "report.html")], inputs)
 
     tolerance = Tolerance(default=args.tolerance)  # checks the value: a UsageError when negative
     results = [load_results(p) for p in paths]

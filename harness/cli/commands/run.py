@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli.base import command
-from harness.cli.options import add_exec_options, exec_options
+from harness.cli.options import Input, add_exec_options, check_exec_outputs, exec_options
 from harness.cli.session import execute
 from harness.plan.suite import load_suite
 from harness.record.history import DEFAULT_DB, History
@@ -27,6 +27,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 @command("run", "run a suite: exit 0 when every cell is within budget, 1 otherwise, 2 on usage errors")(_configure)
 def run_command(args: argparse.Namespace) -> int:
+    """Run the suite (or one shard); exit 0/1 by the cells, 2 before anything runs on a bad
+    option or path (an output that is a directory, the suite file or another input)."""
     suite = load_suite(args.suite)
     options = exec_options(args)
     cells = suite.cells
@@ -44,6 +46,10 @@ def run_command(args: argparse.Namespace) -> int:
         stem = f"{suite.name}.shard-{shard.index}-of-{shard.count}"
     if options.json_path is None:
         options = replace(options, json_path=str(Path("results") / f"{stem}.json"))
+    inputs = [Input("the suite file", args.suite)]
+    if args.record:
+        inputs.append(Input("the history database", args.db or DEFAULT_DB))
+    check_exec_outputs(options, cells, inputs)
     history = None
     if args.record:
         history = History(args.db or DEFAULT_DB)  # opened (and migrated) first: a bad --db fails before the run
