@@ -53,8 +53,11 @@ from harness.execution.references import reference_function
 from harness.execution.runner import Part, Runner
 from harness.frameworks.adapters import get_backend
 from harness.plan.cells import CellResult, CellSpec
+from harness.plan.loader import import_source, source_of
+from oracles import catalogue
 from oracles.lifetime import die_with_parent
 from oracles.reference import Reference
+from oracles.registry import get_oracle
 
 __all__ = ["WorkerSetup", "WorkersUnavailable", "run_parallel"]
 
@@ -69,6 +72,9 @@ class WorkerSetup:
     plain: bool = True
     cache_dir: str | None = None
     use_cache: bool = True
+    #: where the plan's user oracles are defined (see :func:`harness.plan.loader.source_of`):
+    #: a spawned worker imports them, since it knows only the built-in catalogue
+    oracle_sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +100,19 @@ def _init_worker(setup: WorkerSetup, parent: int) -> None:
     global _WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited already; also when started elsewhere
     die_with_parent(parent)
+    for source in setup.oracle_sources:
+        import_source(source)
     reference = None
     if not setup.plain:
         reference = reference_function(cache_dir=setup.cache_dir, use_cache=setup.use_cache, jobs=1)
     _WORKER = Runner(k_worst=setup.k_worst, reference=reference)
+
+
+def _oracle_sources(cells: Sequence[CellSpec]) -> tuple[str, ...]:
+    """The modules and files defining the plan's oracles that are not built in."""
+    modules = {get_oracle(name).fn.__module__ for name in {c.oracle for c in cells}}
+    sources = {source_of(m) for m in modules if m != catalogue.__name__}
+    return tuple(sorted(s for s in sources if s is not None))
 
 
 def _about(framework: str) -> tuple[str, tuple[str | None, dict[str, str]]]:
@@ -217,6 +232,7 @@ def run_parallel(
 ) -> list[CellResult]:
     """Run ``cells`` (whose references ``runner`` has prepared) over ``jobs`` spawned
     worker processes; returns the results in plan order, as :func:`run_cells` does."""
+    setup = replace(setup, oracle_sources=_oracle_sources(cells))
     plan = _plan(cells, runner)
     results: list[CellResult | None] = [None] * len(cells)
     parts: dict[int, dict[int, Part]] = {pos: {} for pos in plan.chunks}

@@ -11,6 +11,7 @@ is executed again: an in-process caller that edits and re-checks gets the new co
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -19,15 +20,16 @@ from types import ModuleType
 from harness.plan.files import regular_file
 from oracles.errors import UsageError
 
-__all__ = ["load_file", "module_name_for"]
+__all__ = ["import_source", "load_file", "module_name_for", "source_of"]
 
 _DIGEST_ATTR = "__fpharness_digest__"
+_PREFIX = "fpharness_user_"
 
 
 def module_name_for(path: Path) -> str:
     """The module name a user's file is loaded under (stable across processes)."""
     key = hashlib.sha256(str(path.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return f"fpharness_user_{path.stem if path.stem.isidentifier() else 'file'}_{key}"
+    return f"{_PREFIX}{path.stem if path.stem.isidentifier() else 'file'}_{key}"
 
 
 def load_file(path: Path, *, what: str, shown: str | None = None) -> ModuleType:
@@ -55,3 +57,27 @@ def load_file(path: Path, *, what: str, shown: str | None = None) -> ModuleType:
         del sys.modules[name]
         raise UsageError(f"importing {shown!r} failed: {type(exc).__name__}: {exc}") from None
     return module
+
+
+def source_of(module_name: str) -> str | None:
+    """How another process imports the module ``module_name`` that is loaded here: the
+    path of a user's file loaded by :func:`load_file`, else the module name; None for
+    ``__main__``, which no other process can import."""
+    if module_name in ("__main__", "__mp_main__"):
+        return None
+    module = sys.modules.get(module_name)
+    file = getattr(module, "__file__", None)
+    if module_name.startswith(_PREFIX) and file:
+        return str(file)
+    return module_name
+
+
+def import_source(source: str) -> ModuleType:
+    """Import what :func:`source_of` returned (in a worker process): a file by path, under
+    the same module name as in the parent, or a module by name."""
+    if source.endswith(".py"):
+        return load_file(Path(source), what="user module")
+    try:
+        return importlib.import_module(source)
+    except ImportError as exc:
+        raise UsageError(f"cannot import module {source!r}: {exc}") from None

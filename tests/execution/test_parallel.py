@@ -3,6 +3,7 @@ order, and a worker that dies takes only its own cell down."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -172,3 +173,40 @@ def test_a_script_without_a_main_guard_falls_back_to_running_in_process(tmp_path
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "['pass', 'pass']" in proc.stdout.splitlines()[-1]
     assert "worker processes could not start" in proc.stderr
+
+
+def test_workers_know_the_suites_own_oracles(tmp_path: Path) -> None:
+    """A spawned worker knows only the built-in oracles: it imports the modules and files
+    that define the plan's own ones (here a suite's `imports`), whose implementation module
+    it never imports itself (custom implementations run in the isolated process)."""
+    from harness.cli.app import main
+
+    (tmp_path / "my_oracles.py").write_text(textwrap.dedent('''
+        from mpmath import mp
+        from oracles import oracle
+
+        @oracle("fpharness_test_suite_exp")
+        def suite_exp(x):
+            """exp, registered by a suite's import."""
+            return mp.exp(x)
+    '''))
+    (tmp_path / "my_impls.py").write_text("import numpy as np\n\ndef f(x):\n    return np.exp(x)\n")
+    suite = tmp_path / "s.toml"
+    suite.write_text(textwrap.dedent('''
+        schema = 1
+        imports = ["my_oracles.py"]
+        [[case]]
+        oracle = "fpharness_test_suite_exp"
+        impls = ["my_impls.py:f"]
+        framework = "numpy"
+        dtypes = ["float16", "bfloat16"]
+        inputs = ["special", "random:200:1"]
+        [case.budget]
+        allow = { inherent_inf = true, lost_to_zero = true, missing_inf = true }
+        max_ulp = 1
+    '''))
+    out = tmp_path / "r.json"
+    code = main(["run", str(suite), "-j", "2", "-q", "--no-cache", "--json", str(out)])
+    cells = json.loads(out.read_text())["cells"]
+    assert [c["status"] for c in cells] == ["pass"] * 4, [c["reason"] for c in cells]
+    assert code == 0
