@@ -194,7 +194,7 @@ def get_format(name: str | Format) -> Format:
     try:
         return FORMATS[key]
     except KeyError:
-        raise UsageError(f"unknown dtype {name!r}; {choices(FORMATS)}") from None
+        raise UsageError(f"unknown dtype {name!r}; {choices(FORMATS, given=key)}") from None
 
 
 def format_of_dtype(dtype: Any) -> Format:

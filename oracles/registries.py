@@ -7,7 +7,7 @@ who registered a name first when it is registered twice::
 
     IMPLS: Registry[Impl] = Registry("implementation", key=lambda impl: impl.id)
     IMPLS.add(impl)          # UsageError if the id is taken by another definition
-    IMPLS.get("torch.exp")   # UsageError "unknown implementation 'torch.exp'; pick from: ..."
+    IMPLS.get("torch.epx")   # UsageError "unknown implementation 'torch.epx'; pick from: ...; did you mean 'torch.exp'?"
 
 Rejected: a plain dict per registry (each grew its own, slightly different messages) and a
 registry keyed by the item's ``__str__`` only (a fast tier's readable form, ``exp@fast1``,
@@ -45,7 +45,8 @@ class Registry(Generic[T]):
 
     ``noun`` names an item in messages (``"oracle"``, ``"implementation"``); ``key`` gives
     an item's id (default ``str(item)``); ``hint`` ends the unknown-name message (what else
-    is accepted besides the registered ids); ``origin`` says where an item was defined, for the
+    is accepted besides the registered ids); ``suggest`` says what an unknown name probably
+    meant, beyond the close names difflib finds (empty: nothing to add); ``origin`` says where an item was defined, for the
     "registered twice" message (default :func:`origin_of`); ``same`` decides that a second
     registration under a taken id is the first one again and not an error (default: the
     very same object, so re-running a module that registers the object it already holds is
@@ -60,9 +61,12 @@ class Registry(Generic[T]):
         origin: Callable[[T], str] = origin_of,
         same: Callable[[T, T], bool] = _identical,
         hint: str = "",
+        suggest: Callable[[str], str] | None = None,
     ) -> None:
         self.noun = noun
         self._hint = hint
+        #: what a wrong name probably meant, beyond the close names (see :meth:`get`)
+        self.suggest = suggest
         self._key = key
         self._origin = origin
         self._same = same
@@ -94,7 +98,16 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise UsageError(f"unknown {self.noun} {name!r}; {choices(self._items)}{self._hint}") from None
+            raise UsageError(self.unknown(name)) from None
+
+    def unknown(self, name: str) -> str:
+        """The one-line message for an unknown ``name``: what is accepted (see
+        :func:`~oracles.errors.choices`), the closest registered names, and what the
+        registry's ``suggest`` says it probably meant (``numpy implements softplus as
+        numpy.logaddexp``)."""
+        meant = self.suggest(name) if self.suggest is not None else ""
+        message = f"unknown {self.noun} {name!r}; {choices(self._items, given=name)}{self._hint}"
+        return f"{message}; {meant}" if meant else message
 
     def names(self) -> list[str]:
         """Every registered id, sorted."""

@@ -109,7 +109,7 @@ class Param:
             if text not in self.options:
                 raise UsageError(
                     f"{oracle_name}: parameter {self.name}={value!r} is not valid; "
-                    f"{choices(self.options)}"
+                    f"{choices(self.options, given=text)}"
                 )
             return text
         accepted = PARAM_DOMAINS[self.domain][1]
@@ -172,7 +172,7 @@ class Oracle:
         known = {p.name: p for p in self.params}
         unknown = sorted(set(given) - set(known))
         if unknown:
-            valid = choices(known) if known else "this oracle takes no parameters"
+            valid = choices(known, given=unknown[0]) if known else "this oracle takes no parameters"
             raise UsageError(f"{self.name}: unknown parameter {unknown[0]!r}; {valid}")
         return {name: p.coerce(self.name, given.get(name, p.default)) for name, p in known.items()}
 

@@ -1,6 +1,8 @@
 """The HTML report: one self-contained file a person reads and CI keeps as an artifact.
 
-What it shows, per oracle: a matrix of implementations x (dtype, device) coloured by max
+What it shows, first: the findings, the defects of the failing cells ranked by severity
+(:func:`reports.findings.findings`), each linking to its cell, and one line per device on
+which no cell ran (its columns are left out of the matrices). Then, per oracle: a matrix of implementations x (dtype, device) coloured by max
 ULP error and badged with NaN/Inf incidence, every cell a link to its details; incidence
 tables with counts and rates (inherent overflow apart from the defects); per cell the ULP
 histogram, ULP error versus input (from the cell's ``profile`` when the results have one,
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +39,17 @@ from oracles.atomic import atomic_write_text
 from oracles.registry import get_oracle
 from reports import svg
 from reports.comparison import KIND_LABELS
-from reports.labels import CATEGORY_LABELS, ULP_CLASSES, format_ulp, ulp_class
+from reports.findings import collapsed_devices, failing_elements, findings, not_run_lines
+from reports.labels import (
+    CATEGORY_LABELS,
+    METRICS,
+    ULP_CLASSES,
+    format_metric,
+    format_ulp,
+    metric_class,
+    metric_value,
+    ulp_class,
+)
 
 __all__ = ["render_html", "write_html"]
 
@@ -50,6 +63,7 @@ _TABLE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 #: a cell's details start open when it failed, or when the report is this small
 _OPEN_ALL_BELOW = 13
+_STATUSES = ("pass", "fail", "error", "unsupported", "skipped")
 
 
 # -- comparison --------------------------------------------------------------------------------
@@ -144,12 +158,15 @@ class CellView:
     framework_version: str
     run_index: int
     elementwise: bool
+    metric: str = "ulp"
     verdict: VerdictView | None = None
     badges: list[Badge] = field(default_factory=list)
     hist_svg: Markup = field(default_factory=Markup)
     plot_svg: Markup = field(default_factory=Markup)
     plot_note: str = ""
     bands: list[tuple[str, str, str, list[str]]] = field(default_factory=list)
+    #: an earlier cell with the very same stored inputs and results (its tables are linked)
+    same_as: CellView | None = None
 
     @property
     def max_ulp(self) -> float | None:
@@ -161,8 +178,70 @@ class CellView:
         return ulp_class(self.max_ulp)
 
     @property
+    def metric_value(self) -> float | None:
+        """The error the matrix shows (``--metric``)."""
+        return metric_value(self.data, self.metric)
+
+    @property
+    def metric_text(self) -> str:
+        """``2,047`` / ``11 bits`` / ``abs 1.2e-07`` without the ulp unit (the matrix adds it)."""
+        text = format_metric(self.metric_value, self.metric, none="–")
+        return text[: -len(" ulp")] if text.endswith(" ulp") else text
+
+    @property
+    def metric_cls(self) -> str:
+        return metric_class(self.metric_value, self.metric)
+
+    @property
     def open(self) -> bool:
         return self.data["status"] in ("fail", "error")
+
+    @property
+    def failing(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """The elements that break the budget, in the budget's order: (group title,
+        category, example JSON), at most 3 per group (:func:`reports.findings.failing_elements`)."""
+        return [(g.title, g.category, e.to_json()) for g in failing_elements(self.data, limit=3) for e in g.examples]
+
+    @property
+    def worst_rows(self) -> list[dict[str, Any]]:
+        """The stored worst inputs not already shown as failing: 3 of them (10 are stored;
+        1 for a passing cell), none when the failing ones include the worst errors over budget."""
+        failing = self.failing
+        if any(cat == "ulp" for _t, cat, _e in failing):
+            return []
+        shown = {e["index"] for _t, _c, e in failing}
+        keep = 3 if failing else 1  # a passing cell: its worst input (the results file has 10)
+        return [e for e in (self.data.get("worst") or []) if e.get("index") not in shown][:keep]
+
+    @property
+    def example_rows(self) -> list[dict[str, Any]]:
+        """The first stored input of each incidence category not already shown as failing."""
+        failing = self.failing
+        shown = {e["index"] for _t, _c, e in failing}
+        # beside a failing cell's failing inputs, inherent overflow (correct) is noise
+        seen: set[str] = {"inherent_inf"} if failing else set()
+        out = []
+        for e in self.data.get("examples") or []:
+            if e.get("index") in shown or e.get("category") in seen:
+                continue
+            seen.add(str(e.get("category")))
+            out.append(e)
+        if failing:  # the failing table has the budget's categories; one row of each other one
+            out = [e for e in out if e.get("category") not in {c for _t, c, _e in failing}]
+        return out
+
+    @property
+    def other_metrics(self) -> list[tuple[str, str]]:
+        """(label, ``max …, p99 …``) of bits, abs and rel error; ``–`` where the results lack them."""
+        out = []
+        for metric, label in (("bits", "bits of error"), ("abs", "abs error"), ("rel", "rel error")):
+            summary = self.data.get(METRICS[metric][0])
+            if isinstance(summary, Mapping) and summary.get("max") is not None:
+                p99 = summary.get("p99")
+                out.append((label, f"max {_short(summary['max'])}" + (f", p99 {_short(p99)}" if p99 is not None else "")))
+            else:
+                out.append((label, "–"))
+        return out
 
 
 @dataclass(slots=True)
@@ -213,7 +292,15 @@ def _badges(cell: Mapping[str, Any]) -> list[Badge]:
     ]
 
 
-def _cell_view(cell: dict[str, Any], run: RunInfo, run_index: int, kind: str) -> CellView:
+def _short(value: Any) -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    return "0" if v == 0 else f"{v:.3g}"
+
+
+def _cell_view(cell: dict[str, Any], run: RunInfo, run_index: int, kind: str, metric: str = "ulp") -> CellView:
     shown = _shown_params(cell["oracle"], cell.get("params") or {})
     fw = str(cell.get("framework", ""))
     device_name = str((run.devices.get(fw) or {}).get(cell["device"], ""))
@@ -229,11 +316,14 @@ def _cell_view(cell: dict[str, Any], run: RunInfo, run_index: int, kind: str) ->
         framework_version="" if version is None else str(version),
         run_index=run_index,
         elementwise=elementwise,
+        metric=metric,
         badges=_badges(cell),
     )
     ulp = cell.get("ulp") or {}
     view.hist_svg = svg.histogram(ulp.get("histogram") or [], total=int(ulp.get("count") or 0))
-    if elementwise and cell["status"] in ("pass", "fail"):
+    # the error-versus-input plot of the failing cells only: a passing cell has its
+    # histogram, and the report stays small enough to open at once (benchmarks/bench_report_size.py)
+    if elementwise and cell["status"] == "fail":
         budget = (cell.get("budget") or {}).get("max_ulp")
         try:
             if profile:
@@ -286,8 +376,10 @@ def _run_view(title: str, res: Results) -> RunView:
 
 
 def _build(
-    results: Sequence[Results], comparison: Comparison | None
+    results: Sequence[Results], comparison: Comparison | None, metric: str = "ulp", hidden: frozenset[str] = frozenset()
 ) -> tuple[list[OracleView], list[CellView]]:
+    """The oracles and their cells as the page shows them; cells on the ``hidden`` devices
+    (collapsed: nothing ran there) are left out of the matrices and the details."""
     latest: dict[CellKey, tuple[dict[str, Any], int]] = {}
     for i, res in enumerate(results):
         for c in res.cells:
@@ -295,8 +387,10 @@ def _build(
     verdicts = {v.key: _verdict_view(v) for v in comparison.verdicts} if comparison is not None else {}
     by_oracle: dict[str, list[CellView]] = {}
     for key, (cell, i) in latest.items():
+        if str(cell["device"]) in hidden and key not in verdicts:
+            continue
         kind = _oracle_info(cell["oracle"])[0]
-        view = _cell_view(cell, results[i].run, i, kind)
+        view = _cell_view(cell, results[i].run, i, kind, metric)
         view.verdict = verdicts.get(key)
         by_oracle.setdefault(cell["oracle"], []).append(view)
     oracles: list[OracleView] = []
@@ -312,7 +406,7 @@ def _build(
                 for label, inputs in sorted(grid)]
         ordered = [v for _l, _i, row in rows for v in row if v is not None]
         _kind, signature, doc = _oracle_info(name)
-        counts = {s: sum(1 for v in views if v.data["status"] == s) for s in ("pass", "fail", "error", "skipped")}
+        counts = {s: sum(1 for v in views if v.data["status"] == s) for s in _STATUSES}
         oracles.append(OracleView(
             name=name,
             anchor=_anchor("oracle", name, name),
@@ -321,11 +415,56 @@ def _build(
             columns=columns,
             rows=rows,
             cells=ordered,
-            incidence_rows=[v for v in ordered if v.badges],
+            # inherent overflow alone is correct: such cells are counted below the table, not listed
+            incidence_rows=[v for v in ordered if any(b.category != "inherent_inf" for b in v.badges)],
             counts=counts,
         ))
         every += ordered
+    _share_plots(every)
+    _share_inputs(every)
     return oracles, every
+
+
+def _share_inputs(views: Sequence[CellView]) -> None:
+    """A cell whose stored inputs and results are those of an earlier cell (same errors,
+    same incidence, same worst and example elements: one kernel behind two names) links
+    to that cell's tables instead of repeating them."""
+    first: dict[str, CellView] = {}
+    for view in views:
+        d = view.data
+        if d["status"] not in ("pass", "fail") or not (d.get("worst") or d.get("examples")):
+            continue
+        key = json.dumps([d.get("dtype"), d.get("inputs"), d.get("ulp"), d.get("incidence"), d.get("worst"),
+                          d.get("examples"), d.get("budget")], sort_keys=True, default=str)
+        if key in first:
+            view.same_as = first[key]
+        else:
+            first[key] = view
+
+
+_SVG_OPEN = re.compile(r'^<svg class="([^"]*)" viewBox="([^"]*)" width="([^"]*)" height="([^"]*)" role="img">')
+
+
+def _share_plots(views: Sequence[CellView]) -> None:
+    """Draw each distinct plot once: a later cell with the same plot (keras and tensorflow
+    often share a kernel, so every number) shows it with ``<use>``, which keeps the report
+    small; the first one gets an id. Works with scripts off."""
+    first: dict[str, str] = {}
+    for view in views:
+        for attr in ("hist_svg", "plot_svg"):
+            text = str(getattr(view, attr))
+            head = _SVG_OPEN.match(text)
+            if not text or head is None:
+                continue
+            if text in first:
+                cls, box, w, h = head.groups()
+                setattr(view, attr, Markup(
+                    f'<svg class="{cls}" viewBox="{box}" width="{w}" height="{h}" role="img">'
+                    f'<use href="#{first[text]}"/></svg>'))
+            else:
+                ident = f"plot-{len(first)}"
+                first[text] = ident
+                setattr(view, attr, Markup(f'<svg id="{ident}"' + text[len("<svg"):]))
 
 
 @cache
@@ -383,10 +522,17 @@ def render_html(
     sources: Sequence[str] = (),
     baseline_source: str = "",
     tolerance: Tolerance | None = None,
+    metric: str = "ulp",
 ) -> str:
     """The report as one HTML string. ``sources`` name the results files (shown in the
     metadata); ``baseline`` adds the comparison view, judged by
-    :func:`harness.record.compare.compare` with ``tolerance`` (default: exact)."""
+    :func:`harness.record.compare.compare` with ``tolerance`` (default: exact); ``metric``
+    picks what the matrix shows (:data:`reports.labels.METRICS`).
+
+    It opens with the findings (the defects ranked by severity, each linking to its cell)
+    and a line per device on which nothing ran; those devices' columns are left out."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
     if not results:
         raise ValueError("render_html needs at least one Results")
     _load_oracles()
@@ -394,13 +540,15 @@ def render_html(
     if baseline is not None:
         labels = (baseline_source or "baseline", ", ".join(sources) or "current")
         comparison = compare(baseline, _merged(results), tolerance, labels=labels)
-    oracles, cells = _build(results, comparison)
-    counts = {s: sum(1 for c in cells if c.data["status"] == s) for s in ("pass", "fail", "error", "skipped")}
+    every = [c.to_json() for c in _merged(results).cells]
+    collapsed = collapsed_devices(every)
+    oracles, cells = _build(results, comparison, metric, frozenset(d.device for d in collapsed))
+    counts = {s: sum(1 for c in every if c["status"] == s) for s in _STATUSES}
     anchors = {c.data["id"]: c.anchor for c in cells}
     runs = [_run_view(sources[i] if i < len(sources) else f"run {i + 1}", r) for i, r in enumerate(results)]
     base_view = _run_view(baseline_source or "baseline", baseline) if baseline is not None else None
     template = _environment().get_template("report.html.j2")
-    return template.render(
+    return _squeeze(template.render(
         title=title or "fpharness report",
         generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         oracles=oracles,
@@ -416,9 +564,21 @@ def render_html(
         category_labels=[(c, *CATEGORY_LABELS[c]) for c in svg.BAND_ORDER],
         table_groups=[(name, [(c, *CATEGORY_LABELS[c]) for c in cats]) for name, cats in _TABLE_GROUPS],
         open_all=len(cells) < _OPEN_ALL_BELOW,
+        total=len(every),
+        findings=findings(every, metric=metric),
+        not_run=not_run_lines(every),
+        collapsed=collapsed,
+        metric=metric,
+        metric_unit=METRICS[metric][1],
         css=_static("report.css"),
         js=_static("report.js"),
-    )
+    ))
+
+
+def _squeeze(html: str) -> str:
+    """The template's indentation, dropped: it is a tenth of a large report, and no element
+    of ours keeps white space (``<pre>`` holds one line each)."""
+    return re.sub(r"\n[ \t]+", "\n", html)
 
 
 def write_html(
@@ -430,10 +590,12 @@ def write_html(
     sources: Sequence[str] = (),
     baseline_source: str = "",
     tolerance: Tolerance | None = None,
+    metric: str = "ulp",
 ) -> None:
     """Render the report and write it to ``path`` atomically (readers see the old file or
     the new one, never half of one)."""
     text = render_html(
-        results, baseline=baseline, title=title, sources=sources, baseline_source=baseline_source, tolerance=tolerance
+        results, baseline=baseline, title=title, sources=sources, baseline_source=baseline_source, tolerance=tolerance,
+        metric=metric,
     )
     atomic_write_text(Path(path), text)

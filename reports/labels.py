@@ -5,10 +5,31 @@ disagree about what a category is called or how an error is written."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from harness.judgement.definitions import CATEGORIES
 
-__all__ = ["CATEGORY_LABELS", "INCIDENCE_LABELS", "ULP_CLASSES", "format_ulp", "ulp_class"]
+__all__ = [
+    "CATEGORY_LABELS",
+    "INCIDENCE_LABELS",
+    "METRICS",
+    "ULP_CLASSES",
+    "format_metric",
+    "format_ulp",
+    "metric_class",
+    "metric_value",
+    "ulp_class",
+]
+
+#: what ``--metric`` picks for the terminal table and the HTML matrix: (cell JSON field,
+#: unit); the JSON always has all of them (fields an older results file lacks read as "-")
+METRICS: dict[str, tuple[str, str]] = {
+    "ulp": ("ulp", "ulp"),
+    "bits": ("bits", "bits"),
+    "abs": ("abs_error", "abs"),
+    "rel": ("rel_error", "rel"),
+}
 
 #: (upper bound, css class, legend text): the colour scale of the matrix and the plots
 ULP_CLASSES: tuple[tuple[float, str, str], ...] = (
@@ -73,3 +94,42 @@ def format_ulp(value: float | None, *, none: str = "-") -> str:
 def _hides_a_bound(shown: float, value: float) -> bool:
     """Whether the text ``shown`` would read as within a colour bound that ``value`` is over."""
     return any(shown <= bound < value for bound, _c, _t in ULP_CLASSES)
+
+
+def metric_value(cell: Mapping[str, Any], metric: str = "ulp") -> float | None:
+    """The max error of ``cell`` in ``metric`` (one of :data:`METRICS`); None when the cell
+    has no such summary (it did not run, or the results file predates the field)."""
+    field, _unit = METRICS[metric]
+    summary = cell.get(field)
+    if not isinstance(summary, Mapping) or summary.get("max") is None:
+        return None
+    try:
+        return float(summary["max"])
+    except (TypeError, ValueError):
+        return None
+
+
+def format_metric(value: float | None, metric: str = "ulp", *, none: str = "-") -> str:
+    """An error with its unit, as the tables write it: ``2,047 ulp``, ``11 bits``,
+    ``abs 1.2e-07``, ``rel 0.031``; ``none`` alone when there is none."""
+    if value is None:
+        return none
+    if metric == "ulp":
+        return f"{format_ulp(value)} ulp"
+    if metric == "bits":
+        return f"{value:.3g} bits"
+    text = "0" if value == 0 else f"{value:.2g}" if (abs(value) >= 1e4 or abs(value) < 1e-3) else f"{value:.3g}"
+    return f"{METRICS[metric][1]} {text}"
+
+
+def metric_class(value: float | None, metric: str = "ulp") -> str:
+    """The colour class of an error in ``metric``: the ULP scale for ulp; bits of error map
+    onto it by the ULP distance they stand for (``2**bits - 1``); abs and rel errors have no
+    scale shared by every format, so they are coloured only as none/zero/non-zero."""
+    if value is None or not math.isfinite(value):
+        return "un"
+    if metric == "ulp":
+        return ulp_class(value)
+    if metric == "bits":
+        return ulp_class(0.5 if value == 0 else 2.0**value - 1)
+    return "u0" if value == 0 else "u2"

@@ -89,9 +89,13 @@ def histogram(hist: Sequence[Mapping[str, Any]], *, total: int, width: int = 380
     slot = pw / len(hist)
     bar = max(min(slot * 0.8, 40.0), 1.0)
     label_every = max(1, math.ceil(len(hist) / max(1, pw // 34)))
+    few = len(hist) <= 16
+    listing = "" if few else ": " + "; ".join(
+        f"≤ {_short(float(h['le']))}: {c:,}" for h, c in zip(hist, counts, strict=True) if c)
     parts: list[str] = [
         f'<svg class="plot hist" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img">',
-        str(_title("ULP error histogram")),
+        # many buckets: one tooltip lists them all (a tooltip per bar made a large report 0.3 MB larger)
+        str(_title(f"ULP error histogram{listing}")),
         f'<line class="axis" x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}"/>',
     ]
     for i, (h, count) in enumerate(zip(hist, counts, strict=True)):
@@ -102,17 +106,14 @@ def histogram(hist: Sequence[Mapping[str, Any]], *, total: int, width: int = 380
         y = top + ph - bh
         share = 100.0 * count / total if total else 0.0
         tip = f"≤ {_short(le)} ulp: {count:,} elements ({share:.3g}%)"
-        parts.append(
-            f'<rect x="{_num(x)}" y="{_num(y)}" width="{_num(bar)}" height="{_num(bh)}" '
-            f'fill="{_FILL[ulp_class(le)]}">{_title(tip)}</rect>'
-        )
-        if len(hist) <= 16 and count:
+        rect = f'<rect x="{_num(x)}" y="{_num(y)}" width="{_num(bar)}" height="{_num(bh)}" fill="{_FILL[ulp_class(le)]}"'
+        parts.append(f"{rect}>{_title(tip)}</rect>" if few else f"{rect}/>")
+        if few and count:
             parts.append(f'<text class="val" x="{_num(x + bar / 2)}" y="{_num(y - 3)}">{_compact(count)}</text>')
         if i % label_every == 0:
             parts.append(f'<text class="tick" x="{_num(x + bar / 2)}" y="{top + ph + 13}">{escape(_short(le))}</text>')
     parts.append(
-        f'<text class="axlabel" x="{left + pw / 2:.0f}" y="{height - 6}">ULP error (upper bucket edge);'
-        " bar height: log count</text></svg>"
+        f'<text class="axlabel" x="{left + pw / 2:.0f}" y="{height - 6}">ULP error (bucket top); log count</text></svg>'
     )
     return Markup("".join(parts))
 
@@ -375,15 +376,20 @@ def error_plot(
         f'<svg class="plot err" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img">',
         str(_title("ULP error versus input")),
     ]
-    # grid and axes
+    # grid (one path: the report stays small) and axes
+    grid: list[str] = []
+    ticks: list[str] = []
     for t in _y_ticks(ymax, ph):
         y = ypos(t)
-        out.append(f'<line class="grid" x1="{pl}" y1="{_num(y)}" x2="{_num(pr)}" y2="{_num(y)}"/>')
-        out.append(f'<text class="tick y" x="{left - 4}" y="{_num(y + 3)}">{escape(_short(t))}</text>')
+        grid.append(f"M{pl} {_num(y)}H{_num(pr)}")
+        ticks.append(f'<text class="tick y" x="{left - 4}" y="{_num(y + 3)}">{escape(_short(t))}</text>')
     for u, text in _x_ticks(fmt, u0, u1, pw):
         x = xpos(u)
-        out.append(f'<line class="grid" x1="{_num(x)}" y1="{top}" x2="{_num(x)}" y2="{top + ph}"/>')
-        out.append(f'<text class="tick" x="{_num(x)}" y="{top + ph + 13}">{escape(text)}</text>')
+        grid.append(f"M{_num(x)} {top}V{top + ph}")
+        ticks.append(f'<text class="tick" x="{_num(x)}" y="{top + ph + 13}">{escape(text)}</text>')
+    if grid:
+        out.append(f'<path class="grid" d="{"".join(grid)}"/>')
+    out.extend(ticks)
     out.append(f'<line class="axis" x1="{pl}" y1="{top + ph}" x2="{_num(pr)}" y2="{top + ph}"/>')
     out.append(f'<line class="axis" x1="{pl}" y1="{top}" x2="{pl}" y2="{top + ph}"/>')
     half = ypos(0.5)
@@ -440,8 +446,14 @@ def error_plot(
         d = []
         for run in seqs:
             seg = [f"M{_num(run[0][0])} {_num(base)}"]
-            for _x0, x1, y in run:
-                seg.append(f"V{_num(y)}H{_num(x1)}")
+            prev_y: float | None = None
+            for i, (_x0, x1, y) in enumerate(run):
+                y = round(y * 2) / 2  # half a pixel: neighbours of one height share one H
+                if y != prev_y:
+                    seg.append(f"V{_num(y)}")
+                    prev_y = y
+                if i + 1 == len(run) or round(run[i + 1][2] * 2) / 2 != y:
+                    seg.append(f"H{_num(x1)}")
             d.append("".join(seg) + f"V{_num(base)}z")
         out.append(f'<path class="bars" fill="{_FILL[cls]}" d="{"".join(d)}"/>')
     out += dots

@@ -1,9 +1,13 @@
 """Terminal views: registry listings and per-oracle result tables (rich).
 
-A table per oracle: rows are implementations (and input sets), columns dtype x device; a
-cell shows the max ULP error and every incidence count that is not zero, green when the
-cell is within budget, red when not; below it, the worst inputs of each failing cell and
-the command that reproduces it. The text form (:func:`cell_text`) is what golden tests pin.
+A table per oracle: rows are implementations, columns dtype x device (devices on which no
+cell ran collapse into one line saying why); an entry shows the largest error in the
+chosen metric (``--metric``, ULP by default) and the defect categories, green when within
+budget, red when not. Then the findings summary: the defects ranked by severity, one line
+each with the cell id (:mod:`reports.findings`). With ``details`` (``--details``/``-v``)
+a row per input set, with every incidence count, and under each failing cell the elements
+that break its budget and the command that reproduces it. The text forms
+(:func:`cell_text`, :func:`findings_lines`) are what golden tests pin.
 
 Everything from a result or a registry is printed verbatim: repro commands, ids, input
 specs, file names and exception messages go in as :class:`rich.text.Text` (never parsed as
@@ -17,12 +21,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from harness.judgement.summary import Example
 from oracles.errors import UsageError
 from oracles.registry import get_oracle
-from reports.labels import INCIDENCE_LABELS, format_ulp
+from reports.findings import collapsed_devices, failing_elements, findings, not_run_lines
+from reports.labels import INCIDENCE_LABELS, format_metric, metric_value
 
-__all__ = ["cell_text", "print_registry", "print_results", "summary_line", "verbatim_console"]
+__all__ = [
+    "cell_text",
+    "findings_lines",
+    "group_text",
+    "print_registry",
+    "print_results",
+    "summary_line",
+    "verbatim_console",
+]
 
 
 def verbatim_console(min_width: int = 120, **kw: Any) -> Any:
@@ -46,67 +58,162 @@ def print_registry(title: str, columns: Sequence[str], rows: Sequence[Sequence[s
     verbatim_console().print(table)
 
 
-def cell_text(cell: dict[str, Any]) -> str:
-    """One cell as plain text: ``0.5 ulp`` / ``2,047 ulp Inf!=12916 →0=1206`` / ``ERR``."""
+def cell_text(cell: dict[str, Any], metric: str = "ulp") -> str:
+    """One cell as plain text: ``0.5 ulp`` / ``2,047 ulp Inf!=12916 →0=1206`` / ``ERR``;
+    ``metric`` picks the error shown (:data:`reports.labels.METRICS`; ``-`` when the cell
+    has no such summary)."""
     status = cell["status"]
     if status == "skipped":
         return "skip"
+    if status == "unsupported":
+        return "unsupported"
     if status == "error":
         return "ERR"
-    ulp = cell.get("ulp") or {}
-    parts = [f"{format_ulp(ulp.get('max'))} ulp"]
+    parts = [format_metric(metric_value(cell, metric), metric)]
     for cat, count in (cell.get("incidence") or {}).items():
-        if count:
+        if count and cat in INCIDENCE_LABELS:
             parts.append(f"{INCIDENCE_LABELS[cat]}={count}")
+    if cell.get("rejected"):
+        parts.append(f"rej={cell['rejected']}")
     if cell.get("out_dtype") and cell["out_dtype"] != cell["dtype"]:
         parts.append(f"(out {cell['out_dtype']})")
     return " ".join(parts)
 
 
+def group_text(cells: Sequence[dict[str, Any]], metric: str = "ulp") -> str:
+    """Several input sets of one implementation, dtype and device as one table entry: the
+    largest error of those that ran, the defect categories any of them shows, and how many
+    failed (``109 ulp →0 ✗ 1/3``); ``ERR`` when any raised, ``skip`` when none ran."""
+    ran = [c for c in cells if c["status"] in ("pass", "fail")]
+    if any(c["status"] == "error" for c in cells):
+        bad = sum(1 for c in cells if c["status"] == "error")
+        return "ERR" + (f" {bad}/{len(cells)}" if len(cells) > 1 else "")
+    if not ran:
+        return cell_text(cells[0], metric)
+    values = [v for v in (metric_value(c, metric) for c in ran) if v is not None]
+    parts = [format_metric(max(values) if values else None, metric)]
+    cats = {cat for c in ran for cat, k in (c.get("incidence") or {}).items() if k and cat != "inherent_inf"}
+    parts += [INCIDENCE_LABELS[cat] for cat in INCIDENCE_LABELS if cat in cats]
+    failed = sum(1 for c in ran if c["status"] == "fail")
+    if failed:
+        parts.append("✗" + (f" {failed}/{len(cells)}" if len(cells) > 1 else ""))
+    return " ".join(parts)
+
+
 def summary_line(cells: Sequence[dict[str, Any]]) -> str:
-    counts = {s: sum(1 for c in cells if c["status"] == s) for s in ("pass", "fail", "error", "skipped")}
-    return f"{len(cells)} cells: {counts['pass']} passed, {counts['fail']} failed, {counts['error']} errors, {counts['skipped']} skipped"
+    statuses = ("pass", "fail", "error", "unsupported", "skipped")
+    counts = {s: sum(1 for c in cells if c["status"] == s) for s in statuses}
+    unsupported = f", {counts['unsupported']} unsupported" if counts["unsupported"] else ""
+    return (f"{len(cells)} cells: {counts['pass']} passed, {counts['fail']} failed, {counts['error']} errors"
+            f"{unsupported}, {counts['skipped']} skipped")
 
 
 def _style(status: str) -> str:
-    return {"pass": "green", "fail": "bold red", "error": "magenta", "skipped": "dim"}[status]
+    return {"pass": "green", "fail": "bold red", "error": "magenta", "skipped": "dim", "unsupported": "dim"}.get(
+        status, "")
 
 
-def print_results(cells: Iterable[dict[str, Any]], *, console: Any = None, max_examples: int = 3) -> None:
-    """Render result cells (schema-1 dicts) as one table per oracle plus failing details, on
-    ``console`` (default: :func:`verbatim_console`). Every text from the cells goes in as
-    ``Text``, so it is printed as given on any console."""
-    from rich.table import Table
+def _group_style(cells: Sequence[dict[str, Any]]) -> str:
+    for status in ("error", "fail", "pass"):
+        if any(c["status"] == status for c in cells):
+            return _style(status)
+    return "dim"
+
+
+def print_results(
+    cells: Iterable[dict[str, Any]],
+    *,
+    console: Any = None,
+    max_examples: int = 3,
+    details: bool = False,
+    metric: str = "ulp",
+) -> None:
+    """Render result cells (schema-1 dicts) on ``console`` (default:
+    :func:`verbatim_console`): one table per oracle, a line per device on which nothing ran,
+    the ranked findings, then the counts. By default a table has a row per implementation
+    (the worst of its input sets); with ``details`` a row per input set, and under each
+    failing cell the elements that break its budget (:func:`reports.findings.failing_elements`)
+    and the command that reproduces it. Every text from the cells goes in as ``Text``, so it
+    is printed as given on any console."""
     from rich.text import Text
 
     console = console or verbatim_console(140)
     cells = list(cells)
+    collapsed = collapsed_devices(cells)
+    hidden = {d.device for d in collapsed}
+    shown = [c for c in cells if str(c["device"]) not in hidden]
     by_oracle: dict[str, list[dict[str, Any]]] = {}
-    for c in cells:
+    for c in shown:
         by_oracle.setdefault(c["oracle"], []).append(c)
-    for oracle, group in by_oracle.items():
-        columns = sorted({(c["dtype"], c["device"]) for c in group}, key=lambda k: (_dtype_order(k[0]), k[1]))
-        rows: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
-        for c in group:
-            shown = _shown_params(c["oracle"], c.get("params") or {})
-            label = c["impl"] + (f" ({shown})" if shown else "")
-            rows.setdefault((label, c["inputs"]), {})[(c["dtype"], c["device"])] = c
-        table = Table(title=Text(oracle, style="bold"), header_style="bold", title_justify="left")
-        table.add_column("implementation", overflow="fold")
-        table.add_column("inputs", overflow="fold", style="dim")
-        for dtype, device in columns:
-            table.add_column(Text(f"{dtype}\n{device}"), overflow="fold")
-        for (label, inputs), row in sorted(rows.items()):
-            rendered = [Text(label), Text(inputs)]
-            for key in columns:
-                found = row.get(key)
-                rendered.append(Text("") if found is None else Text(cell_text(found), style=_style(found["status"])))
-            table.add_row(*rendered)
-        console.print(table)
-        for c in group:
-            if c["status"] in ("fail", "error"):
-                _print_failure(console, c, max_examples)
+    if by_oracle and not details:
+        console.print(Text(f"Max error ({metric}) per implementation and dtype: the worst of its input sets;"
+                           " ✗ n/m: n of m input sets over budget (--details: every input set)", style="dim"),
+                      soft_wrap=True)
+    for group in by_oracle.values():
+        console.print(_table(group, details=details, metric=metric))
+        if details:
+            for c in group:
+                if c["status"] in ("fail", "error"):
+                    _print_failure(console, c, max_examples)
+    for d in collapsed:
+        console.print(Text(d.line(), style="dim"), soft_wrap=True)
+    for line in findings_lines(cells, metric=metric):
+        console.print(Text(line, style="bold" if line.startswith("findings") else ""), soft_wrap=True)
     console.print(Text(summary_line(cells)))
+
+
+def findings_lines(cells: Sequence[dict[str, Any]], *, metric: str = "ulp") -> list[str]:
+    """The findings summary as lines: a heading, one line per finding (most severe first),
+    then what did not run. Empty when every cell passed or was skipped."""
+    found = findings(cells, metric=metric)
+    others = not_run_lines(cells)
+    if not found and not others:
+        return []
+    lines = []
+    if found:
+        failing = sum(1 for c in cells if c["status"] == "fail")
+        lines.append(f"findings: {len(found)} defects in {failing} failing cells, most severe first"
+                     " (the cell id in brackets; --details or the HTML report for its inputs)")
+        lines += [f"  {f.line()}" for f in found]
+    if others:
+        lines.append("did not run:")
+        lines += [f"  {line}" for line in others]
+    return lines
+
+
+def _table(group: Sequence[dict[str, Any]], *, details: bool, metric: str) -> Any:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    oracle = group[0]["oracle"]
+    columns = sorted({(c["dtype"], c["device"]) for c in group}, key=lambda k: (_dtype_order(k[0]), k[1]))
+    one_device = len({d for _t, d in columns}) == 1
+    rows: dict[tuple[str, str], dict[tuple[str, str], list[dict[str, Any]]]] = {}
+    for c in group:
+        shown = _shown_params(c["oracle"], c.get("params") or {})
+        label = c["impl"] + (f" ({shown})" if shown else "")
+        rows.setdefault((label, c["inputs"] if details else ""), {}).setdefault((c["dtype"], c["device"]), []).append(c)
+    title = oracle + (f" · {columns[0][1]}" if one_device else "")
+    table = Table(title=Text(title, style="bold"), header_style="bold", title_justify="left", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False, padding=(0, 1))
+    table.add_column("implementation", overflow="fold")
+    if details:
+        table.add_column("inputs", overflow="fold", style="dim")
+    for dtype, device in columns:
+        table.add_column(Text(dtype if one_device else f"{dtype} {device}"), overflow="fold")
+    for (label, inputs), row in sorted(rows.items()):
+        rendered = [Text(label)] + ([Text(inputs)] if details else [])
+        for key in columns:
+            found = row.get(key)
+            if not found:
+                rendered.append(Text(""))
+            elif details:
+                rendered.append(Text(cell_text(found[0], metric), style=_style(found[0]["status"])))
+            else:
+                rendered.append(Text(group_text(found, metric), style=_group_style(found)))
+        table.add_row(*rendered)
+    return table
 
 
 def _print_failure(console: Any, c: dict[str, Any], max_examples: int) -> None:
@@ -114,10 +221,12 @@ def _print_failure(console: Any, c: dict[str, Any], max_examples: int) -> None:
 
     # soft_wrap on every line here: ids, reasons and commands stay whole, to be copied
     console.print(Text.assemble((c["id"], "bold red"), f" {c['status']}: {c.get('reason') or ''}"), soft_wrap=True)
-    shown = [Example.from_json(e) for e in c.get("examples", [])][:max_examples]
-    shown += [Example.from_json(e) for e in c.get("worst", [])][: max(0, max_examples - len(shown))]
-    for e in shown:
-        console.print(Text(f"    {e.describe()}"), soft_wrap=True)
+    for group in failing_elements(c, limit=max_examples):
+        console.print(Text(f"  {group.title}:"), soft_wrap=True)
+        for e in group.examples:
+            console.print(Text(f"    {e.describe()}"), soft_wrap=True)
+    if c.get("rejected"):
+        console.print(Text(f"  rejects {c['rejected']:,} out-of-domain inputs (their truth is NaN)"), soft_wrap=True)
     if c["status"] == "fail":
         console.print(Text(f"    repro: {c['repro']}", style="dim"), soft_wrap=True)
 

@@ -15,11 +15,14 @@ from harness.plan.inputs import parse_inputs
 from harness.record.outputs import Input, Output, check_outputs
 from oracles.cache import ENV_VAR, default_cache_dir
 from oracles.errors import UsageError
+from reports.labels import METRICS
 
 __all__ = [
     "JAX_CACHE_SUBDIR",
+    "METRIC_CHOICES",
     "Input",
     "Output",
+    "add_display_options",
     "add_exec_options",
     "cell_inputs",
     "check_cache_dir",
@@ -32,6 +35,9 @@ __all__ = [
 #: JAX's persistent compilation cache lives here inside the oracle cache directory (one of
 #: harness.cli.commands.cache.OWNED_SUBDIRS, so ``fpharness cache clear`` empties it too)
 JAX_CACHE_SUBDIR = "jax"
+
+#: the values of ``--metric``
+METRIC_CHOICES = tuple(METRICS)
 
 
 def add_exec_options(p: argparse.ArgumentParser, *, default_json: str | None = None) -> None:
@@ -49,6 +55,19 @@ def add_exec_options(p: argparse.ArgumentParser, *, default_json: str | None = N
                    " for iterating on your own code, not for nightly runs")
     p.add_argument("-q", "--quiet", action="store_true", help="no tables, no progress bar")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_display_options(p)
+
+
+def add_display_options(p: argparse.ArgumentParser, *, details: bool = True) -> None:
+    """``--metric`` (what the terminal table and the HTML matrix show) and, for commands
+    that print results, ``--details``/``-v``."""
+    p.add_argument("--metric", choices=METRIC_CHOICES, default="ulp",
+                   help="the error the terminal table and the HTML matrix show: ulp (default), bits of error,"
+                   " abs or rel error; the results file always has all of them")
+    if details:
+        p.add_argument("-v", "--details", action="store_true", default=None,
+                       help="a table row per input set, and under each failing cell the inputs that break its budget"
+                       " and the command that reproduces it (default: on for at most 12 cells)")
 
 
 def exec_options(args: argparse.Namespace) -> ExecOptions:
@@ -77,6 +96,8 @@ def exec_options(args: argparse.Namespace) -> ExecOptions:
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
         reuse_results=args.reuse_results,
+        details=getattr(args, "details", None),
+        metric=getattr(args, "metric", "ulp"),
     )
 
 

@@ -29,7 +29,12 @@ from oracles.errors import UsageError
 from reports.html import write_html
 from reports.terminal import print_results
 
-__all__ = ["ExecOptions", "Session", "execute", "run_session", "show", "write_outputs"]
+__all__ = ["DETAILS_UP_TO", "ExecOptions", "Session", "execute", "run_session", "show", "write_outputs"]
+
+#: without ``--details``, the terminal shows every input set and the failing inputs of each
+#: failing cell only for runs of at most this many cells (one ``check``); larger runs get
+#: the per-implementation tables and the findings summary
+DETAILS_UP_TO = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,11 @@ class ExecOptions:
     #: read unchanged cells' results from earlier runs (harness.record.reuse); results are
     #: stored whenever the cache is on, so that a later run can reuse them
     reuse_results: bool = False
+    #: the terminal view: a row per input set and the failing inputs under each failing cell
+    #: (None: only when there are at most DETAILS_UP_TO cells, as for one ``check``)
+    details: bool | None = None
+    #: what the terminal table and the HTML matrix show (reports.labels.METRICS)
+    metric: str = "ulp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +117,7 @@ def write_outputs(session: Session, options: ExecOptions) -> None:
     :class:`UsageError` naming the file, not a traceback."""
     for option, path, write in (
         ("--json", options.json_path, lambda p: session.results.write(p)),
-        ("--html", options.html_path, lambda p: write_html([session.results], Path(p))),
+        ("--html", options.html_path, lambda p: write_html([session.results], Path(p), metric=options.metric)),
     ):
         if not path:
             continue
@@ -123,7 +133,8 @@ def show(session: Session, options: ExecOptions) -> None:
     if options.quiet:
         return
     results = session.results.cells
-    print_results([c.to_json() for c in results])
+    details = options.details if options.details is not None else len(results) <= DETAILS_UP_TO
+    print_results([c.to_json() for c in results], details=details, metric=options.metric)
     if session.reused:
         print(f"reused {session.reused} of {len(results)} cell results from earlier runs (--reuse-results)")
     if options.json_path:

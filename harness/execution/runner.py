@@ -28,15 +28,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from harness.execution.isolation import ISOLATION_SUPPORTED, Isolated, accepted_kwargs, one_line
 from harness.execution.progress import Progress
 from harness.frameworks.adapters import DEVICES, get_backend
 from harness.frameworks.catalogue import get_impl
 from harness.frameworks.registry import Impl
-from harness.judgement.error_vs_input import merge_profiles
+from harness.judgement.error_vs_input import ProfileInputs, merge_profiles
 from harness.judgement.summary import Summary, summarize
-from harness.judgement.tally import Baseline, ProfileInputs, tally
+from harness.judgement.tally import Baseline, tally
 from harness.plan.cells import CellResult, CellSpec
 from harness.plan.implementations import custom_impl, load_custom
 from harness.plan.inputs import Batch, InputSet, StreamedPatterns, parse_inputs
@@ -176,7 +177,7 @@ class Runner:
                     f"{cell.impl} implements {impl.oracle}, not {cell.oracle}; pass --oracle {impl.oracle}"
                 )
             if cell.device not in DEVICES:
-                raise UsageError(f"unknown device {cell.device!r}; {choices(DEVICES)}")
+                raise UsageError(f"unknown device {cell.device!r}; {choices(DEVICES, given=cell.device)}")
 
     def _group(self, cell: CellSpec) -> _Group:
         key: GroupKey = (cell.oracle, cell.dtype, cell.inputs, cell.params)
@@ -299,8 +300,16 @@ class Runner:
                 why = str(exc)
             if why is not None:
                 return fail(todo[0] if len(todo) else 0, why)
+        def unsupported(index: int, message: str) -> Part:
+            # the framework's own limitation, declared with the built-in: not a defect of the run
+            part.failure = ("unsupported", f"no {cell.dtype} support in {impl.framework}: {message}")
+            part.failed_at = index
+            part.seconds = time.perf_counter() - started
+            return part
+
         for index in todo:
             batch = batches[index]
+            judged, keep = batch, np.ones(0, dtype=bool)
             if streamed and self.progress is not None:
                 self.progress.describe(f"{cell.id}: chunk {index + 1}/{len(batches)}")
             if isolated:
@@ -314,14 +323,13 @@ class Runner:
                 try:
                     native = [backend.to_native(a, cell.device) for a in batch.arrays]
                 except Exception as exc:  # noqa: BLE001 - e.g. a dtype the framework lacks
+                    if cell.dtype in impl.unsupported_dtypes:
+                        return unsupported(index, f"inputs: {_one_line(exc)}")
                     return fail(index, f"inputs: {_one_line(exc)}")
                 t0 = time.perf_counter()
 
-                def call(native: list[Any] = native) -> Any:
-                    return backend.from_native(impl.fn(*native, **kwargs))
-
                 try:
-                    raw = _call_with_timeout(call, cell.timeout)
+                    raw = self._call(backend, impl.fn, native, kwargs, cell.timeout)
                 except _Timeout as exc:
                     return fail(index, str(exc))
                 except KeyboardInterrupt:
@@ -329,10 +337,27 @@ class Runner:
                 except SystemExit as exc:
                     return fail(index, f"the implementation called sys.exit({exc.code!r})")
                 except BaseException as exc:  # noqa: BLE001 - the implementation's failure is the result
-                    return fail(index, _one_line(exc))
+                    if cell.dtype in impl.unsupported_dtypes:
+                        return unsupported(index, _one_line(exc))
+                    retried = self._without_nan_truth(cell, group, index, batch, reduction)
+                    if retried is None:
+                        return fail(index, _one_line(exc))
+                    judged, keep = retried
+                    try:
+                        native = [backend.to_native(a, cell.device) for a in judged.arrays]
+                        raw = self._call(backend, impl.fn, native, kwargs, cell.timeout)
+                    except _Timeout as again:
+                        return fail(index, f"{_one_line(exc)}; without its inputs whose exact result is NaN: {again}")
+                    except KeyboardInterrupt:
+                        raise
+                    except BaseException:  # noqa: BLE001 - it raises on valid inputs too: the first reason stands
+                        return fail(index, _one_line(exc))
+                    part.rejected += int(keep.size - np.count_nonzero(keep))
+                    if part.rejected_why is None:
+                        part.rejected_why = _one_line(exc)
                 part.impl_seconds += time.perf_counter() - t0
             got = np.asarray(raw)
-            want_shape = _expected_shape(group.oracle, batch, reduction)
+            want_shape = _expected_shape(group.oracle, judged, reduction)
             if got.shape != want_shape:
                 return fail(index, f"returned shape {got.shape}, expected {want_shape}")
             try:
@@ -343,17 +368,24 @@ class Runner:
                 part.out_name = out_fmt.name
             ref = self._reference(group, out_fmt, index, batch)
             profiled = _profiled(group)
+            if judged is batch:
+                profile = self._profile_inputs(group, index, batch) if profiled else None
+                baseline = self._baseline(group, out_fmt, index, ref) if not streamed else None
+            else:  # the elements (rows) it rejected are left out of the truth and the profile
+                ref = _rows(ref, batch)[keep]
+                with np.errstate(invalid="ignore"):
+                    profile = ProfileInputs.of(group.inputs.float64(judged)[0], group.fmt) if profiled else None
+                baseline = None
             # a signalling NaN in the output (an identity on exhaustive bfloat16 returns
             # 0x7f81) raises FE_INVALID when widened to float64; it is still NaN, judged so
             with np.errstate(invalid="ignore"):
                 flat = got.reshape(-1)
                 counted = tally(
-                    ref, flat, out_fmt, k_worst=self.k_worst,
-                    profile=self._profile_inputs(group, index, batch) if profiled else None,
-                    baseline=self._baseline(group, out_fmt, index, ref) if not streamed else None,
+                    ref, flat, out_fmt, k_worst=self.k_worst, profile=profile, baseline=baseline,
+                    tolerance=cell.budget.tolerance_for(out_fmt.name),
                 )
                 summary = summarize(
-                    counted, ref, flat, out_fmt, describe=group.inputs.describer(batch),
+                    counted, ref, flat, out_fmt, describe=group.inputs.describer(judged),
                     offset=self._offset(cell, index), k_worst=self.k_worst,
                 )
             part.summary = summary if part.summary is None else part.summary.merge(summary)
@@ -362,6 +394,30 @@ class Runner:
             part.ftz = (part.ftz[0] + counted.ftz[0], part.ftz[1] + counted.ftz[1], part.ftz[2] + counted.ftz[2])
         part.seconds = time.perf_counter() - started
         return part
+
+    @staticmethod
+    def _call(backend: Any, fn: Callable[..., Any], native: list[Any], kwargs: dict[str, Any], timeout: float) -> Any:
+        return _call_with_timeout(lambda: backend.from_native(fn(*native, **kwargs)), timeout)
+
+    def _without_nan_truth(
+        self, cell: CellSpec, group: _Group, index: int, batch: Batch, reduction: str
+    ) -> tuple[Batch, npt.NDArray[np.bool_]] | None:
+        """The batch without its elements (rows, for a row-wise oracle) whose correctly
+        rounded truth is NaN, and which rows it keeps; None when there are none to leave out,
+        nothing would remain, or the oracle reduces the batch (a mean of losses over fewer
+        inputs is another truth).
+
+        Raising on an input outside the domain (torch.binary_cross_entropy on p > 1) is a
+        legitimate answer where the truth is NaN; what it computes for the other inputs is
+        still judged. Exact and deterministic: which inputs go depends only on the truth."""
+        if reduction != "none" or group.inputs.streamed:
+            return None
+        nan = np.isnan(_rows(self._reference(group, group.fmt, index, batch), batch).want)
+        rejected = nan.reshape(nan.shape[0], -1).any(axis=1)
+        if not rejected.any() or rejected.all():
+            return None
+        keep: npt.NDArray[np.bool_] = np.logical_not(rejected)
+        return Batch(tuple(a[keep] for a in batch.arrays)), keep
 
     def _offset(self, cell: CellSpec, index: int) -> int:
         """Position of batch ``index``'s first output element in the whole cell."""
@@ -393,11 +449,15 @@ class Runner:
                 f"looks like flush-to-zero: all {flushed} results lost to 0 are subnormal in {part.out_name}"
                 " and no subnormal result came back (FTZ/DAZ on in the kernel?)"
             )
+        if part.rejected:
+            unit = "inputs" if get_oracle(cell.oracle).kind == "elementwise" else "rows"
+            notes.append(f"rejected {part.rejected} {unit} whose exact result is NaN ({part.rejected_why});"
+                         " judged the others")
         status = "fail" if violations else "pass"
         reason = "; ".join(violations + notes)
         return CellResult(
             cell, status, reason, part.out_name, total,
-            seconds=seconds, impl_seconds=part.impl_seconds, profile=part.profile,
+            seconds=seconds, impl_seconds=part.impl_seconds, profile=part.profile, rejected=part.rejected,
         )
 
 
@@ -415,6 +475,10 @@ class Part:
     seconds: float = 0.0
     failure: tuple[str, str] | None = None
     failed_at: int = 0
+    #: how many elements (rows) whose truth is NaN the implementation refused, and the
+    #: first refusal's message (see Runner._without_nan_truth)
+    rejected: int = 0
+    rejected_why: str | None = None
 
     def merge(self, later: Part) -> Part:
         """This part followed by ``later`` (batches after this one's). The first failure
@@ -432,7 +496,16 @@ class Part:
             ftz=(self.ftz[0] + later.ftz[0], self.ftz[1] + later.ftz[1], self.ftz[2] + later.ftz[2]),
             impl_seconds=self.impl_seconds + later.impl_seconds,
             seconds=self.seconds + later.seconds,
+            rejected=self.rejected + later.rejected,
+            rejected_why=self.rejected_why or later.rejected_why,
         )
+
+
+def _rows(ref: Reference, batch: Batch) -> Reference:
+    """``ref`` with one entry per row of the batch's first input (per element for an
+    elementwise oracle), so a boolean row mask selects from it."""
+    rows = batch.arrays[0].shape[0]
+    return ref.reshape((rows, ref.size // rows)) if rows else ref
 
 
 def _profiled(group: _Group) -> bool:

@@ -20,11 +20,15 @@ kernels and JAX runs without 64-bit types by default, and both are findings a us
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import platform
+import re
 import sys
+import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -40,6 +44,7 @@ __all__ = [
     "BACKENDS",
     "DEVICES",
     "JAX_CACHE_ENV",
+    "TF_LOG_ENV",
     "Backend",
     "JaxBackend",
     "KerasBackend",
@@ -65,6 +70,67 @@ class _Unavailable(Exception):
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+# -- TensorFlow's C++ log lines ----------------------------------------------------------
+#
+# TensorFlow's C++ runtime writes INFO/WARNING/ERROR lines straight to file descriptor 2
+# (cpu_feature_guard's "This TensorFlow binary is optimized...", "oneDNN custom operations
+# are on", absl's "All log messages before absl::InitializeLog()", "oneDNN supports DT_HALF
+# only on platforms with AVX-512"): noise in our output that says nothing about the
+# numbers. TF_CPP_MIN_LOG_LEVEL=3 silences the ones its own logger writes, ERROR included
+# (DT_HALF is logged as an ERROR on every float16 op; a real failure reaches us as a Python
+# exception, which becomes the cell's reason). It is set with setdefault, so a user who set
+# it (to debug TensorFlow) keeps their value, and it is inherited by workers and the
+# isolated process, which load TensorFlow through this adapter too. Two lines ignore it:
+# absl's and oneDNN's, both written while the shared libraries load; they are caught by
+# pointing fd 2 at a temporary file during the first import and writing back every other
+# line, so nothing else that was printed is lost.
+# Rejected: TF_ENABLE_ONEDNN_OPTS=0, which silences oneDNN by changing the kernels (and
+# so the results we are there to judge).
+TF_LOG_ENV: dict[str, str] = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+_TF_NOISE = re.compile(
+    r"absl::InitializeLog|oneDNN custom operations are on|cpu_feature_guard|DT_HALF"
+    r"|rebuild TensorFlow with the appropriate compiler flags"
+)
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _without_native_noise(noise: re.Pattern[str]) -> Iterator[None]:
+    """Run the body with fd 2 captured, then write back every captured line that does not
+    match ``noise``. Used only around a framework's first import: fd 2 is process-wide."""
+    with _STDERR_LOCK, tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no fd 2 (a daemon with it closed): nothing to keep clean
+            yield
+            return
+        try:
+            os.dup2(captured.fileno(), 2)
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True)
+                    if not noise.search(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+def _import_tensorflow(module: str) -> Any:
+    """Import ``module`` (tensorflow, or keras, which imports it) without TensorFlow's C++
+    log lines; see TF_LOG_ENV."""
+    for name, value in TF_LOG_ENV.items():
+        os.environ.setdefault(name, value)
+    if "tensorflow" in sys.modules:
+        return importlib.import_module(module)
+    with _without_native_noise(_TF_NOISE):
+        return importlib.import_module(module)
 
 
 def _cpu_name() -> str:
@@ -175,7 +241,7 @@ class Backend:
     def device_unavailable(self, device: str) -> str | None:
         """None when ``device`` can run this framework's cells, else the reason. Never raises."""
         if device not in DEVICES:
-            return f"unknown device {device!r}; {choices(DEVICES)}"
+            return f"unknown device {device!r}; {choices(DEVICES, given=device)}"
         reason = self.unavailable()
         if reason is not None:
             return reason
@@ -305,6 +371,9 @@ class TensorFlowBackend(Backend):
 
     native_type: ClassVar[str] = "tf.Tensor"
 
+    def _load(self) -> Any:
+        return _import_tensorflow(self.module)
+
     def _tf(self, fw: Any) -> Any:
         """The tensorflow module (keras shares its tensors)."""
         return fw
@@ -377,7 +446,7 @@ class KerasBackend(TensorFlowBackend):
 
     def _load(self) -> Any:
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-        keras = importlib.import_module("keras")
+        keras = _import_tensorflow("keras")
         backend = str(keras.backend.backend())
         if backend != "tensorflow":
             raise _Unavailable(
@@ -393,7 +462,7 @@ class KerasBackend(TensorFlowBackend):
         return f"{self._load().__version__} (tensorflow {tf.__version__})"
 
     def _tf(self, fw: Any) -> Any:
-        return importlib.import_module("tensorflow")
+        return _import_tensorflow("tensorflow")
 
     def _to_tf_tensor(self, fw: Any, value: Any) -> Any:
         if isinstance(value, fw.Variable):
@@ -567,4 +636,4 @@ def get_backend(name: str) -> Backend:
     try:
         return BACKENDS[name]
     except KeyError:
-        raise UsageError(f"unknown framework {name!r}; {choices(BACKENDS)}") from None
+        raise UsageError(f"unknown framework {name!r}; {choices(BACKENDS, given=name)}") from None

@@ -46,6 +46,12 @@ class Impl:
     #: oracle parameters this implementation cannot honour; a cell asking for a
     #: non-default value of one is skipped with that reason
     unsupported: tuple[str, ...] = ()
+    #: formats the framework itself cannot compute this function in (scipy's logsumexp and
+    #: bfloat16): a cell in one whose call raises is ``unsupported``, with the framework's
+    #: message, instead of an ``error``. Declared per built-in, so that a custom
+    #: implementation that raises, or a built-in raising in any other format, stays an error;
+    #: tests/frameworks/test_builtins.py checks each declaration still raises.
+    unsupported_dtypes: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return self.id
@@ -61,16 +67,19 @@ IMPLS: Registry[Impl] = Registry(
 
 
 def builtin(
-    impl_id: str, *, oracle: str, unsupported: tuple[str, ...] = ()
+    impl_id: str, *, oracle: str, unsupported: tuple[str, ...] = (), unsupported_dtypes: tuple[str, ...] = ()
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a built-in implementation named ``FRAMEWORK.NAME`` for ``oracle``."""
+    """Register a built-in implementation named ``FRAMEWORK.NAME`` for ``oracle``;
+    ``unsupported``: oracle parameters it cannot honour; ``unsupported_dtypes``: formats its
+    framework does not compute it in (see :class:`Impl`)."""
     framework = impl_id.split(".", 1)[0]
     if framework not in FRAMEWORKS or "." not in impl_id:
         raise UsageError(f"built-in id {impl_id!r} must be FRAMEWORK.NAME; frameworks: {', '.join(FRAMEWORKS)}")
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         doc = inspect.getdoc(fn) or ""
-        IMPLS.add(Impl(impl_id, framework, oracle, fn, doc.splitlines()[0] if doc else "", unsupported=unsupported))
+        IMPLS.add(Impl(impl_id, framework, oracle, fn, doc.splitlines()[0] if doc else "", unsupported=unsupported,
+                       unsupported_dtypes=unsupported_dtypes))
         return fn
 
     return register

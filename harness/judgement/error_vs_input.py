@@ -33,24 +33,30 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from harness.judgement.definitions import CATEGORIES, category_indices, ulp_errors
+from harness.judgement.definitions import BLOCK, CATEGORIES, category_indices, ulp_errors
 from oracles.formats import Format, get_format
 
 __all__ = [
     "COLUMNS",
     "DEFAULT_BINS",
     "PROFILE_VERSION",
+    "ProfileAcc",
+    "ProfileInputs",
     "batch_profile",
     "bucket_of",
+    "bucket_slots",
     "error_profile",
     "max_ordinal",
     "merge_profiles",
     "ordinal",
+    "profile_block",
+    "profile_json",
 ]
 
 PROFILE_VERSION = 1
@@ -255,3 +261,124 @@ def batch_profile(
         c = np.asarray(got).astype(np.float64).ravel()
     cats = category_indices(ref.want.ravel(), ref.hi.ravel(), c)
     return error_profile(x_values, ulp_errors(ref, c), cats, bins, fmt=fmt)
+
+
+# -- the profile's side of the fused judge (harness.judgement.tally) ----------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class ProfileInputs:
+    """The input side of an error profile (see the module docstring): each input's
+    bucket, and per bucket the count and the smallest and largest input. It depends on
+    the inputs only, so a runner computes it once per batch and shares it among every
+    implementation judged on that batch."""
+
+    format: Format
+    bins: int
+    x: npt.NDArray[np.float64]
+    slots: npt.NDArray[np.intp]  # bucket + 1 per input (native ints: ufunc.at's fast path)
+    n: npt.NDArray[np.int64]
+    x_lo: npt.NDArray[np.float64]
+    x_hi: npt.NDArray[np.float64]
+
+    @staticmethod
+    def of(x: npt.ArrayLike, fmt: Format, bins: int = 256) -> ProfileInputs:
+        """``x``: the first real input of every element, exact float64 values of ``fmt``."""
+        xs = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
+        m = bins + 3  # slot = bucket + 1: slot 0 is the input -inf, bins + 1 +inf, bins + 2 NaN
+        slots = np.empty(xs.size, dtype=np.intp)
+        n = np.zeros(m, dtype=np.int64)
+        x_lo, x_hi = np.full(m, np.nan), np.full(m, np.nan)
+        with np.errstate(invalid="ignore"):  # NaN inputs keep their bucket's ends NaN
+            for s in range(0, xs.size, BLOCK):  # in cache-sized blocks, as the judge works
+                t = min(s + BLOCK, xs.size)
+                b = slots[s:t] = bucket_slots(xs[s:t], fmt, bins)
+                n += np.bincount(b, minlength=m)
+                np.fmin.at(x_lo, b, xs[s:t])
+                np.fmax.at(x_hi, b, xs[s:t])
+        return ProfileInputs(fmt, bins, xs, slots, n, x_lo, x_hi)
+
+
+@dataclass
+class ProfileAcc:
+    """Per-bucket running aggregates of the error side of a profile."""
+
+    max_ulp: npt.NDArray[np.float64]
+    over: npt.NDArray[np.int64]
+    cat_n: npt.NDArray[np.int64]  # (6, slots)
+    cat_lo: npt.NDArray[np.float64]
+    cat_hi: npt.NDArray[np.float64]
+
+    @staticmethod
+    def new(slots: int) -> ProfileAcc:
+        return ProfileAcc(np.full(slots, -1.0), np.zeros(slots, np.int64), np.zeros((6, slots), np.int64),
+                           np.full((6, slots), np.nan), np.full((6, slots), np.nan))
+
+
+def bucket_slots(x: npt.NDArray[np.float64], fmt: Format, bins: int) -> npt.NDArray[np.int64]:
+    """:func:`bucket_of` + 1 (so -inf is slot 0), for values of ``fmt``; integer
+    arithmetic on the bits for formats of up to 32 bits (equal to bucket_of's float
+    formula there: its quotient is never within 2**-45 of an integer without being one)."""
+    if fmt.bits > 32:
+        return bucket_of(x, fmt, bins) + 1
+    p, emin = fmt.precision, fmt.emin
+    bits = x.view(np.int64)
+    mag = bits & 0x7FFFFFFFFFFFFFFF
+    ordv = (mag >> (53 - p)) - ((1023 + emin - 1) << (p - 1))
+    small = mag < ((1023 + emin) << 52)
+    if small.any():
+        ordv[small] = (np.abs(x[small]) / fmt.smallest_subnormal).astype(np.int64)
+    top = (fmt.emax - fmt.emin + 2) * (1 << (p - 1)) - 1
+    neg = bits >> 63  # 0 or -1
+    ordv ^= neg
+    ordv -= neg  # -ordv where x < 0
+    b = (ordv + top) * bins // (2 * top)
+    np.clip(b, 0, bins - 1, out=b)
+    b += 1
+    nonfinite = mag >= (0x7FF << 52)
+    if nonfinite.any():
+        nan = mag > (0x7FF << 52)
+        b[nonfinite & ~nan & (bits >= 0)] = bins + 1
+        b[nonfinite & ~nan & (bits < 0)] = 0
+        b[nan] = bins + 2
+    return b
+
+
+def profile_block(pa: ProfileAcc, b: npt.NDArray[np.intp], x: npt.NDArray[np.float64],
+                   err: npt.NDArray[np.float64],
+                   cats: tuple[npt.NDArray[np.intp], npt.NDArray[np.int8]] | None) -> None:
+    slots = pa.over.size
+    np.maximum.at(pa.max_ulp, b, err)  # non-finite errors are -1 here: they never win
+    pa.over += np.bincount(b[err > 1], minlength=slots)
+    if cats is None:
+        return
+    sp, sc = cats
+    bs, xs = b[sp], x[sp]
+    for ci in range(6):
+        hit = sc == ci
+        if not hit.any():
+            continue
+        bh, xh = bs[hit], xs[hit]
+        pa.cat_n[ci] += np.bincount(bh, minlength=slots)
+        np.fmin.at(pa.cat_lo[ci], bh, xh)
+        np.fmax.at(pa.cat_hi[ci], bh, xh)
+
+
+def _finite_or_none(v: float) -> float | None:
+    return None if not math.isfinite(v) else float(v)
+
+
+def profile_json(pi: ProfileInputs, pa: ProfileAcc) -> dict[str, Any]:
+    rows = []
+    for s in np.flatnonzero(pi.n).tolist():
+        mx = float(pa.max_ulp[s])
+        rows.append([s - 1, _finite_or_none(float(pi.x_lo[s])), _finite_or_none(float(pi.x_hi[s])),
+                     int(pi.n[s]), None if mx < 0 else mx, int(pa.over[s])])
+    incidence: dict[str, list[list[Any]]] = {}
+    for ci, cat in enumerate(CATEGORIES):
+        hit = np.flatnonzero(pa.cat_n[ci]).tolist()
+        if hit:
+            incidence[cat] = [[s - 1, int(pa.cat_n[ci, s]), _finite_or_none(float(pa.cat_lo[ci, s])),
+                               _finite_or_none(float(pa.cat_hi[ci, s]))] for s in hit]
+    return {"version": PROFILE_VERSION, "axis": "ordinal", "format": pi.format.name, "bins": pi.bins,
+            "columns": list(COLUMNS), "rows": rows, "incidence": incidence}

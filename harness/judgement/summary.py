@@ -12,10 +12,20 @@ Definitions (every table fpharness prints uses exactly these):
   overflows), ``missing_inf`` (c finite where R(y) is infinite), ``lost_to_zero`` (c zero
   where R(y) is not).
 
+Next to the ULP error (the primary metric), bits of error, absolute and relative error
+and a count over an ``atol``/``rtol`` tolerance, as :mod:`harness.judgement.definitions`
+defines them.
+
 A :class:`Summary` is mergeable: ``merge(judge(a), judge(b)) == judge(a + b)`` exactly,
 including the ULP mean (an exact integer sum), the histogram, the percentiles (read off
-a fine histogram of 16 bins per binade, so they are upper bounds within 4.4%), and the
-worst and example elements (ties broken by position).
+a fine histogram of 16 bins per binade, so they are upper bounds within 4.4%), the bits
+histogram, largest distance and mean (an exact integer sum), the absolute and relative
+errors' fine bins and maxima, and the worst and example elements (ties broken by
+position). A count over a tolerance merges when both sides counted against the same
+tolerance; otherwise the merge has none (``tolerance`` None). Summaries read from files
+written before bits and absolute/relative errors existed have ``measured`` False: their
+JSON has no ``bits``/``abs_error``/``rel_error``, and neither has anything merged with
+them (the other fields merge as before).
 """
 
 from __future__ import annotations
@@ -23,14 +33,23 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from harness.judgement.definitions import BINS_PER_OCTAVE, CATEGORIES, DEFECTS, LOWEST_BIN, SUM_SHIFT, ulp_errors
+from harness.judgement.definitions import (
+    BINS_PER_OCTAVE,
+    BITS_SHIFT,
+    CATEGORIES,
+    DEFECTS,
+    LOWEST_BIN,
+    SUM_SHIFT,
+    Tolerance,
+    ulp_errors,
+)
 from harness.judgement.tally import Tally, tally
 from oracles.formats import Format
 from oracles.reference import Reference
@@ -132,8 +151,63 @@ class Summary:
     examples: tuple[Example, ...] = ()
     k_worst: int = 10
     k_examples: int = 3
+    #: False for a summary read from a file without bits and absolute/relative errors.
+    #: Not compared: such a summary equals the one its file was written from (history and
+    #: results migrations check exactly that); its JSON and merges show the difference.
+    measured: bool = field(default=True, compare=False)
+    bits_count: int = 0
+    bits_hist: tuple[tuple[int, int], ...] = ()  # (bit length of the ordinal distance, count)
+    bits_max_distance: int = 0
+    bits_sum: int = 0  # sum of floor(2**32 log2(1 + d))
+    abs_bins: tuple[tuple[int, int], ...] = ()  # fine bins; count ulp_count, zeros ulp_zero
+    abs_max: float = 0.0
+    rel_count: int = 0  # ulp_count less rel_undefined; zeros ulp_zero
+    rel_bins: tuple[tuple[int, int], ...] = ()
+    rel_max: float = 0.0
+    rel_undefined: int = 0  # exact value 0, result not: no relative error
+    tolerance: Tolerance | None = None  # (atol, rtol) over_tolerance was counted against
+    over_tolerance: int = 0
 
     # -- derived ----------------------------------------------------------------------
+    @property
+    def bits_max(self) -> float | None:
+        """The largest bits of error, log2(1 + largest ordinal distance)."""
+        return math.log2(1 + self.bits_max_distance) if self.bits_count else None
+
+    @property
+    def bits_mean(self) -> float | None:
+        return float(Fraction(self.bits_sum, (1 << BITS_SHIFT) * self.bits_count)) if self.bits_count else None
+
+    def bits_percentile(self, q: float) -> float | None:
+        """The q-quantile of the bits of error as its bucket's upper edge (bucket k holds
+        bits in (k - 1, k]), never above the maximum."""
+        if not self.bits_count:
+            return None
+        rank = max(1, math.ceil(q * self.bits_count - 1e-9))
+        seen = 0
+        top = math.log2(1 + self.bits_max_distance)
+        for k, count in self.bits_hist:
+            seen += count
+            if rank <= seen:
+                return min(float(k), top)
+        return top
+
+    def bits_histogram(self) -> list[tuple[int, int]]:
+        """Counts per bucket ``le`` k = 0, 1, ... up to the maximum's bucket: bits of error
+        in (k - 1, k], i.e. ordinal distances in [2**(k-1), 2**k - 1] (k = 0: distance 0)."""
+        if not self.bits_count:
+            return []
+        have = dict(self.bits_hist)
+        return [(k, have.get(k, 0)) for k in range(max(have) + 1)]
+
+    def abs_percentile(self, q: float) -> float | None:
+        """The q-quantile of the absolute errors, an upper bound as :meth:`percentile`'s."""
+        return _fine_percentile(q, self.ulp_count, self.ulp_zero, self.abs_bins, self.abs_max)
+
+    def rel_percentile(self, q: float) -> float | None:
+        """The q-quantile of the relative errors, an upper bound as :meth:`percentile`'s."""
+        return _fine_percentile(q, self.rel_count, self.ulp_zero, self.rel_bins, self.rel_max)
+
     @property
     def incidence(self) -> dict[str, int]:
         return dict(zip(CATEGORIES, self.counts, strict=True))
@@ -186,6 +260,7 @@ class Summary:
         k_worst = max(self.k_worst, other.k_worst)
         k_examples = max(self.k_examples, other.k_examples)
         worst = heapq.nsmallest(k_worst, self.worst + other.worst, key=Example.sort_key)
+        same_tol = self.tolerance == other.tolerance
         return Summary(
             n=self.n + other.n,
             correctly_rounded=self.correctly_rounded + other.correctly_rounded,
@@ -199,6 +274,19 @@ class Summary:
             examples=_pick_examples(self.examples + other.examples, k_examples),
             k_worst=k_worst,
             k_examples=k_examples,
+            measured=self.measured and other.measured,
+            bits_count=self.bits_count + other.bits_count,
+            bits_hist=_add_bins(self.bits_hist, other.bits_hist),
+            bits_max_distance=max(self.bits_max_distance, other.bits_max_distance),
+            bits_sum=self.bits_sum + other.bits_sum,
+            abs_bins=_add_bins(self.abs_bins, other.abs_bins),
+            abs_max=max(self.abs_max, other.abs_max),
+            rel_count=self.rel_count + other.rel_count,
+            rel_bins=_add_bins(self.rel_bins, other.rel_bins),
+            rel_max=max(self.rel_max, other.rel_max),
+            rel_undefined=self.rel_undefined + other.rel_undefined,
+            tolerance=self.tolerance if same_tol else None,
+            over_tolerance=self.over_tolerance + other.over_tolerance if same_tol else 0,
         )
 
     @staticmethod
@@ -217,7 +305,7 @@ class Summary:
         """The cell fields of results schema 1 (``n``, ``correctly_rounded``, ``ulp``,
         ``incidence``, ``worst``, ``examples``) plus ``exact_summary`` for lossless merges."""
         pct = {name: self.percentile(q) for name, q in _PERCENTILES}
-        return {
+        out: dict[str, Any] = {
             "n": self.n,
             "correctly_rounded": self.correctly_rounded,
             "ulp": {
@@ -240,6 +328,46 @@ class Summary:
                 "k_examples": self.k_examples,
             },
         }
+        if self.measured:
+            out.update(self._errors_json())
+            out["exact_summary"].update({
+                "bits_hist": [list(b) for b in self.bits_hist],
+                "bits_max_distance": self.bits_max_distance,
+                "bits_sum": hex(self.bits_sum),
+                "bits_sum_scale": -BITS_SHIFT,
+                "abs_bins": [list(b) for b in self.abs_bins],
+                "abs_max": self.abs_max,
+                "rel_bins": [list(b) for b in self.rel_bins],
+                "rel_max": self.rel_max,
+                "rel_undefined": self.rel_undefined,
+            })
+            if self.tolerance is not None:
+                out["exact_summary"]["tolerance"] = {
+                    "atol": self.tolerance[0], "rtol": self.tolerance[1], "over": self.over_tolerance,
+                }
+        return out
+
+    def _errors_json(self) -> dict[str, Any]:
+        """The cell fields ``bits``, ``abs_error`` and ``rel_error``."""
+        return {
+            "bits": {
+                "count": self.bits_count,
+                "max": self.bits_max,
+                "mean": self.bits_mean,
+                **{name: self.bits_percentile(q) for name, q in _PERCENTILES},
+                "histogram": [{"le": k, "count": c} for k, c in self.bits_histogram()],
+            },
+            "abs_error": {
+                "count": self.ulp_count,
+                "max": self.abs_max if self.ulp_count else None,
+                **{name: self.abs_percentile(q) for name, q in _PERCENTILES},
+            },
+            "rel_error": {
+                "count": self.rel_count,
+                "max": self.rel_max if self.rel_count else None,
+                **{name: self.rel_percentile(q) for name, q in _PERCENTILES},
+            },
+        }
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> Summary:
@@ -258,6 +386,24 @@ class Summary:
             key = max(-(-int(k) // fold), LOWEST_BIN)
             folded[key] = folded.get(key, 0) + int(c)
         ulp = d.get("ulp") or {}
+        errors: dict[str, Any] = {"measured": False}
+        if "bits_hist" in exact:  # written by an fpharness that measures them
+            tol = exact.get("tolerance")
+            errors = {
+                "measured": True,
+                "bits_count": int((d.get("bits") or {}).get("count", 0)),
+                "bits_hist": tuple((int(k), int(c)) for k, c in exact["bits_hist"]),
+                "bits_max_distance": int(exact["bits_max_distance"]),
+                "bits_sum": int(exact["bits_sum"], 16),
+                "abs_bins": tuple((int(k), int(c)) for k, c in exact["abs_bins"]),
+                "abs_max": float(exact["abs_max"]),
+                "rel_count": int((d.get("rel_error") or {}).get("count", 0)),
+                "rel_bins": tuple((int(k), int(c)) for k, c in exact["rel_bins"]),
+                "rel_max": float(exact["rel_max"]),
+                "rel_undefined": int(exact["rel_undefined"]),
+                "tolerance": None if tol is None else (float(tol["atol"]), float(tol["rtol"])),
+                "over_tolerance": 0 if tol is None else int(tol["over"]),
+            }
         return Summary(
             n=int(d["n"]),
             correctly_rounded=int(d["correctly_rounded"]),
@@ -271,7 +417,35 @@ class Summary:
             examples=tuple(Example.from_json(e) for e in d.get("examples", ())),
             k_worst=int(exact.get("k_worst", 10)),
             k_examples=int(exact.get("k_examples", 3)),
+            **errors,
         )
+
+
+def _add_bins(a: tuple[tuple[int, int], ...], b: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    merged = dict(a)
+    for key, count in b:
+        merged[key] = merged.get(key, 0) + count
+    return tuple(sorted(merged.items()))
+
+
+def _fine_percentile(q: float, count: int, zero: int, bins: tuple[tuple[int, int], ...], top: float) -> float | None:
+    """The q-quantile of ``count`` values (``zero`` of them 0, the rest in fine ``bins``)
+    as the upper edge of its bin, never above the maximum ``top``."""
+    if not count:
+        return None
+    rank = max(1, math.ceil(q * count - 1e-9))
+    seen = zero
+    if rank <= seen:
+        return 0.0
+    for key, n in bins:
+        seen += n
+        if rank <= seen:
+            try:
+                edge = 2.0 ** (key / BINS_PER_OCTAVE)
+            except OverflowError:
+                edge = math.inf
+            return min(max(edge, 5e-324), top)  # an edge below float64's range: its least value
+    return top
 
 
 _PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999))
@@ -306,15 +480,17 @@ def judge(
     offset: int = 0,
     k_worst: int = 10,
     k_examples: int = 3,
+    tolerance: Tolerance | None = None,
 ) -> Summary:
     """Compare computed values ``got`` (stored in ``out_format``'s dtype) with ``ref``.
 
     ``offset`` is the position of ``got``'s first element in the whole cell, so that
     summaries of chunks merge with stable tie-breaking. ``describe`` turns a flat index
-    (within this chunk) into the input's bits and values for examples.
+    (within this chunk) into the input's bits and values for examples. ``tolerance``
+    (atol, rtol) also counts the elements over it (see :func:`~harness.judgement.tally.tally`).
     """
     return summarize(
-        tally(ref, np.asarray(got), out_format, k_worst=k_worst, k_examples=k_examples),
+        tally(ref, np.asarray(got), out_format, k_worst=k_worst, k_examples=k_examples, tolerance=tolerance),
         ref, got, out_format, describe=describe, offset=offset, k_worst=k_worst, k_examples=k_examples,
     )
 
@@ -376,6 +552,18 @@ def summarize(
         examples=tuple(examples),
         k_worst=k_worst,
         k_examples=k_examples,
+        bits_count=t.bits_count,
+        bits_hist=tuple(sorted(t.bits_hist.items())),
+        bits_max_distance=t.bits_max,
+        bits_sum=t.bits_sum,
+        abs_bins=tuple(sorted(t.abs_bins.items())),
+        abs_max=t.abs_max,
+        rel_count=t.rel_count,
+        rel_bins=tuple(sorted(t.rel_bins.items())),
+        rel_max=t.rel_max,
+        rel_undefined=t.rel_undefined,
+        tolerance=t.tolerance,
+        over_tolerance=t.over_tolerance if t.tolerance is not None else 0,
     )
 
 

@@ -9,6 +9,11 @@ The straightforward formulation (ten whole-array passes, then a sort for the his
 another for the exact sum and a third for the worst elements) took 7 s for 2**24
 elements against 0.1 s for ``torch.nn.functional.softplus``.
 
+At about 690 lines this module is longer than most, on purpose: the blocked pass, its
+accumulator and the baseline shortcut share private state, and each exactness argument
+below holds only if all three keep it; the pieces that stand alone (the fine-bin table in
+:mod:`.bins`, the profile's side in :mod:`.error_vs_input`) live apart.
+
 What makes it fast, and why each step is still exact:
 
 * **Blocks** of :data:`BLOCK` elements, so every temporary stays in the core's cache (a
@@ -46,27 +51,31 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from mpmath import mp, mpf
 
+from harness.judgement.bins import KEY_OFFSET, add_keys, fine_keys, raw_keys
 from harness.judgement.definitions import (
     BINS_PER_OCTAVE,
-    CATEGORIES,
+    BITS_SHIFT,
+    BLOCK,
     LOWEST_BIN,
+    MAX_FLOAT,
     SUM_SHIFT,
     ULP_ERR_MAX,
+    Tolerance,
     category_indices,
+    ordinal_distance,
 )
-from harness.judgement.error_vs_input import COLUMNS, PROFILE_VERSION, bucket_of
+from harness.judgement.error_vs_input import ProfileAcc, ProfileInputs, profile_block, profile_json
 from oracles.formats import Format
 from oracles.reference import Reference
 
 __all__ = ["BLOCK", "Baseline", "ProfileInputs", "Tally", "tally"]
 
-BLOCK = 1 << 16  # measured: 2**15 and 2**17 are 10-20% slower, 2**20 60%
 #: terms per float64 partial sum before it is turned into an integer: 2**25 terms of at
 #: most 28 significant bits (27 plus a carry into the next binade) fit in 53
 FLUSH = 1 << 25
@@ -76,33 +85,17 @@ _HI_MASK = np.int64(~((1 << 26) - 1))  # keeps sign, exponent and the top 26 sto
 #: and a full mantissa (bin 16), NaN has 2047; the largest finite error kept, 2**1023, has
 #: key 2046 * 16
 _NONFINITE_KEY = 2046 * _BPO + _BPO
-_KEY_OFFSET = 1023 * _BPO  # key - _KEY_OFFSET is the fine-bin key of harness.judgement.summary
 _NKEYS = 2048 * _BPO + 1
-
-
-def _edge_tables() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """(slot table, edge mantissas). ``table[i]`` is the fine bin within an octave of every
-    w whose top 16 mantissa bits are i, or 16 + j when slot i holds the edge 2**(j/16)
-    (then the bin is j or j + 1). ``edges[j]`` is the 52-bit mantissa of the correctly
-    rounded 2**(j/16)."""
-    edges = np.zeros(_BPO + 1, dtype=np.int64)
-    with mp.workprec(200):
-        for j in range(1, _BPO):
-            v = float(mp.power(2, mpf(j) / _BPO))  # correctly rounded: one rounding from 200 bits
-            edges[j] = np.array([v]).view(np.int64)[0] & ((1 << 52) - 1)
-    slots = np.arange(1 << 16, dtype=np.int64)
-    # bin of slot i: 1 + the number of edges below the slot's first value
-    starts = slots << 36
-    table = np.ones(1 << 16, dtype=np.int64)
-    for j in range(1, _BPO):
-        table += starts > edges[j]
-        holder = int(edges[j] >> 36)
-        table[holder] = _BPO + j  # marked: resolved element by element
-    return table, edges
-
-
-_TABLE64, _EDGES = _edge_tables()
-_TABLE = _TABLE64.astype(np.int8)  # 64 KiB: stays in cache while blocks stream past
+#: fine-bin keys of absolute errors: the ULP error's (at least LOWEST_BIN) plus 16 log2
+#: ulp(y), ulp(y) >= 2**-1074; the largest float64 lies in bin 16 * 1024
+_ABS_LO = LOWEST_BIN - 1074 * _BPO
+_TOP_KEY = 1024 * _BPO
+#: relative errors below 2**-1022 share the lowest bin
+REL_LOWEST_BIN = -1022 * _BPO
+#: the largest distance between two values of a 64-bit format has 64 bits
+_BITS_LEN = 66
+#: a float64 tolerance test this close to the limit (relatively) is decided with rationals
+_TOL_MARGIN = 2.0**-40
 
 
 @dataclass
@@ -123,7 +116,30 @@ class _Acc:
     worst_err: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     worst_idx: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     examples: list[list[int]] = field(default_factory=lambda: [[] for _ in range(6)])
-    profile: _ProfileAcc | None = None
+    profile: ProfileAcc | None = None
+    # bits of error: histogram by bit length of the ordinal distance, the elements with a
+    # NaN on either side (not counted), the largest distance, the fixed-point log2 sum
+    bits_hist: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(_BITS_LEN, dtype=np.int64))
+    bits_nan: int = 0
+    bits_max: int = 0
+    bits_sum: int = 0
+    # absolute and relative errors: fine-bin counts (offsets _ABS_LO and REL_LOWEST_BIN)
+    abs_keys: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(_TOP_KEY - _ABS_LO + 1, dtype=np.int64))
+    rel_keys: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros(_TOP_KEY - REL_LOWEST_BIN + 1, dtype=np.int64))
+    abs_max: float = -1.0
+    rel_max: float = -1.0
+    rel_undefined: int = 0
+    # the tolerance counted against (None: not counted) and the elements over it
+    tol: Tolerance | None = None
+    over: int = 0
+    # the largest absolute and relative errors with their positions, largest first (a
+    # Baseline keeps them, to find the largest among the elements a cell did not change)
+    k_top: int = 0
+    abs_top: tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]] = field(
+        default_factory=lambda: (np.zeros(0), np.zeros(0, dtype=np.int64)))
+    rel_top: tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]] = field(
+        default_factory=lambda: (np.zeros(0), np.zeros(0, dtype=np.int64)))
 
     def flush(self) -> None:
         self.ulp_sum += _exact_total(self.sum_hi) + _exact_total(self.sum_lo)
@@ -143,55 +159,6 @@ def _exact_total(sums: npt.NDArray[np.float64]) -> int:
     return total
 
 
-@dataclass(frozen=True, eq=False)
-class ProfileInputs:
-    """The input side of an error profile (see :mod:`harness.judgement.error_vs_input`): each input's
-    bucket, and per bucket the count and the smallest and largest input. It depends on
-    the inputs only, so a runner computes it once per batch and shares it among every
-    implementation judged on that batch."""
-
-    format: Format
-    bins: int
-    x: npt.NDArray[np.float64]
-    slots: npt.NDArray[np.intp]  # bucket + 1 per input (native ints: ufunc.at's fast path)
-    n: npt.NDArray[np.int64]
-    x_lo: npt.NDArray[np.float64]
-    x_hi: npt.NDArray[np.float64]
-
-    @staticmethod
-    def of(x: npt.ArrayLike, fmt: Format, bins: int = 256) -> ProfileInputs:
-        """``x``: the first real input of every element, exact float64 values of ``fmt``."""
-        xs = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
-        m = bins + 3  # slot = bucket + 1: slot 0 is the input -inf, bins + 1 +inf, bins + 2 NaN
-        slots = np.empty(xs.size, dtype=np.intp)
-        n = np.zeros(m, dtype=np.int64)
-        x_lo, x_hi = np.full(m, np.nan), np.full(m, np.nan)
-        with np.errstate(invalid="ignore"):  # NaN inputs keep their bucket's ends NaN
-            for s in range(0, xs.size, BLOCK):  # in cache-sized blocks, as the judge works
-                t = min(s + BLOCK, xs.size)
-                b = slots[s:t] = _buckets(xs[s:t], fmt, bins)
-                n += np.bincount(b, minlength=m)
-                np.fmin.at(x_lo, b, xs[s:t])
-                np.fmax.at(x_hi, b, xs[s:t])
-        return ProfileInputs(fmt, bins, xs, slots, n, x_lo, x_hi)
-
-
-@dataclass
-class _ProfileAcc:
-    """Per-bucket running aggregates of the error side of a profile."""
-
-    max_ulp: npt.NDArray[np.float64]
-    over: npt.NDArray[np.int64]
-    cat_n: npt.NDArray[np.int64]  # (6, slots)
-    cat_lo: npt.NDArray[np.float64]
-    cat_hi: npt.NDArray[np.float64]
-
-    @staticmethod
-    def new(slots: int) -> _ProfileAcc:
-        return _ProfileAcc(np.full(slots, -1.0), np.zeros(slots, np.int64), np.zeros((6, slots), np.int64),
-                           np.full((6, slots), np.nan), np.full((6, slots), np.nan))
-
-
 @dataclass(frozen=True)
 class Tally:
     """Everything judged about one batch, before it becomes a Summary.
@@ -199,7 +166,16 @@ class Tally:
     ``bins`` maps harness.judgement.summary fine-bin keys to counts (errors below 2**-24 folded into
     the lowest); ``worst`` are (error, flat index) pairs, largest first, ties by position;
     ``examples`` the first positions per category; ``ftz`` is (subnormal truths returned
-    as 0, other non-zero truths returned as 0, subnormal results)."""
+    as 0, other non-zero truths returned as 0, subnormal results).
+
+    Bits of error (see :mod:`harness.judgement.definitions`): ``bits_count`` elements
+    without a NaN, ``bits_hist`` maps the bit length of the ordinal distance to a count
+    (0: correctly rounded), ``bits_max`` is the largest distance, ``bits_sum`` the sum of
+    ``floor(2**32 log2(1 + d))``. Absolute and relative errors are counted where the ULP
+    error is (``ulp_count`` elements, ``ulp_zero`` of them 0), less ``rel_undefined``
+    (truth 0, result not) for the relative one; ``abs_bins``/``rel_bins`` map fine-bin
+    keys to counts, ``abs_max``/``rel_max`` are the largest. ``over_tolerance`` counts the
+    elements over ``tolerance`` (0 when it is None)."""
 
     n: int
     correct: int
@@ -213,6 +189,18 @@ class Tally:
     examples: list[list[int]]
     ftz: tuple[int, int, int]
     profile: dict[str, Any] | None
+    bits_count: int = 0
+    bits_hist: dict[int, int] = field(default_factory=dict)
+    bits_max: int = 0
+    bits_sum: int = 0
+    abs_bins: dict[int, int] = field(default_factory=dict)
+    abs_max: float = 0.0
+    rel_count: int = 0
+    rel_bins: dict[int, int] = field(default_factory=dict)
+    rel_max: float = 0.0
+    rel_undefined: int = 0
+    tolerance: Tolerance | None = None
+    over_tolerance: int = 0
 
 
 def tally(
@@ -224,28 +212,42 @@ def tally(
     k_examples: int = 3,
     profile: ProfileInputs | None = None,
     baseline: Baseline | None = None,
+    tolerance: Tolerance | None = None,
 ) -> Tally:
-    """Judge ``got`` (flat, any float dtype) against ``ref`` (flat, same size).
+    """Judge ``got`` (flat, any float dtype holding values of ``out_format``) against
+    ``ref`` (flat, same size).
 
     With ``profile`` (built from the same batch's inputs), also build the error profile of
     :mod:`harness.judgement.error_vs_input`. With ``baseline`` (:meth:`Baseline.of` the same reference and
     profile), only the elements where ``got`` differs from the correctly rounded result
-    are judged; the result is identical either way."""
+    are judged; the result is identical either way. With ``tolerance`` ``(atol, rtol)``,
+    also count the elements over ``atol + rtol * |y|`` (``Tally.over_tolerance``); a
+    tolerance needs the elements themselves, so it is given here, not to a summary."""
     got = np.ascontiguousarray(got).reshape(-1)
     n = got.size
     if n != ref.size:
         raise ValueError(f"got {n} values for {ref.size} reference elements")
     if profile is not None and profile.x.size != n:
         raise ValueError(f"profile inputs hold {profile.x.size} elements, the batch {n}")
+    tol = _check_tolerance(tolerance)
     if baseline is not None:
-        fast = _with_baseline(baseline, ref, got, out_format, k_worst, k_examples, profile)
+        fast = _with_baseline(baseline, ref, got, out_format, k_worst, k_examples, profile, tol)
         if fast is not None:
             return fast
-    acc = _Acc(k_worst, k_examples)
+    acc = _Acc(k_worst, k_examples, tol=tol)
     if profile is not None:
-        acc.profile = _ProfileAcc.new(profile.n.size)
+        acc.profile = ProfileAcc.new(profile.n.size)
     _accumulate(acc, _flat(ref), got, out_format, _prof_arrays(profile), None)
     return _combine(acc, n, k_worst, k_examples, profile)
+
+
+def _check_tolerance(tolerance: Tolerance | None) -> Tolerance | None:
+    if tolerance is None:
+        return None
+    atol, rtol = (float(v) for v in tolerance)
+    if not (math.isfinite(atol) and math.isfinite(rtol) and atol >= 0 and rtol >= 0):
+        raise ValueError(f"tolerance (atol, rtol) must be finite and non-negative, got {tolerance!r}")
+    return (atol, rtol)
 
 
 def _flat(ref: Reference) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64],
@@ -266,10 +268,9 @@ def _accumulate(acc: _Acc, ref: _Arrays, got: npt.NDArray[Any], out_format: Form
     and inputs) hold the same elements as ``got``, which sit at positions ``where`` of the
     batch (None: all of it, in order)."""
     want, hi, lo, ue = ref
-    sn = out_format.smallest_normal
     for s in range(0, got.size, BLOCK):
         t = min(s + BLOCK, got.size)
-        _block(acc, s if where is None else where[s:t], got[s:t], want[s:t], hi[s:t], lo[s:t], ue[s:t], sn,
+        _block(acc, s if where is None else where[s:t], got[s:t], want[s:t], hi[s:t], lo[s:t], ue[s:t], out_format,
                None if prof is None else (prof[0][s:t], prof[1][s:t]))
     acc.flush()
 
@@ -301,6 +302,23 @@ class Baseline:
     bits: npt.NDArray[Any]  # its bit patterns
     plain: npt.NDArray[np.bool_]
     size: int
+    #: per tolerance, the elements of R(y) over it (computed on a cell's first asking)
+    over_cache: dict[Tolerance, int] = field(default_factory=dict)
+
+    def over(self, tol: Tolerance, ref: Reference, out_format: Format) -> int:
+        """How many elements of the correctly rounded result are over ``tol``. Usually
+        none, known from the largest errors alone: R(y) is within half an ulp of y, inside
+        torch's default tolerances for every format."""
+        if tol not in self.over_cache:
+            atol, rtol = tol
+            a = self.acc
+            if a.abs_max <= atol * (1 - _TOL_MARGIN) or (a.rel_undefined == 0 and a.rel_max <= rtol * (1 - _TOL_MARGIN)):
+                self.over_cache[tol] = 0
+            else:
+                acc = _Acc(0, 0, tol=tol)
+                _accumulate(acc, _flat(ref), self.want, out_format, None, None)
+                self.over_cache[tol] = acc.over
+        return self.over_cache[tol]
 
     @staticmethod
     def of(ref: Reference, out_format: Format, profile: ProfileInputs | None = None) -> Baseline:
@@ -308,16 +326,16 @@ class Baseline:
         # want holds values of the format, so the cast is exact (no rounding to double)
         with np.errstate(invalid="ignore"):
             native = np.ascontiguousarray(want.astype(out_format.dtype)).reshape(-1)
-        acc = _Acc(BASELINE_K, 0)
+        acc = _Acc(BASELINE_K, 0, k_top=BASELINE_K)
         if profile is not None:
-            acc.profile = _ProfileAcc.new(profile.n.size)
+            acc.profile = ProfileAcc.new(profile.n.size)
         _accumulate(acc, _flat(ref), native, out_format, _prof_arrays(profile), None)
         plain = np.isfinite(hi) & np.isfinite(want)
         return Baseline(acc, native, native.view(out_format.uint_dtype), plain, int(want.size))
 
 
 def _with_baseline(base: Baseline, ref: Reference, got: npt.NDArray[Any], out_format: Format, k_worst: int,
-                   k_examples: int, profile: ProfileInputs | None) -> Tally | None:
+                   k_examples: int, profile: ProfileInputs | None, tol: Tolerance | None) -> Tally | None:
     """tally() through ``base``, or None where only judging every element is exact."""
     n = got.size
     if got.dtype != base.want.dtype or n != base.size or k_worst > BASELINE_K:
@@ -334,11 +352,11 @@ def _with_baseline(base: Baseline, ref: Reference, got: npt.NDArray[Any], out_fo
     where = np.concatenate(picks) if picks else np.zeros(0, dtype=np.intp)
     if where.size > n // 2:
         return None  # as cheap to judge everything
-    pos = _Acc(k_worst, k_examples)
-    neg = _Acc(0, 0)
+    pos = _Acc(k_worst, k_examples, tol=tol)
+    neg = _Acc(0, 0, tol=tol)
     if profile is not None:
-        pos.profile = _ProfileAcc.new(profile.n.size)
-        neg.profile = _ProfileAcc.new(profile.n.size)
+        pos.profile = ProfileAcc.new(profile.n.size)
+        neg.profile = ProfileAcc.new(profile.n.size)
     # gathered once for both passes: these reads are scattered over the whole batch
     sub = tuple(a[where] for a in _flat(ref))
     sub_prof = None if profile is None else (profile.slots[where], profile.x[where])
@@ -369,7 +387,28 @@ def _with_baseline(base: Baseline, ref: Reference, got: npt.NDArray[Any], out_fo
         worst_err, worst_idx = errs[order], idxs[order]
     else:
         worst_err, worst_idx = pos.worst_err[:k_worst], pos.worst_idx[:k_worst]
-    out = _Acc(k_worst, k_examples)
+    # the largest absolute and relative errors: a differing plain element with a finite
+    # result is at least as far from y as R(y) is (R(y) is the nearest value, and the
+    # float64 evaluation is monotone), so the baseline's errors count everywhere except
+    # at differing plain elements whose result is NaN or infinite
+    with np.errstate(invalid="ignore"):
+        finite_got = np.isfinite(got[where].astype(np.float64))
+    gone = where[base.plain[where] & ~finite_got]
+    abs_max = _max_kept(pos.abs_max, b.abs_top, gone)
+    rel_max = _max_kept(pos.rel_max, b.rel_top, gone)
+    if abs_max is None or rel_max is None:
+        return None
+    out = _Acc(k_worst, k_examples, tol=tol)
+    out.abs_max, out.rel_max = abs_max, rel_max
+    out.abs_keys = b.abs_keys - neg.abs_keys + pos.abs_keys
+    out.rel_keys = b.rel_keys - neg.rel_keys + pos.rel_keys
+    out.rel_undefined = b.rel_undefined - neg.rel_undefined + pos.rel_undefined
+    out.bits_hist = b.bits_hist - neg.bits_hist + pos.bits_hist
+    out.bits_nan = b.bits_nan - neg.bits_nan + pos.bits_nan
+    out.bits_sum = b.bits_sum - neg.bits_sum + pos.bits_sum
+    out.bits_max = pos.bits_max  # an unchanged element is R(y) itself: distance 0
+    if tol is not None:
+        out.over = base.over(tol, ref, out_format) - neg.over + pos.over
     out.keys = b.keys - neg.keys + pos.keys
     out.ulp_sum = b.ulp_sum - neg.ulp_sum + pos.ulp_sum
     out.ulp_max = ulp_max
@@ -387,7 +426,7 @@ def _with_baseline(base: Baseline, ref: Reference, got: npt.NDArray[Any], out_fo
         touched = np.bincount(profile.slots[differing_plain], minlength=pp.max_ulp.size) > 0
         if np.any(touched & (pp.max_ulp < 0.5)):
             return None
-        out.profile = _ProfileAcc(
+        out.profile = ProfileAcc(
             np.maximum(pp.max_ulp, bp.max_ulp),
             bp.over - np_.over + pp.over,
             bp.cat_n - np_.cat_n + pp.cat_n,
@@ -396,9 +435,111 @@ def _with_baseline(base: Baseline, ref: Reference, got: npt.NDArray[Any], out_fo
     return _combine(out, n, k_worst, k_examples, profile)
 
 
+def _max_kept(differing: float, top: tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]],
+              gone: npt.NDArray[np.intp]) -> float | None:
+    """The largest of ``differing`` and the baseline's errors outside ``gone`` (-1: none),
+    or None when the baseline did not keep enough of its largest errors to say."""
+    vals, idx = top
+    keep = ~np.isin(idx, gone) if gone.size else np.ones(idx.size, dtype=bool)
+    if keep.any():
+        return max(differing, float(vals[np.argmax(keep)]))
+    if idx.size >= BASELINE_K:
+        return None
+    return differing
+
+
+def _keep_top(top: tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]], vals: npt.NDArray[np.float64],
+              pos: npt.NDArray[np.int64], k: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """The ``k`` largest of ``top`` and (``vals``, ``pos``), ties by position."""
+    thr = top[0][-1] if top[0].size >= k else -math.inf
+    cand = np.flatnonzero(vals > thr)
+    if cand.size > 4 * k:
+        kth = np.partition(vals[cand], cand.size - k)[cand.size - k]
+        cand = cand[vals[cand] >= kth]
+    if not cand.size:
+        return top
+    v = np.concatenate([top[0], vals[cand]])
+    i = np.concatenate([top[1], pos[cand]])
+    order = np.lexsort((i, -v))[:k]
+    return v[order], i[order]
+
+
+def _over_exact(c: float, hi: float, lo: float, e: int, atol: float, rtol: float) -> bool:
+    """|c - y| > atol + rtol |y| in rationals, y = (hi + lo) 2**e."""
+    y = (Fraction(hi) + Fraction(lo)) * (Fraction(2) ** e)
+    return abs(Fraction(c) - y) > Fraction(atol) + Fraction(rtol) * abs(y)
+
+
+def _errors_block(acc: _Acc, where: int | npt.NDArray[np.intp], c: npt.NDArray[np.float64],
+                  want: npt.NDArray[np.float64], hi: npt.NDArray[np.float64], lo: npt.NDArray[np.float64],
+                  e: npt.NDArray[np.int32], err: npt.NDArray[np.float64], key: npt.NDArray[np.int64],
+                  fmt: Format) -> None:
+    """Bits of error, absolute and relative errors and the tolerance count of one block;
+    ``err`` is its ULP error with -1 where that is not defined, ``key`` its raw fine-bin key."""
+    # bits: only where c and R(y) differ as values (+0 and -0 do not), NaN included
+    dd = np.flatnonzero(c != want)
+    nonzero = nan = 0
+    if dd.size:
+        cs, ws = c[dd], want[dd]
+        ok = ~(np.isnan(cs) | np.isnan(ws))
+        nan = dd.size - int(np.count_nonzero(ok))
+        if nan:
+            cs, ws = cs[ok], ws[ok]
+        if cs.size:
+            d = ordinal_distance(cs, ws, fmt)
+            nonzero = d.size
+            df = d.astype(np.float64)
+            _, ex = np.frexp(df)  # d >= 1; its bit length, or one more where df rounded up
+            bl = ex.astype(np.uint64)
+            bl -= (np.right_shift(d, bl - np.uint64(1)) == 0).astype(np.uint64)
+            acc.bits_hist += np.bincount(bl.astype(np.int64), minlength=_BITS_LEN)[:_BITS_LEN]
+            acc.bits_max = max(acc.bits_max, int(d.max()))
+            acc.bits_sum += int(np.floor(np.log2(df + 1.0) * float(1 << BITS_SHIFT)).astype(np.int64).sum())
+    acc.bits_nan += nan
+    acc.bits_hist[0] += c.size - nan - nonzero
+    # absolute and relative errors of the elements with a positive ULP error
+    vi = np.flatnonzero(err > 0)
+    if not vi.size:
+        return
+    ev, eb = err[vi], e[vi].astype(np.int64)
+    ka = np.maximum(key[vi] - KEY_OFFSET, LOWEST_BIN)
+    ka += eb << 4
+    np.minimum(ka, _TOP_KEY, out=ka)
+    add_keys(acc.abs_keys, ka, _ABS_LO)
+    av = np.minimum(np.ldexp(ev, eb), MAX_FLOAT)
+    ah = np.abs(hi[vi])
+    rv = ev / ah
+    zt = ah == 0
+    if zt.any():
+        acc.rel_undefined += int(np.count_nonzero(zt))
+        rv[zt] = -1.0
+    np.minimum(rv, MAX_FLOAT, out=rv)
+    kr = np.flatnonzero(rv > 0) if zt.any() else None
+    rk = rv if kr is None else rv[kr]
+    add_keys(acc.rel_keys, np.maximum(fine_keys(rk), REL_LOWEST_BIN), REL_LOWEST_BIN)
+    acc.abs_max = max(acc.abs_max, float(av.max()))
+    acc.rel_max = max(acc.rel_max, float(rv.max()))
+    if acc.k_top:
+        pos = _positions(where, vi).astype(np.int64)
+        acc.abs_top = _keep_top(acc.abs_top, av, pos, acc.k_top)
+        acc.rel_top = _keep_top(acc.rel_top, rv, pos, acc.k_top)
+    if acc.tol is not None:
+        atol, rtol = acc.tol
+        limit = np.ldexp(atol, -eb) + rtol * ah  # in units of ulp(y), like err
+        over = ev > limit
+        close = np.abs(ev - limit) <= _TOL_MARGIN * limit
+        close &= np.isfinite(limit)
+        if close.any():
+            for i in np.flatnonzero(close).tolist():
+                j = int(vi[i])
+                over[i] = _over_exact(float(c[j]), float(hi[j]), float(lo[j]), int(e[j]), atol, rtol)
+        acc.over += int(np.count_nonzero(over))
+
+
 def _block(acc: _Acc, where: int | npt.NDArray[np.intp], g: npt.NDArray[Any], want: npt.NDArray[np.float64], hi: npt.NDArray[np.float64],
-           lo: npt.NDArray[np.float64], e: npt.NDArray[np.int32], sn: float,
+           lo: npt.NDArray[np.float64], e: npt.NDArray[np.int32], fmt: Format,
            prof: tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]] | None) -> None:
+    sn = fmt.smallest_normal
     with np.errstate(all="ignore"):
         c = g.astype(np.float64)
         e_min, e_max = int(e.min()), int(e.max())
@@ -423,18 +564,7 @@ def _block(acc: _Acc, where: int | npt.NDArray[np.intp], g: npt.NDArray[Any], wa
             # float64 sums of errors this large could overflow: those are added exactly
             big = np.flatnonzero(err >= 2.0**960)
         bits = err.view(np.int64)
-        w = bits - 1
-        slot = w >> 36
-        slot &= 0xFFFF
-        sub = np.take(_TABLE, slot)
-        marked = sub > _BPO
-        if marked.any():
-            i = np.flatnonzero(marked)
-            j = sub[i].astype(np.int64) - _BPO
-            sub[i] = j + ((w[i] & ((1 << 52) - 1)) >= _EDGES[j])
-        key = w >> 52
-        key <<= 4
-        key += sub  # err == 0 gives key 0 (w = -1, slot 0xFFFF: bin 16); nothing else does
+        key = raw_keys(bits)  # err == 0 gives key 0 (w = -1, slot 0xFFFF: bin 16); nothing else does
         counted = np.bincount(key, minlength=_NKEYS)
         acc.keys += counted[:_NKEYS]
         nonfinite = int(counted[_NONFINITE_KEY:].sum())
@@ -483,6 +613,7 @@ def _block(acc: _Acc, where: int | npt.NDArray[np.intp], g: npt.NDArray[Any], wa
             acc.ftz[1] += int(np.count_nonzero(lost & ~tiny))
             if prof is not None:
                 cats = (sp, sc)
+        _errors_block(acc, where, c, want, hi, lo, e, err, key, fmt)
         top = float(err.max()) if err.size else -1.0
         if top >= 0:
             acc.ulp_max = top if math.isnan(acc.ulp_max) else max(acc.ulp_max, top)
@@ -498,7 +629,7 @@ def _block(acc: _Acc, where: int | npt.NDArray[np.intp], g: npt.NDArray[Any], wa
                 order = np.lexsort((idxs, -errs))[: acc.k_worst]
                 acc.worst_err, acc.worst_idx = errs[order], idxs[order]
         if prof is not None and acc.profile is not None:
-            _profile_block(acc.profile, prof[0], prof[1], err, cats)
+            profile_block(acc.profile, prof[0], prof[1], err, cats)
 
 
 def _positions(where: int | npt.NDArray[np.intp], local: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
@@ -507,80 +638,11 @@ def _positions(where: int | npt.NDArray[np.intp], local: npt.NDArray[np.intp]) -
     return local + where if isinstance(where, int) else where[local]
 
 
-def _buckets(x: npt.NDArray[np.float64], fmt: Format, bins: int) -> npt.NDArray[np.int64]:
-    """harness.judgement.error_vs_input.bucket_of + 1 (so -inf is slot 0), for values of ``fmt``; integer
-    arithmetic on the bits for formats of up to 32 bits (equal to bucket_of's float
-    formula there: its quotient is never within 2**-45 of an integer without being one)."""
-    if fmt.bits > 32:
-        return bucket_of(x, fmt, bins) + 1
-    p, emin = fmt.precision, fmt.emin
-    bits = x.view(np.int64)
-    mag = bits & 0x7FFFFFFFFFFFFFFF
-    ordv = (mag >> (53 - p)) - ((1023 + emin - 1) << (p - 1))
-    small = mag < ((1023 + emin) << 52)
-    if small.any():
-        ordv[small] = (np.abs(x[small]) / fmt.smallest_subnormal).astype(np.int64)
-    top = (fmt.emax - fmt.emin + 2) * (1 << (p - 1)) - 1
-    neg = bits >> 63  # 0 or -1
-    ordv ^= neg
-    ordv -= neg  # -ordv where x < 0
-    b = (ordv + top) * bins // (2 * top)
-    np.clip(b, 0, bins - 1, out=b)
-    b += 1
-    nonfinite = mag >= (0x7FF << 52)
-    if nonfinite.any():
-        nan = mag > (0x7FF << 52)
-        b[nonfinite & ~nan & (bits >= 0)] = bins + 1
-        b[nonfinite & ~nan & (bits < 0)] = 0
-        b[nan] = bins + 2
-    return b
-
-
-def _profile_block(pa: _ProfileAcc, b: npt.NDArray[np.intp], x: npt.NDArray[np.float64],
-                   err: npt.NDArray[np.float64],
-                   cats: tuple[npt.NDArray[np.intp], npt.NDArray[np.int8]] | None) -> None:
-    slots = pa.over.size
-    np.maximum.at(pa.max_ulp, b, err)  # non-finite errors are -1 here: they never win
-    pa.over += np.bincount(b[err > 1], minlength=slots)
-    if cats is None:
-        return
-    sp, sc = cats
-    bs, xs = b[sp], x[sp]
-    for ci in range(6):
-        hit = sc == ci
-        if not hit.any():
-            continue
-        bh, xh = bs[hit], xs[hit]
-        pa.cat_n[ci] += np.bincount(bh, minlength=slots)
-        np.fmin.at(pa.cat_lo[ci], bh, xh)
-        np.fmax.at(pa.cat_hi[ci], bh, xh)
-
-
-def _finite_or_none(v: float) -> float | None:
-    return None if not math.isfinite(v) else float(v)
-
-
-def _profile_json(pi: ProfileInputs, pa: _ProfileAcc) -> dict[str, Any]:
-    rows = []
-    for s in np.flatnonzero(pi.n).tolist():
-        mx = float(pa.max_ulp[s])
-        rows.append([s - 1, _finite_or_none(float(pi.x_lo[s])), _finite_or_none(float(pi.x_hi[s])),
-                     int(pi.n[s]), None if mx < 0 else mx, int(pa.over[s])])
-    incidence: dict[str, list[list[Any]]] = {}
-    for ci, cat in enumerate(CATEGORIES):
-        hit = np.flatnonzero(pa.cat_n[ci]).tolist()
-        if hit:
-            incidence[cat] = [[s - 1, int(pa.cat_n[ci, s]), _finite_or_none(float(pa.cat_lo[ci, s])),
-                               _finite_or_none(float(pa.cat_hi[ci, s]))] for s in hit]
-    return {"version": PROFILE_VERSION, "axis": "ordinal", "format": pi.format.name, "bins": pi.bins,
-            "columns": list(COLUMNS), "rows": rows, "incidence": incidence}
-
-
 def _combine(acc: _Acc, n: int, k_worst: int, k_examples: int, pi: ProfileInputs | None) -> Tally:
     keys = acc.keys
     nonfinite = int(keys[_NONFINITE_KEY:].sum())
     present = np.flatnonzero(keys[1:_NONFINITE_KEY]) + 1
-    folded = np.maximum(present - _KEY_OFFSET, LOWEST_BIN)
+    folded = np.maximum(present - KEY_OFFSET, LOWEST_BIN)
     fine: dict[int, int] = {}
     for key, count in zip(folded.tolist(), keys[present].tolist(), strict=True):
         fine[key] = fine.get(key, 0) + count
@@ -588,7 +650,7 @@ def _combine(acc: _Acc, n: int, k_worst: int, k_examples: int, pi: ProfileInputs
     profile = None
     if pi is not None:
         assert acc.profile is not None
-        profile = _profile_json(pi, acc.profile)
+        profile = profile_json(pi, acc.profile)
     return Tally(
         n=n,
         correct=acc.correct,
@@ -602,4 +664,21 @@ def _combine(acc: _Acc, n: int, k_worst: int, k_examples: int, pi: ProfileInputs
         examples=examples,
         ftz=(acc.ftz[0], acc.ftz[1], acc.ftz[2]),
         profile=profile,
+        bits_count=n - acc.bits_nan,
+        bits_hist={k: int(v) for k, v in enumerate(acc.bits_hist.tolist()) if v},
+        bits_max=acc.bits_max,
+        bits_sum=acc.bits_sum,
+        abs_bins=_bins_of(acc.abs_keys, _ABS_LO),
+        abs_max=max(acc.abs_max, 0.0),
+        rel_count=n - nonfinite - acc.rel_undefined,
+        rel_bins=_bins_of(acc.rel_keys, REL_LOWEST_BIN),
+        rel_max=max(acc.rel_max, 0.0),
+        rel_undefined=acc.rel_undefined,
+        tolerance=acc.tol,
+        over_tolerance=acc.over,
     )
+
+
+def _bins_of(counts: npt.NDArray[np.int64], lowest: int) -> dict[int, int]:
+    present = np.flatnonzero(counts)
+    return {int(k) + lowest: int(v) for k, v in zip(present.tolist(), counts[present].tolist(), strict=True)}

@@ -10,28 +10,83 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.judgement.definitions import CATEGORIES
+from harness.judgement.definitions import CATEGORIES, TORCH_TOLERANCES, Tolerance
 from harness.judgement.summary import Summary
 from oracles.errors import UsageError, choices
 from oracles.registry import get_oracle
 
-__all__ = ["DEFAULT_ALLOW", "Budget", "CellResult", "CellSpec"]
+__all__ = ["DEFAULT_ALLOW", "TORCH", "Budget", "CellResult", "CellSpec"]
 
 #: by default the defects that the mathematics never produces are not allowed; the other
 #: categories are reported but do not fail a cell unless a budget says so
 DEFAULT_ALLOW: Mapping[str, float] = {"unexpected_nan": 0, "missing_nan": 0, "unexpected_inf": 0}
 
 
+#: what ``atol``/``rtol``/``tolerance`` accept besides a number: torch.testing.assert_close's
+#: default for the output's dtype
+TORCH = "torch"
+
+
+def _num(v: float) -> str:
+    """``1e-05`` as ``1e-5``: the short way people write tolerances."""
+    text = f"{v:g}"
+    mant, sep, exp = text.partition("e")
+    return f"{mant}e{int(exp)}" if sep else text
+
+
+def _limit(name: str, value: Any, *, torch: bool, example: str) -> float | str | None:
+    """A non-negative finite number (or ``"torch"`` where ``torch``), or None when not given."""
+    if value is None:
+        return None
+    if torch and value == TORCH:
+        return TORCH
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or math.isinf(value):
+        also = ' or "torch" (torch.testing.assert_close\'s default for the dtype)' if torch else ""
+        raise UsageError(f"budget: {name} must be a finite, non-negative number{also}, got {value!r}; e.g. {example},"
+                         f" or leave {name} out for no limit")
+    return float(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Budget:
     """Max ULP error (None: unlimited) and allowed incidence per category: a count (int),
-    a fraction of the elements (float below 1), or unlimited (``true``)."""
+    a fraction of the elements (float below 1), or unlimited (``true``). Optionally a max
+    bits of error (``max_bits``) and an element-wise tolerance with the meaning of
+    ``torch.testing.assert_close``: an element is over it when ``|c - y| > atol + rtol |y|``
+    (c and y finite; NaN and Inf stay with the incidence categories). ``atol``/``rtol`` are
+    numbers or ``"torch"`` (torch's default for the output dtype); giving one of them
+    leaves the other 0."""
 
     max_ulp: float | None = None
     allow: tuple[tuple[str, float], ...] = tuple(sorted(DEFAULT_ALLOW.items()))
+    max_bits: float | None = None
+    atol: float | str | None = None
+    rtol: float | str | None = None
+
+    @property
+    def has_tolerance(self) -> bool:
+        return self.atol is not None or self.rtol is not None
+
+    def tolerance_for(self, out_dtype: str | None) -> Tolerance | None:
+        """(atol, rtol) for results in ``out_dtype``: what the tally counts against (None:
+        no tolerance, or ``"torch"`` for an unknown dtype)."""
+        if not self.has_tolerance:
+            return None
+        torch = TORCH_TOLERANCES.get(out_dtype or "")
+        out: list[float] = []
+        for i, value in enumerate((self.atol, self.rtol)):
+            if value == TORCH:
+                if torch is None:
+                    return None
+                out.append(torch[i])
+            else:
+                out.append(0.0 if value is None else float(value))
+        return (out[0], out[1])
 
     @staticmethod
-    def build(max_ulp: float | None = None, allow: Mapping[str, Any] | None = None) -> Budget:
+    def build(max_ulp: float | None = None, allow: Mapping[str, Any] | None = None, *, max_bits: float | None = None,
+              atol: float | str | None = None, rtol: float | str | None = None,
+              tolerance: str | None = None) -> Budget:
         """A budget from what the user wrote (``--max-ulp``/``--allow``, a suite's
         ``[case.budget]``, ``assert_precision``'s arguments). Raises :class:`UsageError`
         naming the value and what is accepted for an unknown category, a negative or
@@ -62,13 +117,30 @@ class Budget:
             if math.isinf(max_ulp):
                 raise UsageError(f"budget: max_ulp must be a finite number, got {max_ulp!r}; leave max_ulp out for"
                                  " no ULP limit")
-        return Budget(None if max_ulp is None else float(max_ulp), tuple(sorted(limits.items())))
+        bits = _limit("max_bits", max_bits, torch=False, example="max_bits = 2")
+        if tolerance is not None and tolerance != TORCH:
+            raise UsageError(f'budget: tolerance must be "torch" (torch.testing.assert_close\'s defaults for the'
+                             f" dtype), got {tolerance!r}; or give atol and rtol")
+        a = _limit("atol", atol if atol is not None else tolerance, torch=True, example="atol = 1e-5")
+        r = _limit("rtol", rtol if rtol is not None else tolerance, torch=True, example="rtol = 1.3e-6")
+        return Budget(None if max_ulp is None else float(max_ulp), tuple(sorted(limits.items())),
+                      None if bits is None else float(bits), a, r)
 
-    def violations(self, s: Summary) -> list[str]:
-        """Why ``s`` is over this budget (empty when within it)."""
+    def violations(self, s: Summary, out_dtype: str | None = None) -> list[str]:
+        """Why ``s`` is over this budget (empty when within it). ``out_dtype`` resolves a
+        ``"torch"`` tolerance; without it the tolerance ``s`` was counted against is taken.
+        A tolerance ``s`` was not counted against (an older file, a merge of parts counted
+        against different ones) passes only when its largest errors prove it does."""
         out: list[str] = []
         if self.max_ulp is not None and s.ulp_count and s.ulp_max > self.max_ulp:
             out.append(f"max ulp {s.ulp_max:.6g} > {self.max_ulp:g}")
+        if self.max_bits is not None:
+            if not s.measured:
+                out.append("bits of error not measured (results written by an older fpharness): re-run the cell")
+            elif s.bits_count and s.bits_max is not None and s.bits_max > self.max_bits:
+                out.append(f"max bits {s.bits_max:.4g} > {_num(self.max_bits)}")
+        if self.has_tolerance:
+            out.extend(self._tolerance_violations(s, out_dtype))
         inc = s.incidence
         for cat, limit in self.allow:
             count = inc.get(cat, 0)
@@ -77,16 +149,42 @@ class Budget:
                 out.append(f"{cat} {count} > {limit:g}" if limit >= 1 or limit == 0 else f"{cat} {count} > {limit:g} of {s.n}")
         return out
 
+    def _tolerance_violations(self, s: Summary, out_dtype: str | None) -> list[str]:
+        expected = self.tolerance_for(out_dtype) if out_dtype is not None or TORCH not in (self.atol, self.rtol) else None
+        if s.tolerance is not None and (expected is None or s.tolerance == expected):
+            atol, rtol = s.tolerance
+            if s.over_tolerance:
+                return [f"{s.over_tolerance} elements over atol {_num(atol)} + rtol {_num(rtol)}·|y|"]
+            return []
+        if expected is None or not s.measured:
+            shown = " + ".join(f"{k} {_num(v) if isinstance(v, float) else v or 0}"
+                               for k, v in (("atol", self.atol), ("rtol", self.rtol)))
+            return [f"tolerance {shown}·|y| not judged element by element"
+                    " (results without the count, or of an unknown dtype): re-run the cell with this budget"]
+        atol, rtol = expected
+        # without a count, only the largest errors can prove every element within it
+        if not s.ulp_count or s.abs_max <= atol or (not s.rel_undefined and s.rel_max <= rtol):
+            return []
+        return [f"tolerance atol {_num(atol)} + rtol {_num(rtol)}·|y| not judged element by element and not"
+                f" proven by the largest errors (abs {s.abs_max:.3g}, rel {s.rel_max:.3g}): re-run the cell with"
+                " this budget"]
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "max_ulp": self.max_ulp,
             "allow": {k: (True if math.isinf(v) else (int(v) if v >= 1 or v == 0 else v)) for k, v in self.allow},
         }
+        # written only when set, so budgets without them read as they always did
+        for key in ("max_bits", "atol", "rtol"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
 
     @staticmethod
     def from_json(d: Mapping[str, Any] | None) -> Budget:
         d = d or {}
-        return Budget.build(d.get("max_ulp"), d.get("allow"))
+        return Budget.build(d.get("max_ulp"), d.get("allow"), max_bits=d.get("max_bits"), atol=d.get("atol"),
+                            rtol=d.get("rtol"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +262,9 @@ class CellResult:
     impl_seconds: float = 0.0
     #: error-versus-input profile of elementwise cells (see :mod:`harness.judgement.error_vs_input`)
     profile: dict[str, Any] | None = field(default=None, compare=False)
+    #: inputs (rows, for row-wise oracles) whose exact result is NaN that the implementation
+    #: refused by raising; the cell was judged on the others
+    rejected: int = 0
 
     def to_json(self) -> dict[str, Any]:
         s = self.spec
@@ -187,6 +288,8 @@ class CellResult:
         }
         if self.profile is not None:
             out["profile"] = self.profile
+        if self.rejected:
+            out["rejected"] = self.rejected
         if self.summary is not None:
             out.update(self.summary.to_json())
         else:
@@ -216,4 +319,5 @@ class CellResult:
             seconds=float(d.get("seconds", 0.0)),
             impl_seconds=float(d.get("impl_seconds", 0.0)),
             profile=d.get("profile"),
+            rejected=int(d.get("rejected", 0)),
         )

@@ -18,6 +18,10 @@
     [case.budget]
     max_ulp = { float16 = 1, bfloat16 = 1, float32 = 4 }   # or one number
     allow = { inherent_inf = true, lost_to_zero = 10 }
+    max_bits = 2                 # Herbie's bits of error (also a table per dtype)
+    atol = 1e-5                  # torch.testing.assert_close's |c - y| <= atol + rtol |y|;
+    rtol = { float32 = 1.3e-6 }  # numbers, tables per dtype, or "torch" (its defaults),
+    # or tolerance = "torch" for both
 
 Unknown keys, oracles, dtypes, devices and implementations are errors that name the bad
 value and the valid choices. A custom implementation that is a file path is resolved
@@ -64,7 +68,9 @@ __all__ = ["NAME_RULE", "SUITE_SCHEMA", "Suite", "load_suite", "suite_name"]
 SUITE_SCHEMA = 1
 _TOP_KEYS = {"schema", "name", "description", "imports", "case"}
 _CASE_KEYS = {"oracle", "impls", "framework", "dtypes", "devices", "inputs", "params", "budget", "timeout", "name", "note"}
-_BUDGET_KEYS = {"max_ulp", "allow"}
+_BUDGET_KEYS = {"max_ulp", "allow", "max_bits", "atol", "rtol", "tolerance"}
+#: budget limits that may be one value or a table per dtype
+_PER_DTYPE = ("max_ulp", "max_bits", "atol", "rtol")
 #: what a suite name may be: it becomes a file name (results/NAME.json) and a history key,
 #: so no separators, no leading dot (hidden files, "..") or dash (an option), bounded length
 NAME_RULE = "1 to 64 letters, digits, '.', '_' or '-', not starting with '.' or '-'"
@@ -84,7 +90,7 @@ class Suite:
 def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
-        raise UsageError(f"{where}: unknown key {unknown[0]!r}; {choices(allowed)}")
+        raise UsageError(f"{where}: unknown key {unknown[0]!r}; {choices(allowed, given=unknown[0])}")
 
 
 def _list_of_str(where: str, key: str, value: Any) -> list[str]:
@@ -168,17 +174,21 @@ def _budget_for(where: str, table: Mapping[str, Any] | None, dtype: str) -> Budg
     if not isinstance(table, Mapping):
         raise UsageError(f"{where}.budget must be a table such as {{ max_ulp = 1 }}, got {_toml_value(table)}")
     _check_keys(f"{where}.budget", table, _BUDGET_KEYS)
-    max_ulp = table.get("max_ulp")
-    if isinstance(max_ulp, Mapping):
-        unknown = sorted(set(max_ulp) - set(FORMATS))
-        if unknown:
-            raise UsageError(f"{where}.budget.max_ulp: unknown dtype {unknown[0]!r}; {choices(FORMATS)}")
-        max_ulp = max_ulp.get(dtype)
+    limits: dict[str, Any] = {}
+    for key in _PER_DTYPE:
+        value = table.get(key)
+        if isinstance(value, Mapping):
+            unknown = sorted(set(value) - set(FORMATS))
+            if unknown:
+                raise UsageError(f"{where}.budget.{key}: unknown dtype {unknown[0]!r}; {choices(FORMATS, given=unknown[0])}")
+            value = value.get(dtype)
+        limits[key] = value
     allow = table.get("allow")
     if allow is not None and not isinstance(allow, Mapping):
         raise UsageError(f"{where}.budget.allow must be a table such as {{ inherent_inf = true }}")
     try:
-        return Budget.build(max_ulp, allow)
+        return Budget.build(limits["max_ulp"], allow, max_bits=limits["max_bits"], atol=limits["atol"],
+                            rtol=limits["rtol"], tolerance=table.get("tolerance"))
     except UsageError as exc:  # "budget: max_ulp must be ..." says what; this says where
         raise UsageError(f"{where}.{exc}") from None
 
@@ -247,7 +257,7 @@ def _case_cells(p: Path, where: str, case: Mapping[str, Any]) -> list[CellSpec]:
     devices = _list_of_str(where, "devices", case.get("devices", ["cpu"]))
     for device in devices:
         if device not in DEVICES:
-            raise UsageError(f"{where}: unknown device {device!r}; {choices(DEVICES)}")
+            raise UsageError(f"{where}: unknown device {device!r}; {choices(DEVICES, given=device)}")
     inputs = [parse_inputs(s).text for s in _list_of_str(where, "inputs", case["inputs"])]
     params_table = case.get("params") or {}
     if not isinstance(params_table, Mapping):
@@ -260,7 +270,7 @@ def _case_cells(p: Path, where: str, case: Mapping[str, Any]) -> list[CellSpec]:
                          " e.g. timeout = 300")
     framework = case.get("framework")
     if framework is not None and framework not in FRAMEWORKS:
-        raise UsageError(f"{where}: unknown framework {framework!r}; {choices(FRAMEWORKS)}")
+        raise UsageError(f"{where}: unknown framework {framework!r}; {choices(FRAMEWORKS, given=framework)}")
     impl_specs = _list_of_str(where, "impls", case["impls"])
     resolved: list[tuple[str, str, bool]] = []
     for spec in impl_specs:

@@ -101,7 +101,9 @@ class Results:
 
     @property
     def exit_code(self) -> int:
-        """0 when every cell passed or was skipped, 1 when any failed or errored."""
+        """0 when every cell passed, was skipped or is unsupported (a format the framework
+        does not compute the function in: a fact about the framework, not a failure), 1 when
+        any failed or errored."""
         return 1 if any(c.status in ("fail", "error") for c in self.cells) else 0
 
 

@@ -48,6 +48,7 @@ from harness.plan.inputs import parse_inputs
 from oracles.errors import UsageError, choices
 from oracles.formats import FORMATS, Format, get_format
 from oracles.registry import Oracle, get_oracle
+from reports.findings import failing_elements
 
 __all__ = [
     "DEFAULT_INPUTS",
@@ -268,6 +269,10 @@ def check_precision(
     max_ulp: float | Mapping[str, float] | None = None,
     allow: Mapping[str, bool | float] | None = None,
     timeout: float = 300.0,
+    max_bits: float | None = None,
+    atol: float | str | None = None,
+    rtol: float | str | None = None,
+    tolerance: str | None = None,
 ) -> list[CellResult]:
     """Run ``fn`` for every (dtype, device, inputs) cell and return the judged cells
     without raising for a failing one (see :func:`assert_precision` for the arguments).
@@ -281,7 +286,8 @@ def check_precision(
     formats = _formats(dtypes)
     device_list = _names(devices, "devices")
     bound = orc.bind(params)
-    budgets = {name: Budget.build(limit, allow) for name, limit in _max_ulp_for(max_ulp, formats).items()}
+    budgets = {name: Budget.build(limit, allow, max_bits=max_bits, atol=atol, rtol=rtol, tolerance=tolerance)
+               for name, limit in _max_ulp_for(max_ulp, formats).items()}
     ref, _loadable = implementation_ref(fn)
     cells = [
         CellSpec(orc.name, ref, framework, fmt.name, device, spec, tuple(sorted(bound.items())),
@@ -315,6 +321,10 @@ def assert_precision(
     max_ulp: float | Mapping[str, float] | None = None,
     allow: Mapping[str, bool | float] | None = None,
     timeout: float = 300.0,
+    max_bits: float | None = None,
+    atol: float | str | None = None,
+    rtol: float | str | None = None,
+    tolerance: str | None = None,
 ) -> list[CellResult]:
     """Judge ``fn`` against ``oracle`` and raise :class:`AssertionError` when a cell is
     over budget or errors; returns the judged cells (:class:`~harness.plan.cells.CellResult`).
@@ -332,7 +342,9 @@ def assert_precision(
     ``max_ulp`` is a number or a mapping per dtype (default :data:`DEFAULT_MAX_ULP`);
     ``allow`` permits incidence categories: ``{"inherent_inf": True}`` (any number),
     a count, or a fraction below 1 of the elements. NaN and Inf that the mathematics
-    does not produce fail by default.
+    does not produce fail by default. ``max_bits`` limits the bits of error; ``atol`` and
+    ``rtol`` (numbers, or ``"torch"``) or ``tolerance="torch"`` ask what
+    ``torch.testing.assert_close`` would: every finite element within ``atol + rtol |y|``.
 
     A cell whose framework or device is missing is skipped; when every cell is skipped
     inside pytest, the test is skipped. Bad arguments raise
@@ -345,7 +357,8 @@ def assert_precision(
     __tracebackhide__ = True
     results = check_precision(
         fn, oracle=oracle, framework=framework, dtypes=dtypes, devices=devices, inputs=inputs,
-        params=params, max_ulp=max_ulp, allow=allow, timeout=timeout,
+        params=params, max_ulp=max_ulp, allow=allow, timeout=timeout, max_bits=max_bits, atol=atol, rtol=rtol,
+        tolerance=tolerance,
     )
     return assert_results(results, fn=fn)
 
@@ -448,27 +461,11 @@ def _measured_text(s: Summary) -> str:
     return f"{ulp}; {s.correctly_rounded} of {s.n} correctly rounded ({pct:.1f}%); {incidence}"
 
 
-def _allowed(limit: float, n: int) -> float:
-    # the rule of Budget.violations: a fraction below 1 is a share of the elements
-    return limit * n if 0 < limit < 1 else limit
-
-
 def _failing_examples(s: Summary, budget: Budget) -> list[tuple[str, list[Example]]]:
-    out: list[tuple[str, list[Example]]] = []
-    inc = s.incidence
-    limits = dict(budget.allow)
-    for cat in CATEGORIES:
-        if inc[cat] > _allowed(limits.get(cat, math.inf), s.n):
-            shown = [e for e in s.examples if e.category == cat][:3]
-            if shown:
-                like = "this input" if inc[cat] == 1 else f"{inc[cat]} inputs like these"
-                out.append((f"{cat}, {like}", shown))
-    if budget.max_ulp is not None and s.ulp_count and s.ulp_max > budget.max_ulp:
-        limit = budget.max_ulp
-        worst = [e for e in s.worst if e.ulp is not None and e.ulp > limit][:3]
-        if worst:
-            out.append((f"worst errors over {limit:g} ulp", worst))
-    return out
+    """The elements that break ``budget``, in the order of its verdict: the one rule
+    (:func:`reports.findings.failing_elements`) that the terminal and the HTML report show too."""
+    cell = {"status": "fail", "budget": budget.to_json(), **s.to_json()}
+    return [(g.title, list(g.examples)) for g in failing_elements(cell, limit=3)]
 
 
 def _arg_names(cell: CellSpec) -> tuple[str, ...]:

@@ -253,7 +253,7 @@ def _render(cells: Sequence[dict[str, Any]], terminalreporter: Any) -> str:
     buf = io.StringIO()
     console = Console(file=buf, width=max(width, 100), force_terminal=markup, no_color=not markup,
                       highlight=False, soft_wrap=False)
-    print_results(cells, console=console, max_examples=1)
+    print_results(cells, console=console, max_examples=1, details=True)
     return buf.getvalue()
 
 

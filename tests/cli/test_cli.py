@@ -276,6 +276,15 @@ USAGE_ERRORS = [
     pytest.param(["run", "BAD_SUITE"], ["unknown key 'colour'", "pick from: budget, devices, dtypes, framework"],
                  id="suite-unknown-key"),
     pytest.param(["impls", "--oracle", "nope"], ["unknown oracle 'nope'"], id="impls-unknown-oracle"),
+    # what a wrong name probably meant (issue 14, section 5)
+    pytest.param(["run", "SOFTPLUS_SUITE"], ["unknown implementation 'numpy.softplus'",
+                                             "numpy implements softplus as numpy.logaddexp", "(numpy.*; "],
+                 id="suite-impl-named-after-the-oracle"),
+    pytest.param(["check", "torch.epx", "--dtype", "float16"], ["; did you mean 'torch.exp'?"], id="impl-typo"),
+    pytest.param(["check", "numpy.exp", "--dtype", "bfloat"], ["unknown dtype 'bfloat'; pick from: bfloat16, float16, float32, float64; did you mean 'bfloat16'?"],
+                 id="dtype-typo"),
+    pytest.param(["check", "numpy.exp", "--oracle", "expp", "--dtype", "float16"],
+                 ["unknown oracle 'expp'; pick from: ", "; did you mean 'exp'?"], id="oracle-typo"),
 ]
 
 
@@ -283,6 +292,11 @@ USAGE_ERRORS = [
 def test_usage_errors_exit_2_with_one_line(
     capsys: pytest.CaptureFixture[str], bad_suite: Path, argv: list[str], fragments: list[str]
 ) -> None:
+    if "SOFTPLUS_SUITE" in argv:
+        softplus = bad_suite.with_name("softplus.toml")
+        softplus.write_text('schema = 1\n[[case]]\noracle = "softplus"\nimpls = ["numpy.softplus"]\n'
+                            'dtypes = ["float16"]\ninputs = ["special"]\n')
+        argv = [str(softplus) if a == "SOFTPLUS_SUITE" else a for a in argv]
     argv = [str(bad_suite) if a == "BAD_SUITE" else a for a in argv]
     extra = COMMON[1:] if argv[0] in ("check", "run") else []  # before the case's own options, which win
     code, out, err = run_main(capsys, argv[0], *extra, *argv[1:])

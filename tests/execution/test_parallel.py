@@ -210,3 +210,20 @@ def test_workers_know_the_suites_own_oracles(tmp_path: Path) -> None:
     cells = json.loads(out.read_text())["cells"]
     assert [c["status"] for c in cells] == ["pass"] * 4, [c["reason"] for c in cells]
     assert code == 0
+
+
+def test_unsupported_and_rejecting_cells_are_the_same_at_j2() -> None:
+    """numpy.logsumexp has no bfloat16 (unsupported); torch.binary_cross_entropy raises on
+    the special inputs whose truth is NaN (rejected, the rest judged)."""
+    pytest.importorskip("torch")
+    cells = [
+        CellSpec("logsumexp", "numpy.logsumexp", "numpy", "bfloat16", "cpu", "special"),
+        CellSpec("binary_cross_entropy", "torch.binary_cross_entropy", "torch", "float32", "cpu", "special"),
+        CellSpec("binary_cross_entropy", "torch.binary_cross_entropy", "torch", "float16", "cpu", "special"),
+    ]
+    serial = run_cells(cells, runner=Runner())
+    parallel = run_cells(cells, runner=Runner(), jobs=2, setup=WorkerSetup())
+    assert _plain(parallel) == _plain(serial)
+    assert serial[0].status == "unsupported"
+    assert [r.status for r in serial[1:]] != ["error", "error"]
+    assert all(r.reason.startswith("rejected 12 inputs whose exact result is NaN") for r in serial[1:])

@@ -391,3 +391,110 @@ def test_validate_rejects_bad_plans_before_running(
 def test_test_oracles_are_in_the_registry() -> None:
     assert IDENTITY in REGISTRY and get_oracle(IDENTITY).kind == "elementwise"
     assert get_oracle(IDENTITY).doc.startswith("x itself")
+
+
+# -- a format the framework lacks is unsupported; refusing NaN-truth inputs is no error ----
+
+
+def test_a_builtin_in_a_format_its_framework_lacks_is_unsupported() -> None:
+    spec = cell("numpy.logsumexp", oracle_="logsumexp", dtype="bfloat16", custom=False)
+    result = Runner().run(spec)
+    assert result.status == "unsupported"
+    assert result.reason == ("no bfloat16 support in numpy: TypeError: dtype argument must be a NumPy dtype,"
+                             " but it is a <class 'ml_dtypes.bfloat16'>.")
+    assert "\n" not in result.reason
+
+
+def test_a_builtin_raising_in_a_format_not_declared_unsupported_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.frameworks.registry import Impl
+
+    def refuse(x: Any) -> Any:
+        raise TypeError("no bfloat16 here")
+
+    impl = Impl("numpy.fake_exp", "numpy", "exp", refuse, unsupported_dtypes=("float16",))
+    monkeypatch.setattr(runner_module, "get_impl", lambda impl_id: impl)
+    result = Runner().run(cell("numpy.fake_exp", oracle_="exp", dtype="bfloat16", custom=False))
+    assert (result.status, result.reason) == ("error", "TypeError: no bfloat16 here")
+    result = Runner().run(cell("numpy.fake_exp", oracle_="exp", dtype="float16", custom=False))
+    assert (result.status, result.reason) == ("unsupported", "no float16 support in numpy: TypeError: no bfloat16 here")
+
+
+def test_a_custom_implementation_that_raises_stays_an_error(impl_file: Path) -> None:
+    result = Runner().run(cell(f"{impl_file}:boom", oracle_="exp", dtype="bfloat16"))
+    assert result.status == "error"
+
+
+def _refuses_nan_truth(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Exact-enough BCE that raises, as torch does, on any p outside [0, 1]."""
+    if np.any((p < 0) | (p > 1)) or np.any(np.isnan(p)):
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    with np.errstate(all="ignore"):
+        p64, y64 = p.astype(np.float64), y.astype(np.float64)
+        return (-(y64 * np.log(p64) + (1 - y64) * np.log1p(-p64))).astype(p.dtype)
+
+
+def _in_memory(fn: Callable[..., Any], oracle_: str) -> Runner:
+    from harness.frameworks.registry import Impl
+
+    return Runner(extra_impls={"mem.fn": Impl("mem.fn", "numpy", oracle_, fn, custom=True)})
+
+
+def test_refusing_inputs_whose_truth_is_nan_is_recorded_and_the_rest_judged() -> None:
+    spec = cell("mem.fn", oracle_="binary_cross_entropy", dtype="float32", inputs="special")
+    result = _in_memory(_refuses_nan_truth, "binary_cross_entropy").run(spec)
+    whole = Runner().run(cell("numpy.binary_cross_entropy", oracle_="binary_cross_entropy", dtype="float32",
+                              inputs="special", custom=False))
+    assert result.summary is not None and whole.summary is not None
+    rejected = whole.summary.n - result.summary.n
+    assert rejected > 0 and result.summary.incidence.get("missing_nan", 0) == 0
+    assert result.status in ("pass", "fail")
+    assert (f"rejected {rejected} inputs whose exact result is NaN (RuntimeError: all elements of input should be"
+            " between 0 and 1); judged the others") in result.reason
+    assert result.rejected == rejected
+    assert result.to_json()["rejected"] == rejected
+    assert CellResult.from_json(result.to_json()).rejected == rejected
+
+
+def test_refusing_inputs_whose_truth_is_not_nan_is_still_an_error() -> None:
+    def refuses_everything_above_half(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+        if np.any(p > 0.5) or np.any(np.isnan(p)):
+            raise RuntimeError("p > 0.5")
+        return p
+
+    spec = cell("mem.fn", oracle_="binary_cross_entropy", dtype="float32", inputs="special")
+    result = _in_memory(refuses_everything_above_half, "binary_cross_entropy").run(spec)
+    assert (result.status, result.reason) == ("error", "RuntimeError: p > 0.5")
+
+
+def test_a_reducing_loss_that_raises_is_an_error() -> None:
+    def mean_refusing(p: np.ndarray, y: np.ndarray, reduction: str = "none") -> np.ndarray:
+        return _refuses_nan_truth(p, y)
+
+    spec = cell("mem.fn", oracle_="binary_cross_entropy", dtype="float32", inputs="special",
+                params=(("reduction", "mean"),))
+    result = _in_memory(mean_refusing, "binary_cross_entropy").run(spec)
+    assert result.status == "error"
+
+
+def test_rowwise_refusal_leaves_out_whole_rows() -> None:
+    def softmax_refusing_inf(x: np.ndarray) -> np.ndarray:
+        if np.any(np.isposinf(x)):
+            raise ValueError("+inf logits")
+        with np.errstate(all="ignore"):
+            x64 = x.astype(np.float64)
+            e = np.exp(x64 - x64.max(axis=-1, keepdims=True))
+            return (e / e.sum(axis=-1, keepdims=True)).astype(x.dtype)
+
+    spec = cell("mem.fn", oracle_="softmax", dtype="float32", inputs="special")
+    result = _in_memory(softmax_refusing_inf, "softmax").run(spec)
+    whole = _in_memory(lambda x: x, "softmax").run(spec)
+    assert result.summary is not None and whole.summary is not None
+    # special inputs come in batches of several row widths: count the rows in the reason
+    rows = int(result.reason.split()[1])
+    assert rows > 0 and whole.summary.n > result.summary.n >= whole.summary.n - rows * 8
+    assert result.reason.startswith(f"rejected {rows} rows whose exact result is NaN (ValueError: +inf logits)")
+
+    # logsumexp of a row holding +inf is +inf, not NaN: refusing it is an error
+    lse = _in_memory(lambda x: softmax_refusing_inf(x)[:, 0], "logsumexp").run(
+        cell("mem.fn", oracle_="logsumexp", dtype="float32", inputs="special"))
+    assert (lse.status, lse.reason) == ("error", "ValueError: +inf logits")

@@ -16,7 +16,7 @@ import pytest
 from harness.frameworks.adapters import get_backend
 from harness.frameworks.catalogue import IMPLS
 from harness.frameworks.registry import FRAMEWORKS, Impl
-from oracles import FLOAT32, Oracle, all_oracles, evaluate, get_oracle
+from oracles import FLOAT32, Oracle, UsageError, all_oracles, evaluate, get_format, get_oracle
 
 ALL = list(IMPLS)
 
@@ -144,3 +144,78 @@ def test_builtin_runs_on_float32(impl: Impl, params: dict[str, Any]) -> None:
     assert got.shape == _expected_shape(oracle, params)
     want = _truth(oracle.name, tuple(sorted(bound.items())))
     np.testing.assert_allclose(got, want, rtol=1e-4, err_msg=f"{impl.id} with {params}")
+
+
+# -- declared unsupported formats are still unsupported -----------------------------------
+
+_DECLARED = [pytest.param(i.id, d, id=f"{i.id}-{d}") for i in IMPLS for d in i.unsupported_dtypes]
+
+
+@pytest.mark.parametrize(("impl_id", "dtype"), _DECLARED)
+def test_a_declared_unsupported_format_still_raises(impl_id: str, dtype: str) -> None:
+    """If a framework learns the format, the declaration must go (its cells would be judged
+    anyway, but the declaration would hide a later regression as 'unsupported')."""
+    from harness.execution.runner import Runner
+    from harness.plan.cells import CellSpec
+
+    impl = IMPLS.get(impl_id)
+    result = Runner().run(CellSpec(impl.oracle, impl.id, impl.framework, dtype, "cpu", "special"))
+    if result.status == "skipped":
+        pytest.skip(result.reason)
+    assert result.status == "unsupported", result.reason
+    assert result.reason.startswith(f"no {dtype} support in {impl.framework}: ")
+
+
+def test_numpy_logsumexp_and_cross_entropy_declare_bfloat16() -> None:
+    assert [p.id for p in _DECLARED] == ["numpy.cross_entropy-bfloat16", "numpy.logsumexp-bfloat16"]
+
+
+# -- names a user gets wrong: what they probably meant (issue 14, section 5) ---------------
+
+WRONG_NAMES = [
+    pytest.param("numpy.softplus", ["unknown implementation 'numpy.softplus'; pick from: numpy.bce_with_logits,",
+                                    "(numpy.*; ", "; numpy implements softplus as numpy.logaddexp"],
+                 id="oracle-name-after-framework"),
+    pytest.param("torch.epx", ["pick from: torch.bce_with_logits,", "; did you mean 'torch.exp'?"], id="typo"),
+    pytest.param("nmpy.exp", ["; did you mean 'numpy.exp'?",
+                              "'nmpy' is not a framework (numpy, torch, tensorflow, keras, jax)"], id="framework-typo"),
+    pytest.param("jax.logaddexp", ["jax implements softplus as jax.softplus"], id="another-frameworks-name"),
+    pytest.param("tensorflow.cross_entropy", ["tensorflow implements cross_entropy as"
+                                              " tensorflow.softmax_cross_entropy_with_logits and"
+                                              " tensorflow.sparse_softmax_cross_entropy_with_logits"],
+                 id="two-builtins-for-one-oracle"),
+]
+
+
+@pytest.mark.parametrize(("name", "fragments"), WRONG_NAMES)
+def test_an_unknown_implementation_says_what_was_probably_meant(name: str, fragments: list[str]) -> None:
+    with pytest.raises(UsageError) as info:
+        IMPLS.get(name)
+    message = str(info.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message
+    assert message.count(",") < 40, "not every built-in in one line"
+
+
+WRONG_OTHER_NAMES = [
+    pytest.param(lambda: get_oracle("softpls"), "unknown oracle 'softpls'; pick from: ", "; did you mean 'softplus'?",
+                 id="oracle"),
+    pytest.param(lambda: get_format("bfloat"), "unknown dtype 'bfloat'; pick from: ", "; did you mean 'bfloat16'?",
+                 id="dtype"),
+    pytest.param(lambda: get_format("float8"), "unknown dtype 'float8'; pick from: bfloat16, float16", "float64",
+                 id="dtype-nothing-close"),
+    pytest.param(lambda: get_backend("pytorch"), "unknown framework 'pytorch'; pick from: ", "; did you mean 'torch'?",
+                 id="framework"),
+]
+
+
+@pytest.mark.parametrize(("call", "start", "end"), WRONG_OTHER_NAMES)
+def test_other_unknown_names_say_what_was_probably_meant(call: Any, start: str, end: str) -> None:
+    with pytest.raises(UsageError) as info:
+        call()
+    assert str(info.value).startswith(start) and str(info.value).endswith(end)
+
+
+def test_an_unknown_device_says_what_was_probably_meant() -> None:
+    assert get_backend("numpy").device_unavailable("cuda0") == "unknown device 'cuda0'; pick from: cpu, cuda; did you mean 'cuda'?"

@@ -346,3 +346,54 @@ def test_tensorflow_transfers_keep_subnormals_its_kernels_may_flush() -> None:
     b.from_native(x * tf.constant(1.0))  # whatever it gives is TensorFlow's finding
     _assert_same_bits(b.from_native(x), tiny, get_format("float32"))
     _assert_same_bits(b.from_native(b.to_native(tiny, "cpu")), tiny, get_format("float32"))
+
+
+# -- TensorFlow's C++ log lines never reach our output (issue 14, section 4) ---------------
+
+TF_NOISE = ("cpu_feature_guard", "oneDNN custom operations are on", "absl::InitializeLog", "DT_HALF",
+            "rebuild TensorFlow with the appropriate compiler flags")
+
+
+@pytest.mark.parametrize("impl", ["tensorflow.exp", "keras.exp"])
+def test_tensorflow_prints_no_log_lines_on_stderr(impl: str) -> None:
+    if get_backend(impl.split(".")[0]).unavailable() is not None:
+        pytest.skip(get_backend(impl.split(".")[0]).unavailable() or "")
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP_", "TF_ENABLE_ONEDNN"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "check", impl, "--dtype", "float16", "--inputs", "special",
+         "--no-progress"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=Path(__file__).resolve().parents[2], check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    noise = [line for line in proc.stderr.splitlines() if any(n in line for n in TF_NOISE)]
+    assert noise == [], "\n".join(noise)
+    assert "1 passed" in proc.stdout
+
+
+def test_tensorflow_log_level_the_user_set_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from harness.frameworks.adapters import TF_LOG_ENV, _import_tensorflow
+
+    if get_backend("tensorflow").unavailable() is not None:
+        pytest.skip(get_backend("tensorflow").unavailable() or "")
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    _import_tensorflow("tensorflow")
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
+    _import_tensorflow("tensorflow")
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == TF_LOG_ENV["TF_CPP_MIN_LOG_LEVEL"]
+
+
+def test_native_stderr_noise_is_dropped_and_other_lines_kept(capfd: pytest.CaptureFixture[str]) -> None:
+    import os
+    import re
+
+    from harness.frameworks.adapters import _without_native_noise
+
+    with _without_native_noise(re.compile("noise")):
+        os.write(2, b"some noise from C++\na line that matters\n")
+    assert capfd.readouterr().err == "a line that matters\n"

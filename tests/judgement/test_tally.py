@@ -184,7 +184,7 @@ def test_profile_matches_error_profile() -> None:
 
 def test_profile_buckets_match_bucket_of_for_every_float32_pattern_class() -> None:
     from harness.judgement.error_vs_input import bucket_of
-    from harness.judgement.tally import _buckets
+    from harness.judgement.error_vs_input import bucket_slots as _buckets
 
     rng = np.random.default_rng(2)
     bits = np.concatenate([

@@ -137,7 +137,7 @@ def case_with(line: str) -> str:
                      ["case 1: unknown key 'dtype'", "pick from: budget, devices, dtypes, framework, impls"],
                      id="unknown-case-key"),
         pytest.param(case_with("budget = { max_ulps = 1 }"),
-                     ["case 1 (exp).budget: unknown key 'max_ulps'", "pick from: allow, max_ulp"],
+                     ["case 1 (exp).budget: unknown key 'max_ulps'", "pick from: allow, atol, max_bits, max_ulp, rtol, tolerance"],
                      id="unknown-budget-key"),
         pytest.param(CASE.replace('"exp"', '"expp"'), ["unknown oracle 'expp'", "pick from: ", "exp, expm1"],
                      id="unknown-oracle"),

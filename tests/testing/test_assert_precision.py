@@ -297,3 +297,24 @@ def test_import_harness_stays_light() -> None:
         "assert assert_precision.__module__ == 'harness.testing.assertions'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def ftz_exp(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """exp with subnormal results flushed to 0 (as XLA's bfloat16 kernel does)."""
+    y = np.exp(x.astype(np.float64))
+    y[np.abs(y) < 2.0**-126] = 0.0
+    return y.astype(x.dtype)
+
+
+def test_failure_message_shows_the_elements_that_break_the_budget_first() -> None:
+    """Issue 14 §1: the elements under a failing cell are the ones over its budget (here the
+    results flushed to 0), never the correct inherent overflows (89.0 gave inf)."""
+    results = check_precision(ftz_exp, oracle="exp", framework="numpy", dtypes="bfloat16", inputs="exhaustive",
+                              max_ulp=1, allow={"inherent_inf": True})
+    message = failure_message(results, fn=ftz_exp)
+    assert message is not None
+    lines = message.splitlines()
+    heading = next(i for i, line in enumerate(lines) if line.strip().startswith("worst errors over 1 ulp"))
+    shown = [line for line in lines[heading + 1:] if line.startswith("    ")]
+    assert shown and all(" gave 0.0," in line for line in shown[:3])
+    assert "gave inf" not in message

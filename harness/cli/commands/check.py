@@ -29,6 +29,11 @@ def _configure(p: argparse.ArgumentParser) -> None:
                         " npy:PATH, npz:PATH (repeatable; default: special and random:10000)")
     p.add_argument("--param", action="append", default=[], metavar="K=V", help="oracle parameter, e.g. beta=2")
     p.add_argument("--max-ulp", type=float, metavar="X", help="fail cells whose max ULP error exceeds X")
+    p.add_argument("--max-bits", type=float, metavar="B", help="fail cells whose max bits of error exceed B")
+    p.add_argument("--atol", metavar="A", help='absolute tolerance as in torch.testing.assert_close, or "torch"')
+    p.add_argument("--rtol", metavar="R", help='relative tolerance as in torch.testing.assert_close, or "torch"')
+    p.add_argument("--tolerance", choices=["torch"],
+                   help="torch.testing.assert_close's default atol and rtol for the output dtype")
     p.add_argument("--allow", action="append", default=[], metavar="CAT[=N]",
                    help="allow an incidence category (all, or N elements, or a fraction below 1)")
     p.add_argument("--timeout", type=float, default=300.0, help="per-cell timeout in seconds (default 300)")
@@ -65,7 +70,8 @@ def check_command(args: argparse.Namespace) -> int:
             ) from None
     if not args.timeout > 0:  # join(0) would race the implementation instead of waiting
         raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
-    budget = Budget.build(args.max_ulp, allow)
+    budget = Budget.build(args.max_ulp, allow, max_bits=args.max_bits, atol=_tolerance("--atol", args.atol),
+                          rtol=_tolerance("--rtol", args.rtol), tolerance=args.tolerance)
     dtypes = [get_format(d).name for d in args.dtype]
     devices = args.device or ["cpu"]
     inputs = [parse_inputs(s).text for s in (args.inputs or ["special", "random:10000"])]
@@ -83,3 +89,13 @@ def _count_or_fraction(text: str) -> int | float:
         return int(text)
     except ValueError:
         return float(text)
+
+
+def _tolerance(option: str, text: str | None) -> float | str | None:
+    """``torch`` or a number; Budget.build judges the value."""
+    if text is None or text == "torch":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: give a number such as 1e-5, or torch") from None

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from harness.cli.base import EXIT_OK, command
-from harness.cli.options import Input, Output, check_outputs
+from harness.cli.options import Input, Output, add_display_options, check_outputs
 from harness.record.compare import Tolerance
 from harness.record.results import load_results
 from oracles.errors import UsageError
@@ -30,6 +30,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
                    help="with a baseline: allowed growth of the max ULP error before it is a regression (default 0)")
     p.add_argument("--title", help="the page title (default: fpharness report)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print where the report went")
+    add_display_options(p, details=False)
 
 
 @command("report", "write a self-contained HTML report of results files, optionally against a baseline")(_configure)
@@ -55,7 +56,7 @@ def report_command(args: argparse.Namespace) -> int:
 
     try:
         write_html(results, out, baseline=baseline, title=args.title, sources=paths, baseline_source=base_path or "",
-                   tolerance=tolerance)
+                   tolerance=tolerance, metric=args.metric)
     except OSError as exc:
         raise UsageError(f"cannot write {str(out)!r}: {exc.strerror or exc}") from None
     if not args.quiet:

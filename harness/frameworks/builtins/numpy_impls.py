@@ -165,7 +165,10 @@ def log_softmax(x: Array) -> Array:
         return _like(x, special.log_softmax(x, axis=-1))
 
 
-@builtin("numpy.logsumexp", oracle="logsumexp")
+# scipy.special.logsumexp makes its accumulator with np.finfo/np.result_type of the input,
+# which ml_dtypes' bfloat16 is not ("dtype argument must be a NumPy dtype"): numpy users get
+# no bfloat16 logsumexp, and those cells say so (unsupported) instead of failing the run.
+@builtin("numpy.logsumexp", oracle="logsumexp", unsupported_dtypes=("bfloat16",))
 def logsumexp(x: Array) -> Array:
     """scipy.special.logsumexp(x, axis=-1), cast back to x's dtype"""
     from scipy import special
@@ -196,7 +199,7 @@ def bce_with_logits(x: Array, y: Array, *, reduction: str = "none") -> Array:
         return _reduce(per, reduction)
 
 
-@builtin("numpy.cross_entropy", oracle="cross_entropy")
+@builtin("numpy.cross_entropy", oracle="cross_entropy", unsupported_dtypes=("bfloat16",))  # logsumexp's
 def cross_entropy(logits: Array, target: Array, *, reduction: str = "none") -> Array:
     """scipy.special.logsumexp(logits, axis=-1) - logits[i, target[i]], cast back to logits' dtype"""
     from scipy import special

@@ -1,0 +1,430 @@
+"""What a reader acts on, computed from result cells (schema-1 dicts) and shown by every view.
+
+Pure functions, no printing (STYLE 8, 15): the terminal, the HTML report and the pytest
+failure message render what these return.
+
+* :func:`failing_elements`: the elements shown under a failing cell are the ones that
+  break its budget, in the order of the budget's verdict: each incidence category over its
+  allowance (in definition order), then the worst errors over ``max_ulp``. Correct
+  elements (inherent overflow, correctly rounded, within budget) are never among them.
+* :func:`findings`: the defects of the failing cells, ranked by severity (spurious NaN,
+  spurious Inf, numbers where the result is undefined, results lost to zero, missing Inf,
+  then errors over budget), one per implementation, dtype and device, each with the cell
+  to look up.
+* :func:`collapsed_devices`: device columns with no runnable cell (every ``cuda`` column
+  on a machine without a GPU), each with one sentence saying why.
+
+Fields that older results files lack (``bits``, ``abs_error``, ``rel_error``,
+``rejected``, the ``unsupported`` status, a budget) are read defensively: absent means
+"not measured", never an error.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from harness.judgement.definitions import CATEGORIES
+from harness.judgement.summary import Example
+from oracles.registry import get_oracle
+from reports.labels import format_metric, metric_value
+from reports.svg import profile_bands
+
+__all__ = [
+    "NOT_RUN",
+    "SEVERITY",
+    "CollapsedDevice",
+    "ElementGroup",
+    "Finding",
+    "collapsed_devices",
+    "failing_elements",
+    "findings",
+    "not_run_lines",
+    "runnable",
+]
+
+#: statuses of cells that did not run (a device column of only these collapses)
+NOT_RUN = ("skipped", "unsupported")
+
+#: the defect categories of a finding, most severe first, with how a finding words them
+SEVERITY: tuple[tuple[str, str], ...] = (
+    ("unexpected_nan", "spurious NaN"),
+    ("unexpected_inf", "spurious Inf"),
+    ("missing_nan", "number where the result is undefined (NaN)"),
+    ("lost_to_zero", "result lost to 0"),
+    ("missing_inf", "finite result where the correctly rounded result is Inf"),
+)
+_RANK = {cat: i for i, (cat, _w) in enumerate(SEVERITY)}
+#: the rank of "over budget, no defect": after every category
+_OVER_BUDGET = len(SEVERITY)
+
+#: the smallest normal number of each format (a lost-to-zero result below it was subnormal)
+_SMALLEST_NORMAL = {"float16": 2.0**-14, "bfloat16": 2.0**-126, "float32": 2.0**-126, "float64": 2.0**-1022}
+
+
+# -- the elements under a failing cell -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ElementGroup:
+    """Elements that break one part of a budget: ``title`` says which, ``category`` is an
+    incidence category or ``"ulp"``."""
+
+    title: str
+    category: str
+    examples: tuple[Example, ...]
+
+
+def _allowed(limit: Any, n: int) -> float:
+    """The rule of :meth:`harness.plan.cells.Budget.violations`: ``true`` is unlimited, a
+    fraction below 1 is a share of the elements."""
+    if limit is True or limit is None:
+        return math.inf
+    if limit is False:
+        return 0.0
+    value = float(limit)
+    return value * n if 0 < value < 1 else value
+
+
+def _examples(cell: Mapping[str, Any], key: str) -> list[Example]:
+    out = []
+    for raw in cell.get(key) or []:
+        try:
+            out.append(_labelled(Example.from_json(raw)))
+        except (KeyError, TypeError, ValueError):  # a malformed stored example is left out, not fatal
+            continue
+    return out
+
+
+def _is_zero(text: str) -> bool:
+    try:
+        return float(text) == 0.0
+    except ValueError:
+        return False
+
+
+def _labelled(e: Example) -> Example:
+    """A worst-error element whose result is 0 where the correctly rounded one is not is
+    labelled ``lost_to_zero``: that is why its error is large."""
+    if e.category == "worst" and _is_zero(e.got_value) and e.want_value and not _is_zero(e.want_value):
+        return replace(e, category="lost_to_zero")
+    return e
+
+
+def failing_elements(cell: Mapping[str, Any], limit: int = 3) -> list[ElementGroup]:
+    """The elements of ``cell`` that break its budget, at most ``limit`` per group, in the
+    order of the budget's verdict: every incidence category over its allowance, then the
+    worst errors over ``max_ulp`` (largest first). Empty for a cell within budget. A budget
+    this view does not know (``max_bits``, ``atol``/``rtol``) adds the worst incorrectly
+    rounded elements, largest error first, so that a failing cell never shows nothing."""
+    if cell.get("status") != "fail":
+        return []
+    budget = cell.get("budget") or {}
+    allow = budget.get("allow") or {}
+    n = int(cell.get("n") or 0)
+    incidence = cell.get("incidence") or {}
+    examples = _examples(cell, "examples")
+    worst = _examples(cell, "worst")
+    groups: list[ElementGroup] = []
+    shown: set[int] = set()
+    for cat in CATEGORIES:
+        count = int(incidence.get(cat) or 0)
+        if count and count > _allowed(allow.get(cat), n):
+            picked = [e for e in examples if e.category == cat][:limit]
+            picked += [e for e in worst if e.category == cat and e.index not in {p.index for p in picked}]
+            picked = picked[:limit]
+            if picked:
+                like = "this input" if count == 1 else f"{count} inputs like these"
+                groups.append(ElementGroup(f"{cat}, {like}", cat, tuple(picked)))
+                shown.update(e.index for e in picked)
+    max_ulp = budget.get("max_ulp")
+    ulp_max = (cell.get("ulp") or {}).get("max")
+    over: list[Example] = []
+    title = ""
+    if max_ulp is not None and ulp_max is not None and float(ulp_max) > float(max_ulp):
+        over = [e for e in [*worst, *examples] if e.ulp is not None and e.ulp > float(max_ulp)]
+        title = f"worst errors over {float(max_ulp):g} ulp"
+    elif not groups:
+        over = [e for e in [*worst, *examples] if e.category != "inherent_inf" and e.got != e.want]
+        title = "worst errors"
+    seen: set[int] = set(shown)
+    unique = []
+    for e in sorted(over, key=Example.sort_key):
+        if e.index not in seen:
+            seen.add(e.index)
+            unique.append(e)
+    if unique:  # a result lost to 0 among them says so in its own label (Example.describe)
+        groups.append(ElementGroup(title, "ulp", tuple(unique[:limit])))
+    return groups
+
+
+# -- findings ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One defect line: ``subject`` (implementation, dtype, device), what is wrong, and the
+    cell to look it up by. ``rank`` orders findings (lower: more severe)."""
+
+    rank: int
+    category: str  # a SEVERITY category, or "budget"
+    subject: str
+    text: str
+    cell_id: str
+    count: int
+    error: float  # the cell's error in the chosen metric (for ordering)
+
+    def line(self) -> str:
+        return f"{self.subject}: {self.text}  [{self.cell_id}]"
+
+
+def _range_text(cell: Mapping[str, Any], cat: str) -> str:
+    """Where ``cat`` happened: the input range from the cell's profile, else the first
+    stored example's input (``x=…`` elementwise, ``row 3`` row-wise); empty when unknown."""
+    profile = cell.get("profile")
+    if profile:
+        try:
+            bands = profile_bands(profile).get(cat) or []
+        except (KeyError, TypeError, ValueError):
+            bands = []
+        if bands:
+            first = bands[0]
+            more = f" and {len(bands) - 1} more range{'s' if len(bands) > 2 else ''}" if len(bands) > 1 else ""
+            return f"{_where(first.x_lo, first.x_hi, first.special)}{more}"
+    for e in _examples(cell, "examples") + _examples(cell, "worst"):
+        if e.category == cat:
+            if e.row is not None:
+                return f"e.g. row {e.row}"
+            return "e.g. " + ", ".join(e.input_values) if len(e.input_values) > 1 else f"e.g. x={e.input_values[0]}" \
+                if e.input_values else ""
+    return ""
+
+
+def _num(v: float | None) -> str:
+    return "?" if v is None else f"{float(v):.4g}"
+
+
+def _where(lo: float | None, hi: float | None, special: str) -> str:
+    if special:
+        return {"-inf": "x = −∞", "+inf": "x = +∞", "nan": "x = NaN"}.get(special, special)
+    if lo == hi:
+        return f"x = {_num(lo)}"
+    return f"{_num(lo)} ≤ x ≤ {_num(hi)}"
+
+
+def _subnormal(cell: Mapping[str, Any]) -> bool:
+    """Whether every result lost to 0 was subnormal: the run's own diagnosis (a reason that
+    says flush-to-zero), else every stored one."""
+    if "flush-to-zero" in str(cell.get("reason") or ""):
+        return True
+    tiny = _SMALLEST_NORMAL.get(str(cell.get("out_dtype") or cell.get("dtype")))
+    lost = [e for e in _examples(cell, "examples") + _examples(cell, "worst") if e.category == "lost_to_zero"]
+    if tiny is None or not lost:
+        return False
+    try:
+        return all(abs(float(e.want_value)) < tiny for e in lost)
+    except ValueError:
+        return False
+
+
+def _describe(cell: Mapping[str, Any], cat: str, count: int, metric: str) -> str:
+    if cat == "lost_to_zero":
+        what = f"subnormal result{'s' if count != 1 else ''} flushed to 0" if _subnormal(cell) \
+            else f"result{'s' if count != 1 else ''} lost to 0"
+    else:
+        wording = dict(SEVERITY)[cat]
+        what = wording if count == 1 else _plural(wording)
+    where = _range_text(cell, cat)
+    text = f"{count:,} {what}" + (f" ({where})" if where else "")
+    value = metric_value(cell, metric)
+    if value is not None and value > 0:
+        text += f", max {format_metric(value, metric)}"
+    return text
+
+
+def _plural(wording: str) -> str:
+    head, sep, tail = wording.partition(" where ")
+    head = head if head.endswith(("NaN", "Inf")) else head + "s"
+    return head + sep + tail
+
+
+def _over_budget_text(cell: Mapping[str, Any], metric: str) -> str:
+    budget = cell.get("budget") or {}
+    value = metric_value(cell, metric)
+    ulp = metric_value(cell, "ulp")
+    limit = budget.get("max_ulp")
+    parts = []
+    if ulp is not None and limit is not None and ulp > float(limit):
+        parts.append(f"max {format_metric(ulp, 'ulp')} > {float(limit):g}")
+    elif cell.get("reason"):
+        parts.append(str(cell["reason"]).split(";")[0])
+    if metric != "ulp" and value is not None:
+        parts.append(f"max {format_metric(value, metric)}")
+    groups = failing_elements(cell, limit=1)
+    if groups and groups[-1].examples:
+        e = groups[-1].examples[0]
+        if e.row is not None:
+            parts.append(f"worst at row {e.row}")
+        elif e.input_values:
+            parts.append("worst at " + ", ".join(f"x={v}" if len(e.input_values) == 1 else v for v in e.input_values))
+    return ", ".join(parts) or "over budget"
+
+
+def _subject(cell: Mapping[str, Any], with_device: bool) -> str:
+    params = cell.get("params") or {}
+    shown = _shown_params(str(cell.get("oracle")), params)
+    label = str(cell.get("impl")) + (f" ({shown})" if shown else "")
+    return f"{label} {cell.get('dtype')}" + (f" {cell.get('device')}" if with_device else "")
+
+
+def _shown_params(oracle: str, params: Mapping[str, Any]) -> str:
+    try:
+        defaults = {p.name: p.default for p in get_oracle(oracle).params}
+    except Exception:  # noqa: BLE001 - an oracle unknown here: show every parameter
+        defaults = {}
+    return ",".join(f"{k}={v}" for k, v in sorted(params.items()) if defaults.get(k) != v)
+
+
+def _cell_finding(cell: Mapping[str, Any], metric: str, with_device: bool) -> Finding:
+    incidence = cell.get("incidence") or {}
+    value = metric_value(cell, metric)
+    error = -1.0 if value is None or math.isnan(value) else value
+    subject = _subject(cell, with_device)
+    for cat, _wording in SEVERITY:
+        count = int(incidence.get(cat) or 0)
+        if count:
+            return Finding(_RANK[cat], cat, subject, _describe(cell, cat, count, metric), str(cell["id"]), count, error)
+    return Finding(_OVER_BUDGET, "budget", subject, _over_budget_text(cell, metric), str(cell["id"]), 0, error)
+
+
+def findings(cells: Iterable[Mapping[str, Any]], *, metric: str = "ulp") -> list[Finding]:
+    """The defects of the failing cells, most severe first (the category, then the count,
+    then the error). One finding per implementation (with its parameters), dtype and device,
+    from its most severe cell over the input sets, so a defect that three input sets show is
+    one line; implementations of one oracle with the same defect in the same words (keras
+    and tensorflow share kernels) are one line naming them all, with the first one's cell.
+    The device is named only when more than one device ran."""
+    cells = list(cells)
+    devices = {c.get("device") for c in cells if c.get("status") not in NOT_RUN}
+    best: dict[tuple[Any, ...], tuple[Finding, Mapping[str, Any]]] = {}
+    for c in cells:
+        if c.get("status") != "fail":
+            continue
+        f = _cell_finding(c, metric, len(devices) > 1)
+        key = (c.get("oracle"), c.get("impl"), tuple(sorted((c.get("params") or {}).items())), c.get("dtype"),
+               c.get("device"))
+        old = best.get(key)
+        if old is None or _order(f) < _order(old[0]):
+            best[key] = (f, c)
+    merged: dict[tuple[Any, ...], list[tuple[Finding, Mapping[str, Any]]]] = {}
+    for f, c in sorted(best.values(), key=lambda fc: (*_order(fc[0]), fc[0].subject)):
+        merged.setdefault((c.get("oracle"), c.get("dtype"), c.get("device"), f.category, f.text), []).append((f, c))
+    out = []
+    for group in merged.values():
+        first, cell = group[0]
+        if len(group) > 1:
+            names = ", ".join(_subject(c, False).rsplit(" ", 1)[0] for _f, c in group)
+            subject = names + first.subject[len(_subject(cell, False).rsplit(" ", 1)[0]):]
+            first = replace(first, subject=subject)
+        out.append(first)
+    return sorted(out, key=lambda f: (*_order(f), f.subject))
+
+
+def _order(f: Finding) -> tuple[int, int, float]:
+    return (f.rank, -f.count, -f.error)
+
+
+def not_run_lines(cells: Iterable[Mapping[str, Any]]) -> list[str]:
+    """One line per implementation and dtype whose cells raised (``error``), and one per
+    framework and dtype that does not support it (``unsupported``), with the message:
+    what did not run, apart from the collapsed devices."""
+    errors: dict[tuple[str, str], tuple[str, list[str]]] = {}
+    unsupported: dict[tuple[str, str], tuple[str, list[str]]] = {}
+    for c in cells:
+        status = c.get("status")
+        if status == "error":
+            key = (f"{c.get('impl')} {c.get('dtype')}", str(c.get("reason") or "").splitlines()[0] if c.get("reason") else "")
+            errors.setdefault(key, (str(c["id"]), []))[1].append(str(c.get("inputs")))
+        elif status == "unsupported":
+            key = (f"{c.get('framework')} {c.get('dtype')}", str(c.get("reason") or ""))
+            impls = unsupported.setdefault(key, (str(c["id"]), []))[1]
+            if str(c.get("impl")) not in impls:
+                impls.append(str(c.get("impl")))
+    lines = []
+    for (subject, reason), (cid, inputs) in errors.items():
+        sets = f" ({len(inputs)} input sets)" if len(inputs) > 1 else ""
+        lines.append(f"{subject}: error{sets}: {reason}  [{cid}]")
+    for (subject, reason), (_cid, impls) in unsupported.items():
+        lines.append(f"{subject}: unsupported ({', '.join(impls)}): {reason}")
+    return lines
+
+
+# -- collapsed devices ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CollapsedDevice:
+    """A device on which no cell ran: its cells are left out of the tables, and ``why``
+    says in one sentence what the frameworks said."""
+
+    device: str
+    cells: int
+    why: str
+
+    def line(self) -> str:
+        return f"{self.device}: skipped — {self.why}"
+
+
+_NO_DEVICE = re.compile(r"^no [\w-]+ devices?(?: found)?:\s*", re.IGNORECASE)
+
+
+def _short_reason(reason: str) -> tuple[str, bool]:
+    """(the reason without its "no CUDA device:" preamble and its trailing parenthesis,
+    whether it had the preamble)."""
+    text = reason.strip().splitlines()[0] if reason.strip() else "no reason given"
+    had = bool(_NO_DEVICE.match(text))
+    text = _NO_DEVICE.sub("", text)
+    text = re.sub(r"\s*\([^()]*\)$", "", text)
+    return text, had
+
+
+def runnable(cells: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The devices with at least one cell that ran (passed, failed or raised)."""
+    return {str(c.get("device")) for c in cells if c.get("status") not in NOT_RUN}
+
+
+def collapsed_devices(cells: Sequence[Mapping[str, Any]]) -> list[CollapsedDevice]:
+    """The devices none of whose cells ran, in name order, each with why: the frameworks'
+    reasons, grouped (``torch 2.13.0+cpu is a CPU-only build; no GPU for jax (…)``)."""
+    ran = runnable(cells)
+    by_device: dict[str, list[Mapping[str, Any]]] = {}
+    for c in cells:
+        if str(c.get("device")) not in ran:
+            by_device.setdefault(str(c.get("device")), []).append(c)
+    out = []
+    for device in sorted(by_device):
+        group = by_device[device]
+        reasons: dict[str, list[str]] = {}
+        no_device: list[str] = []
+        for c in group:
+            fw = str(c.get("framework") or c.get("impl", "").split(".")[0])
+            text, had = _short_reason(str(c.get("reason") or ""))
+            if had and not re.match(rf"{re.escape(fw)} \d", text):
+                if fw not in no_device:
+                    no_device.append(fw)
+                continue
+            fws = reasons.setdefault(text, [])
+            if fw not in fws:
+                fws.append(fw)
+        parts = []
+        for text, fws in reasons.items():
+            named = any(text.startswith(f"{fw} ") for fw in fws)
+            parts.append(text if named else f"{', '.join(sorted(fws))}: {text}")
+        if no_device:
+            parts.append(f"no {device.upper() if device.isalpha() and len(device) <= 4 else device} device for"
+                         f" {', '.join(sorted(no_device))}")
+        out.append(CollapsedDevice(device, len(group), "; ".join(parts)))
+    return out
