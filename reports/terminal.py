@@ -172,7 +172,7 @@ def findings_lines(cells: Sequence[dict[str, Any]], *, metric: str = "ulp") -> l
     lines = []
     if found:
         failing = sum(1 for c in cells if c["status"] == "fail")
-        lines.append(f"findings: {len(found)} defects in {failing} failing cells, most severe first"
+        lines.append(f"findings: {_count(len(found), 'defect')} in {_count(failing, 'failing cell')}, most severe first"
                      " (the cell id in brackets; --details or the HTML report for its inputs)")
         lines += [f"  {f.line()}" for f in found]
     if others:
@@ -242,3 +242,8 @@ def _shown_params(oracle: str, params: dict[str, Any]) -> str:
     except UsageError:
         defaults = {}
     return ",".join(f"{k}={v}" for k, v in sorted(params.items()) if defaults.get(k) != v)
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 defect``, ``2 defects``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

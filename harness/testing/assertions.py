@@ -446,7 +446,12 @@ def _budget_text(budget: Budget) -> str:
         if math.isinf(limit):
             continue
         limits.append(f"{cat} {limit:g}" + (" of the outputs" if 0 < limit < 1 else ""))
-    return f"{ulp}; allowed: {', '.join(limits) or 'any NaN or Inf'} (other categories unlimited)"
+    extra = ""
+    if budget.max_bits is not None:
+        extra += f"; max bits {budget.max_bits:g}"
+    if budget.has_tolerance:
+        extra += f"; atol {budget.atol if budget.atol is not None else 0} rtol {budget.rtol if budget.rtol is not None else 0}"
+    return f"{ulp}{extra}; allowed: {', '.join(limits) or 'any NaN or Inf'} (other categories unlimited)"
 
 
 def _measured_text(s: Summary) -> str:
@@ -458,7 +463,10 @@ def _measured_text(s: Summary) -> str:
         ulp = "no finite results to measure in ulp"
     pct = 100.0 * s.correctly_rounded / s.n if s.n else 0.0
     incidence = ", ".join(f"{cat} {count}" for cat, count in s.incidence.items() if count) or "no NaN/Inf defects"
-    return f"{ulp}; {s.correctly_rounded} of {s.n} correctly rounded ({pct:.1f}%); {incidence}"
+    errors = ""
+    if s.bits_max is not None:
+        errors = f"; max bits {s.bits_max:.3g}, max abs error {s.abs_max:.3g}"
+    return f"{ulp}{errors}; {s.correctly_rounded} of {s.n} correctly rounded ({pct:.1f}%); {incidence}"
 
 
 def _failing_examples(s: Summary, budget: Budget) -> list[tuple[str, list[Example]]]:
