@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from harness.record.results import load_results  # noqa: E402
 from reports.html import render_html  # noqa: E402
 
-LIMIT_BYTES = 3 * 1024 * 1024
+LIMIT_BYTES = 3_000_000  # 3 MB, not MiB (issue 14 §7)
 
 PARTS = {
     "plots (svg)": r"<svg.*?</svg>",

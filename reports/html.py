@@ -4,9 +4,10 @@ What it shows, first: the findings, the defects of the failing cells ranked by s
 (:func:`reports.findings.findings`), each linking to its cell, and one line per device on
 which no cell ran (its columns are left out of the matrices). Then, per oracle: a matrix of implementations x (dtype, device) coloured by max
 ULP error and badged with NaN/Inf incidence, every cell a link to its details; incidence
-tables with counts and rates (inherent overflow apart from the defects); per cell the ULP
-histogram, ULP error versus input (from the cell's ``profile`` when the results have one,
-else from its stored examples), where each incidence category happened, the worst inputs
+tables with counts and rates (inherent overflow apart from the defects); per failing cell
+the ULP histogram and ULP error versus input (from the cell's ``profile`` when the results
+have one, else from its stored examples; the plots' frames drawn once, see
+:class:`reports.svg.Frames`), where each incidence category happened, the worst inputs
 with bits and values, and the repro command; then the run metadata. Given a baseline it
 also shows what got better or worse, cell by cell.
 
@@ -23,6 +24,7 @@ import datetime as _dt
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, partial
@@ -300,7 +302,10 @@ def _short(value: Any) -> str:
     return "0" if v == 0 else f"{v:.3g}"
 
 
-def _cell_view(cell: dict[str, Any], run: RunInfo, run_index: int, kind: str, metric: str = "ulp") -> CellView:
+def _cell_view(
+    cell: dict[str, Any], run: RunInfo, run_index: int, kind: str, metric: str = "ulp",
+    frames: svg.Frames | None = None,
+) -> CellView:
     shown = _shown_params(cell["oracle"], cell.get("params") or {})
     fw = str(cell.get("framework", ""))
     device_name = str((run.devices.get(fw) or {}).get(cell["device"], ""))
@@ -320,26 +325,26 @@ def _cell_view(cell: dict[str, Any], run: RunInfo, run_index: int, kind: str, me
         badges=_badges(cell),
     )
     ulp = cell.get("ulp") or {}
-    view.hist_svg = svg.histogram(ulp.get("histogram") or [], total=int(ulp.get("count") or 0))
-    # the error-versus-input plot of the failing cells only: a passing cell has its
-    # histogram, and the report stays small enough to open at once (benchmarks/bench_report_size.py)
+    # no plots for a passing cell: its facts (percentiles, the correctly rounded share) and
+    # its worst input tell its story, and the report stays small enough to open at once
+    # (benchmarks/bench_report_size.py)
+    if cell["status"] != "pass":
+        view.hist_svg = svg.histogram(ulp.get("histogram") or [], total=int(ulp.get("count") or 0), frames=frames)
     if elementwise and cell["status"] == "fail":
         budget = (cell.get("budget") or {}).get("max_ulp")
         try:
             if profile:
-                view.plot_svg = svg.error_plot(str(profile.get("format", cell["dtype"])), profile=profile, budget=budget)
+                view.plot_svg = svg.error_plot(str(profile.get("format", cell["dtype"])), profile=profile, budget=budget,
+                                               frames=frames)
                 total = sum(int(r[3]) for r in profile.get("rows") or [])
-                view.plot_note = (
-                    f"All {total:,} inputs in {profile.get('bins')} buckets along the {profile.get('format')} axis:"
-                    " each bar is the largest ULP error in its bucket; the rows above mark the buckets with"
-                    " NaN, Inf or zero results (darker: a larger share of the bucket)."
-                )
+                # how to read the plot is said once, above the details (report.html.j2)
+                view.plot_note = f"All {total:,} inputs in {profile.get('bins')} buckets along the {profile.get('format')} axis."
                 for cat, bands in svg.profile_bands(profile).items():
                     short, long = CATEGORY_LABELS[cat]
                     view.bands.append((cat, short, long, [b.text() for b in bands]))
             else:
                 points = list(cell.get("worst") or []) + list(cell.get("examples") or [])
-                view.plot_svg = svg.error_plot(str(cell["dtype"]), examples=points, budget=budget)
+                view.plot_svg = svg.error_plot(str(cell["dtype"]), examples=points, budget=budget, frames=frames)
                 if view.plot_svg:
                     view.plot_note = (
                         f"Only the {len(points)} stored worst inputs and examples are plotted: these results"
@@ -376,10 +381,12 @@ def _run_view(title: str, res: Results) -> RunView:
 
 
 def _build(
-    results: Sequence[Results], comparison: Comparison | None, metric: str = "ulp", hidden: frozenset[str] = frozenset()
+    results: Sequence[Results], comparison: Comparison | None, metric: str = "ulp", hidden: frozenset[str] = frozenset(),
+    frames: svg.Frames | None = None,
 ) -> tuple[list[OracleView], list[CellView]]:
     """The oracles and their cells as the page shows them; cells on the ``hidden`` devices
-    (collapsed: nothing ran there) are left out of the matrices and the details."""
+    (collapsed: nothing ran there) are left out of the matrices and the details. The plots'
+    shared frames go to ``frames`` (drawn once at the top of the page)."""
     latest: dict[CellKey, tuple[dict[str, Any], int]] = {}
     for i, res in enumerate(results):
         for c in res.cells:
@@ -390,7 +397,7 @@ def _build(
         if str(cell["device"]) in hidden and key not in verdicts:
             continue
         kind = _oracle_info(cell["oracle"])[0]
-        view = _cell_view(cell, results[i].run, i, kind, metric)
+        view = _cell_view(cell, results[i].run, i, kind, metric, frames)
         view.verdict = verdicts.get(key)
         by_oracle.setdefault(cell["oracle"], []).append(view)
     oracles: list[OracleView] = []
@@ -442,24 +449,25 @@ def _share_inputs(views: Sequence[CellView]) -> None:
             first[key] = view
 
 
-_SVG_OPEN = re.compile(r'^<svg class="([^"]*)" viewBox="([^"]*)" width="([^"]*)" height="([^"]*)" role="img">')
+_SVG_OPEN = re.compile(r'^<svg class="([^"]*)" viewBox="([^"]*)" width="([^"]*)" role="img">')
 
 
 def _share_plots(views: Sequence[CellView]) -> None:
     """Draw each distinct plot once: a later cell with the same plot (keras and tensorflow
     often share a kernel, so every number) shows it with ``<use>``, which keeps the report
-    small; the first one gets an id. Works with scripts off."""
+    small; the first one gets an id (only a plot drawn again does). Works with scripts off."""
+    seen = Counter(str(getattr(view, attr)) for view in views for attr in ("hist_svg", "plot_svg"))
     first: dict[str, str] = {}
     for view in views:
         for attr in ("hist_svg", "plot_svg"):
             text = str(getattr(view, attr))
             head = _SVG_OPEN.match(text)
-            if not text or head is None:
+            if not text or head is None or seen[text] < 2:
                 continue
             if text in first:
-                cls, box, w, h = head.groups()
+                cls, box, w = head.groups()
                 setattr(view, attr, Markup(
-                    f'<svg class="{cls}" viewBox="{box}" width="{w}" height="{h}" role="img">'
+                    f'<svg class="{cls}" viewBox="{box}" width="{w}" role="img">'
                     f'<use href="#{first[text]}"/></svg>'))
             else:
                 ident = f"plot-{len(first)}"
@@ -542,7 +550,8 @@ def render_html(
         comparison = compare(baseline, _merged(results), tolerance, labels=labels)
     every = [c.to_json() for c in _merged(results).cells]
     collapsed = collapsed_devices(every)
-    oracles, cells = _build(results, comparison, metric, frozenset(d.device for d in collapsed))
+    frames = svg.Frames()
+    oracles, cells = _build(results, comparison, metric, frozenset(d.device for d in collapsed), frames)
     counts = {s: sum(1 for c in every if c["status"] == s) for s in _STATUSES}
     anchors = {c.data["id"]: c.anchor for c in cells}
     runs = [_run_view(sources[i] if i < len(sources) else f"run {i + 1}", r) for i, r in enumerate(results)]
@@ -570,6 +579,7 @@ def render_html(
         collapsed=collapsed,
         metric=metric,
         metric_unit=METRICS[metric][1],
+        plot_frames=frames.defs(),
         css=_static("report.css"),
         js=_static("report.js"),
     ))
@@ -577,8 +587,10 @@ def render_html(
 
 def _squeeze(html: str) -> str:
     """The template's indentation, dropped: it is a tenth of a large report, and no element
-    of ours keeps white space (``<pre>`` holds one line each)."""
-    return re.sub(r"\n[ \t]+", "\n", html)
+    of ours keeps white space (``<pre>`` holds one line each). So are the line breaks between
+    table rows and cells, list items and cells' details, where white space is never shown."""
+    html = re.sub(r"\n[ \t]+", "\n", html)
+    return re.sub(r"(</t[dhr]>|<tr>|</li>|</details>)\n(?=</?(?:t[dhr]|li|details)\b)", r"\1", html)
 
 
 def write_html(

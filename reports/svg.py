@@ -2,7 +2,8 @@
 
 Two plots per cell: the ULP histogram and the error-versus-input plot (Herbie's "bits of
 error" view: input along x, ULP error on a log scale along y, NaN/Inf and lost-to-zero
-results in a band of their own above it). Each plot is a string of SVG markup; every piece
+results in a band of their own above it). Each plot is a string of SVG markup (its height
+follows from its ``viewBox``, as the CSS sets ``height: auto``); every piece
 of text that could come from a user is escaped here, so the template may mark the result
 safe. Same-coloured bars share one ``<path>`` to keep a report of hundreds of cells small.
 """
@@ -10,6 +11,7 @@ safe. Same-coloured bars share one ``<path>`` to keep a report of hundreds of ce
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -24,6 +26,7 @@ from reports.labels import CATEGORY_LABELS, format_ulp, ulp_class
 
 __all__ = [
     "BAND_ORDER",
+    "Frames",
     "error_plot",
     "fmt_count",
     "histogram",
@@ -73,12 +76,81 @@ def _title(text: str) -> Markup:
     return Markup("<title>{}</title>").format(text)
 
 
+_MONO = "ui-monospace, Menlo, Consolas, monospace"
+#: how a frame's parts look, as presentation attributes: the page's CSS does not reach the
+#: copies that ``<use>`` draws (they live in a shadow tree), so each frame carries its own
+#: (the same as report.css gives the plot's own elements)
+_FRAME_LOOK = {
+    "grid": 'stroke="#e6e9ef"',
+    "axis": 'stroke="#7b8494"',
+    "ref": 'stroke="#1a9850" stroke-dasharray="4 3"',
+    "budget": 'stroke="#c2182b" stroke-width="1.2" stroke-dasharray="6 3"',
+    "tick": 'font-size="10" fill="#5d6677" text-anchor="middle"',
+    "tick y": 'font-size="10" fill="#5d6677" text-anchor="end"',
+    "axlabel": 'font-size="10.5" fill="#5d6677" text-anchor="middle"',
+    "band-label": f'font-size="9" fill="#3b4350" text-anchor="end" font-family="{_MONO}"',
+    "band-bg": 'fill="#f3f4f7"',
+    "slot": 'fill="#f3f4f7"',
+}
+
+
+def _with_look(markup: str) -> str:
+    return re.sub(r'class="([^"]*)"', lambda m: f'{m.group(0)} {_FRAME_LOOK[m.group(1)]}'
+                  if m.group(1) in _FRAME_LOOK else m.group(0), markup)
+
+
+class Frames:
+    """The parts of plots that many plots share (grid, axes, ticks, labels), each drawn once
+    in a hidden ``<svg>`` (:meth:`defs`) at the top of the page and shown in every plot with
+    ``<use>``: a plain reference inside one HTML document, so it works with scripts off."""
+
+    def __init__(self, prefix: str = "frame") -> None:
+        self._prefix = prefix
+        self._ids: dict[str, str] = {}
+
+    def use(self, markup: str) -> str:
+        """``<use>`` of ``markup`` (SVG elements), registered under a new id the first time."""
+        if not markup:
+            return ""
+        ident = self._ids.get(markup)
+        if ident is None:
+            ident = self._ids[markup] = f"{self._prefix}-{len(self._ids)}"
+        return f'<use href="#{ident}"/>'
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def defs(self) -> Markup:
+        """The hidden ``<svg>`` with every registered frame (empty markup when none is)."""
+        if not self._ids:
+            return Markup("")
+        groups = "".join(f'<g id="{ident}">{_with_look(markup)}</g>' for markup, ident in self._ids.items())
+        return Markup(
+            '<svg class="plot frames" width="0" height="0" aria-hidden="true" focusable="false">'
+            f"<defs>{groups}</defs></svg>"
+        )
+
+
+def _framed(frames: Frames | None, *pieces: list[str]) -> str:
+    """The pieces of a frame, each drawn once per page with ``frames`` (pieces that vary
+    independently, like the axes and the band rows, are shared more often apart)."""
+    if frames is None:
+        return "".join("".join(p) for p in pieces)
+    return "".join(frames.use("".join(p)) for p in pieces)
+
+
 # -- histogram --------------------------------------------------------------------------------
 
 
-def histogram(hist: Sequence[Mapping[str, Any]], *, total: int, width: int = 380, height: int = 210) -> Markup:
+def histogram(
+    hist: Sequence[Mapping[str, Any]], *, total: int, width: int = 380, height: int = 210, frames: Frames | None = None
+) -> Markup:
     """Bars of element counts per ULP bucket (``<= 0.5``, ``<= 1``, ``<= 2`` ...), height on a
-    log scale so that a tail of a few elements beside tens of thousands stays visible."""
+    log scale so that a tail of a few elements beside tens of thousands stays visible.
+
+    Same-coloured bars share one ``<path>``; a few bars are labelled with their counts,
+    many are listed in the tooltip of the whole plot. The axis, ticks and labels depend only on the buckets,
+    so with ``frames`` they are drawn once per page and shown with ``<use>``."""
     if not hist:
         return Markup("")
     left, right, top, bottom = 8, 8, 16, 40
@@ -90,31 +162,40 @@ def histogram(hist: Sequence[Mapping[str, Any]], *, total: int, width: int = 380
     bar = max(min(slot * 0.8, 40.0), 1.0)
     label_every = max(1, math.ceil(len(hist) / max(1, pw // 34)))
     few = len(hist) <= 16
-    listing = "" if few else ": " + "; ".join(
+
+    # few buckets: every bar is labelled with its count; many: one tooltip lists them all
+    listing = "" if few else "; ".join(
         f"≤ {_short(float(h['le']))}: {c:,}" for h, c in zip(hist, counts, strict=True) if c)
+    frame = [f'<line class="axis" x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}"/>']
     parts: list[str] = [
-        f'<svg class="plot hist" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img">',
-        # many buckets: one tooltip lists them all (a tooltip per bar made a large report 0.3 MB larger)
-        str(_title(f"ULP error histogram{listing}")),
-        f'<line class="axis" x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}"/>',
+        f'<svg class="plot hist" viewBox="0 0 {width} {height}" width="{width}" role="img">',
+        str(_title(f"ULP error histogram{': ' + listing if listing else ''}")),
     ]
+    paths: dict[str, list[str]] = {}
+    values: list[str] = []
+    ticks: list[str] = []
     for i, (h, count) in enumerate(zip(hist, counts, strict=True)):
         le = float(h["le"])
         x = left + i * slot + (slot - bar) / 2
-        bh = ph * math.log10(1 + count) / scale if count else 0.0
-        bh = max(bh, 1.0) if count else 0.0
-        y = top + ph - bh
-        share = 100.0 * count / total if total else 0.0
-        tip = f"≤ {_short(le)} ulp: {count:,} elements ({share:.3g}%)"
-        rect = f'<rect x="{_num(x)}" y="{_num(y)}" width="{_num(bar)}" height="{_num(bh)}" fill="{_FILL[ulp_class(le)]}"'
-        parts.append(f"{rect}>{_title(tip)}</rect>" if few else f"{rect}/>")
-        if few and count:
-            parts.append(f'<text class="val" x="{_num(x + bar / 2)}" y="{_num(y - 3)}">{_compact(count)}</text>')
         if i % label_every == 0:
-            parts.append(f'<text class="tick" x="{_num(x + bar / 2)}" y="{top + ph + 13}">{escape(_short(le))}</text>')
-    parts.append(
-        f'<text class="axlabel" x="{left + pw / 2:.0f}" y="{height - 6}">ULP error (bucket top); log count</text></svg>'
+            ticks.append(f'<text x="{_num(x + bar / 2)}" y="{top + ph + 13}">{escape(_short(le))}</text>')
+        if not count:
+            continue
+        bh = max(ph * math.log10(1 + count) / scale, 1.0)
+        y = top + ph - bh
+        paths.setdefault(_FILL[ulp_class(le)], []).append(f"M{_num(x)} {top + ph}V{_num(y)}h{_num(bar)}V{top + ph}z")
+        if few:
+            # whole pixels: a label half a pixel off is not seen, its decimals in every cell are
+            values.append(f'<text x="{x + bar / 2:.0f}" y="{y - 3:.0f}">{_compact(count)}</text>')
+    frame.append(f'<g class="tick">{"".join(ticks)}</g>')
+    frame.append(
+        f'<text class="axlabel" x="{left + pw / 2:.0f}" y="{height - 6}">ULP error (bucket top); log count</text>'
     )
+    parts.insert(2, _framed(frames, frame))
+    parts += [f'<path fill="{fill}" d="{"".join(d)}"/>' for fill, d in paths.items()]
+    if values:
+        parts.append(f'<g class="val">{"".join(values)}</g>')
+    parts.append("</svg>")
     return Markup("".join(parts))
 
 
@@ -323,6 +404,19 @@ def _y_ticks(ymax: float, ph: float) -> list[float]:
     return sorted(picked)
 
 
+def _nice_top(y: float) -> float:
+    """The top of the y axis (in log2(1 + ulp)): ``y`` rounded up to log2(3), 2, 3, 4, 6, 8,
+    12, 16 ..., so that plots of similar error share one frame (:class:`Frames`)."""
+    if y <= math.log2(3.0) + 1e-9:
+        return math.log2(3.0)
+    k = 1.0
+    while True:
+        for nice in (2 * k, 3 * k):
+            if y <= nice + 1e-9:
+                return nice
+        k *= 2
+
+
 def error_plot(
     fmt: str,
     *,
@@ -331,11 +425,16 @@ def error_plot(
     budget: float | None = None,
     width: int = 680,
     height: int = 270,
+    frames: Frames | None = None,
 ) -> Markup:
     """ULP error versus input for an elementwise cell. With a ``profile`` every bucket of
     inputs is drawn (its max error); without one only the stored ``examples`` (worst and
     per-category) are, as points. NaN/Inf/lost-to-zero results get a row each in a band
-    above the plot. Returns empty markup when there is nothing to draw."""
+    above the plot. Returns empty markup when there is nothing to draw.
+
+    The frame (grid, axes, ticks, reference lines, slots, band rows and labels) is the same
+    for every plot of one format, input range and y range; with ``frames`` it is drawn once
+    per page and shown with ``<use>``, which keeps a report of hundreds of plots small."""
     points = _profile_points(profile) if profile else _example_points(examples, fmt)
     if not points:
         return Markup("")
@@ -366,48 +465,56 @@ def error_plot(
 
     slot_x = {"-inf": left, "+inf": pr + 6, "nan": pr + 6 + (special_w + 4 if "+inf" in specials else 0)}
     ulps = [p.max_ulp for p in points if p.max_ulp is not None]
-    ymax = max(math.log2(1 + max(ulps, default=0.0)), math.log2(1 + 2.0), math.log2(1 + (budget or 0.0)))
+    ymax = _nice_top(max(math.log2(1 + max(ulps, default=0.0)), math.log2(1 + 2.0), math.log2(1 + (budget or 0.0))))
     ymax *= 1.04
 
     def ypos(ulp: float) -> float:
         return top + ph - math.log2(1 + ulp) / ymax * ph
 
     out: list[str] = [
-        f'<svg class="plot err" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img">',
+        f'<svg class="plot err" viewBox="0 0 {width} {height}" width="{width}" role="img">',
         str(_title("ULP error versus input")),
     ]
-    # grid (one path: the report stays small) and axes
+    # the frame in pieces: y grid and ticks (by y range), x grid, ticks, axes and slots (by
+    # format and x range), reference lines, a row per band; grid lines one path each
+    frame_y: list[str] = []
+    frame: list[str] = []
+    lines: list[str] = []
     grid: list[str] = []
     ticks: list[str] = []
     for t in _y_ticks(ymax, ph):
         y = ypos(t)
         grid.append(f"M{pl} {_num(y)}H{_num(pr)}")
-        ticks.append(f'<text class="tick y" x="{left - 4}" y="{_num(y + 3)}">{escape(_short(t))}</text>')
+        ticks.append(f'<text x="{left - 4}" y="{_num(y + 3)}">{escape(_short(t))}</text>')
+    if grid:
+        frame_y.append(f'<path class="grid" d="{"".join(grid)}"/>')
+    frame_y.append(f'<g class="tick y">{"".join(ticks)}</g>')
+    grid, ticks = [], []
     for u, text in _x_ticks(fmt, u0, u1, pw):
         x = xpos(u)
         grid.append(f"M{_num(x)} {top}V{top + ph}")
-        ticks.append(f'<text class="tick" x="{_num(x)}" y="{top + ph + 13}">{escape(text)}</text>')
+        ticks.append(f'<text x="{_num(x)}" y="{top + ph + 13}">{escape(text)}</text>')
     if grid:
-        out.append(f'<path class="grid" d="{"".join(grid)}"/>')
-    out.extend(ticks)
-    out.append(f'<line class="axis" x1="{pl}" y1="{top + ph}" x2="{_num(pr)}" y2="{top + ph}"/>')
-    out.append(f'<line class="axis" x1="{pl}" y1="{top}" x2="{pl}" y2="{top + ph}"/>')
+        frame.append(f'<path class="grid" d="{"".join(grid)}"/>')
+    frame.append(f'<g class="tick">{"".join(ticks)}</g>')
+    frame.append(f'<line class="axis" x1="{pl}" y1="{top + ph}" x2="{_num(pr)}" y2="{top + ph}"/>')
+    frame.append(f'<line class="axis" x1="{pl}" y1="{top}" x2="{pl}" y2="{top + ph}"/>')
     half = ypos(0.5)
-    out.append(
+    lines.append(
         f'<line class="ref" x1="{pl}" y1="{_num(half)}" x2="{_num(pr)}" y2="{_num(half)}">'
         f"{_title('0.5 ulp: correctly rounded')}</line>"
     )
     if budget is not None:
         yb = ypos(budget)
-        out.append(
+        lines.append(
             f'<line class="budget" x1="{pl}" y1="{_num(yb)}" x2="{_num(pr)}" y2="{_num(yb)}">'
             f"{_title(f'budget: max {budget:g} ulp')}</line>"
         )
     for s in specials:
         x = slot_x[s]
-        out.append(f'<rect class="slot" x="{x}" y="{top}" width="{special_w}" height="{ph}"/>')
+        frame.append(f'<rect class="slot" x="{x}" y="{top}" width="{special_w}" height="{ph}"/>')
         label = {"-inf": "−∞", "+inf": "+∞", "nan": "NaN"}[s]
-        out.append(f'<text class="tick" x="{x + special_w / 2:.0f}" y="{top + ph + 13}">{label}</text>')
+        frame.append(f'<text class="tick" x="{x + special_w / 2:.0f}" y="{top + ph + 13}">{label}</text>')
 
     def span_of(p: _Point) -> tuple[float, float]:
         if p.slot != "finite":
@@ -445,7 +552,8 @@ def error_plot(
     for cls, seqs in sorted(runs.items()):
         d = []
         for run in seqs:
-            seg = [f"M{_num(run[0][0])} {_num(base)}"]
+            at = round(run[0][0], 1)
+            seg = [f"M{_num(at)} {_num(base)}"]
             prev_y: float | None = None
             for i, (_x0, x1, y) in enumerate(run):
                 y = round(y * 2) / 2  # half a pixel: neighbours of one height share one H
@@ -453,17 +561,22 @@ def error_plot(
                     seg.append(f"V{_num(y)}")
                     prev_y = y
                 if i + 1 == len(run) or round(run[i + 1][2] * 2) / 2 != y:
-                    seg.append(f"H{_num(x1)}")
+                    # relative steps are shorter; from rounded positions, so they do not drift
+                    seg.append(f"h{_num(round(x1, 1) - at)}")
+                    at = round(x1, 1)
             d.append("".join(seg) + f"V{_num(base)}z")
-        out.append(f'<path class="bars" fill="{_FILL[cls]}" d="{"".join(d)}"/>')
+        out.append(f'<path fill="{_FILL[cls]}" d="{"".join(d)}"/>')
     out += dots
 
     # the NaN/Inf band: a row per category, shaded by the share of the bucket it hit
+    band_rows: list[list[str]] = []
+    hits: list[str] = []  # transparent, over the rows: a tooltip per band
     for row, cat in enumerate(cats_present):
         y = 10 + row * row_h
         short, long = CATEGORY_LABELS[cat]
-        out.append(f'<text class="band-label" x="{left - 4}" y="{y + row_h - 2}">{escape(short)}</text>')
-        out.append(f'<rect class="band-bg" x="{pl}" y="{y}" width="{_num(pr - pl)}" height="{row_h - 1}"/>')
+        what = long.split(":")[0]  # the band list below the plot has the whole description
+        band_rows.append([f'<text class="band-label" x="{left - 4}" y="{y + row_h - 2}">{escape(short)}</text>'])
+        band_rows[-1].append(f'<rect class="band-bg" x="{pl}" y="{y}" width="{_num(pr - pl)}" height="{row_h - 1}"/>')
         levels: dict[float, list[str]] = {}
         for p in points:
             c = p.cats.get(cat, 0)
@@ -475,20 +588,25 @@ def error_plot(
             level = 1.0 if not profile else min(1.0, 0.35 + 0.65 * c / max(p.n, 1))
             levels.setdefault(round(level, 1), []).append(f"M{_num(x)} {y}h{_num(w)}v{row_h - 1}h{_num(-w)}z")
         for level, segs in sorted(levels.items()):
-            out.append(f'<path fill="{_CAT_FILL[cat]}" fill-opacity="{level:g}" d="{"".join(segs)}"/>')
+            opacity = "" if level == 1 else f' fill-opacity="{level:g}"'
+            out.append(f'<path fill="{_CAT_FILL[cat]}"{opacity} d="{"".join(segs)}"/>')
         if profile:
             for band in profile_bands(profile).get(cat, [])[:24]:
                 bx0 = _band_x(band.lo_bucket, int(profile["bins"]), slot_x, xpos, special_w)
                 bx1 = _band_x(band.hi_bucket + 1, int(profile["bins"]), slot_x, xpos, special_w, end=True)
-                out.append(
-                    f'<rect class="hit" x="{_num(bx0)}" y="{y}" width="{_num(max(bx1 - bx0, 3.0))}" '
-                    f'height="{row_h - 1}">{_title(f"{long}: {band.text()}")}</rect>'
+                hits.append(
+                    f'<rect x="{_num(bx0)}" y="{y}" width="{_num(max(bx1 - bx0, 3.0))}" '
+                    f'height="{row_h - 1}">{_title(f"{what}: {band.text()}")}</rect>'
                 )
+    if hits:
+        out.append(f'<g class="hit">{"".join(hits)}</g>')
     axis_text = "input x (every representable value the same width)" if profile else "input x (stored examples only)"
-    out.append(f'<text class="axlabel" x="{pl + pw / 2:.0f}" y="{height - 5}">{escape(axis_text)}</text>')
-    out.append(
-        f'<text class="axlabel" transform="translate(12 {top + ph / 2:.0f}) rotate(-90)">ULP error (log)</text></svg>'
+    frame.append(f'<text class="axlabel" x="{pl + pw / 2:.0f}" y="{height - 5}">{escape(axis_text)}</text>')
+    frame.append(
+        f'<text class="axlabel" transform="translate(12 {top + ph / 2:.0f}) rotate(-90)">ULP error (log)</text>'
     )
+    out.insert(2, _framed(frames, frame_y, frame, lines, *band_rows))
+    out.append("</svg>")
     return Markup("".join(out))
 
 

@@ -205,11 +205,24 @@ def test_a_matrix_link_opens_and_shows_the_cell(page: Page) -> None:
         "id => { const r = document.getElementById(id).getBoundingClientRect(); return r.top >= 0 && r.top < innerHeight; }",
         arg=href[1:], timeout=5000,
     )
-    # a passing cell has its histogram (error plots are drawn for failing cells); the same
-    # histogram as an earlier cell's is drawn with <use>, and shows all the same
-    stats = _svg_stats(page, f"details[id='{href[1:]}'] svg.hist")
-    assert stats and stats[0]["drawn"] > 0 and stats[0]["width"] > 200
+    # a passing cell shows its facts and worst input, no plots (those are the failing cells')
+    assert target.locator("dl.facts").is_visible()
+    assert target.locator("svg").count() == 0
     assert page.errors == []
+
+
+def test_plot_frames_and_shared_plots_are_drawn(page: Page) -> None:
+    # the frames (axes, ticks, band rows) live in a hidden <svg> and are drawn with <use>;
+    # every shown plot's frame has size, and the hidden <svg> takes no room
+    p = page.page
+    box = p.eval_on_selector("svg.frames", "s => { const b = s.getBoundingClientRect(); return [b.width, b.height]; }")
+    assert box == [0, 0]
+    sizes = p.eval_on_selector_all("details.cell[open] svg.plot use", """els => els.map(u => {
+        const b = u.getBBox(); return b.width + b.height; })""")  # a reference line has no height
+    assert sizes and all(s > 0 for s in sizes), sizes
+    # the page's CSS does not reach what <use> draws: a frame's text carries its own look
+    look = p.eval_on_selector_all("svg.frames text", "ts => ts.map(t => t.closest('[font-size]') !== null)")
+    assert look and all(look)
 
 
 def test_status_filter_hides_passing_cells(page: Page) -> None:

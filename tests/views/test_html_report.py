@@ -21,6 +21,7 @@ from html_crafted import (
     naive_softplus_like,
     other_cell,
     parse,
+    rowwise_cell,
     run_info,
     suite_results,
 )
@@ -181,8 +182,23 @@ def test_incidence_table_counts_rates_and_inherent_overflow_apart(tree: Node) ->
 # -- cell details -------------------------------------------------------------------------------------------
 
 
+def _plot_nodes(tree: Node, svg: Node) -> list[Node]:
+    """A plot's own nodes and those of the frames (and earlier plots) it shows with ``<use>``."""
+    nodes = list(svg.iter())
+    for use in svg.find_all("use"):
+        nodes += tree.find(id=use.attrs["href"].removeprefix("#")).iter()
+    return nodes
+
+
 def _svg_drawn(svg: Node) -> int:
-    return len([n for n in svg.iter() if n.tag in ("path", "rect", "circle") and "band-bg" not in n.classes])
+    """Shapes drawn in a plot (a bar or band segment each: same-coloured ones share a path)."""
+    return sum(n.attrs.get("d", "").count("M") if n.tag == "path" else 1 for n in svg.iter()
+               if n.tag in ("path", "rect", "circle") and not n.classes & {"band-bg", "grid"})
+
+
+def _texts(nodes: list[Node], cls: str) -> list[str]:
+    """The text of every ``<text>`` of class ``cls``, or inside a group of that class."""
+    return [t.text() for n in nodes if cls in n.classes for t in n.find_all("text")]
 
 
 def test_small_reports_start_with_every_cell_open(tree: Node) -> None:
@@ -195,11 +211,21 @@ def test_histogram_and_error_plot_from_the_profile(tree: Node) -> None:
     assert _svg_drawn(hist) >= 5
     err = d.find("svg", "err")
     assert _svg_drawn(err) >= 3
-    labels = [t.text() for t in err.find_all("text", "band-label")]
+    nodes = _plot_nodes(tree, err)  # the frame (axes, ticks, band rows) is drawn once per page
+    labels = _texts(nodes, "band-label")
     assert labels == ["Inf!", "→0", "ovf"]  # defects first, inherent overflow last
     assert "All 7,936 inputs" in d.find("figure", "fig-err").text()
-    ticks = [t.text() for t in err.find_all("text", "tick")]
+    ticks = _texts(nodes, "tick")
     assert "0" in ticks and "1" in ticks and "-1" in ticks
+
+
+def test_plot_frames_are_drawn_once_at_the_top(tree: Node, page: str) -> None:
+    frames = tree.find("svg", "frames")
+    ids = [g.attrs["id"] for g in frames.find_all("g") if "id" in g.attrs]
+    assert ids and len(ids) == len(set(ids))
+    used = set(re.findall(r'<use href="#(frame-\d+)"/>', page))
+    assert used == set(ids)  # every frame is used, every use finds its frame
+    assert page.index('class="plot frames"') < page.index('<section id="details">')
 
 
 def test_where_it_happens_lists_exact_input_ranges(tree: Node) -> None:
@@ -217,8 +243,16 @@ def test_error_plot_falls_back_to_the_stored_examples(tree: Node) -> None:
     assert not d.find_all("ul", "bands")
 
 
-def test_rowwise_cells_have_a_histogram_but_no_error_plot(tree: Node) -> None:
+def test_passing_cells_have_their_worst_input_and_no_plots(tree: Node) -> None:
     d = next(d for d in tree.find_all("details", "cell") if "log_softmax" in d.find("span", "cid").text())
+    assert not d.find_all("svg")  # a passing cell: its facts and worst input tell it
+    assert "row 0, col 0" in d.find("table", "examples").text()
+    assert "p50 / p90 / p99 / p99.9" in d.text()
+
+
+def test_failing_rowwise_cells_have_a_histogram_but_no_error_plot() -> None:
+    cell = replace(rowwise_cell("torch.log_softmax"), status="fail", reason="max ulp 3 > 1")
+    d = parse(render_html([Results(run_info(), (cell,))])).find("details", "cell")
     assert d.find_all("svg", "hist") and not d.find_all("svg", "err")
     assert "row 0, col 0" in d.find("table", "examples").text()
 
@@ -430,7 +464,7 @@ def test_the_first_section_is_the_ranked_findings_linking_to_cells(tree: Node) -
 
 
 def test_identical_plots_are_drawn_once() -> None:
-    cell = judged_cell("a.softplus", "float16", ulps=lambda x: np.where(x > 1, 1.0, 0.0))
-    twin = judged_cell("b.softplus", "float16", ulps=lambda x: np.where(x > 1, 1.0, 0.0))
+    cell = judged_cell("a.softplus", "float16", ulps=lambda x: np.where(x > 1, 9.0, 0.0), max_ulp=1)
+    twin = judged_cell("b.softplus", "float16", ulps=lambda x: np.where(x > 1, 9.0, 0.0), max_ulp=1)
     page = render_html([Results(run_info(), (cell, twin))])
     assert page.count('<use href="#plot-0"/>') == 1
