@@ -69,6 +69,8 @@ def _side(cell: CellResult | None, what: str) -> str:
         return "—"
     if cell.status == "skipped":
         return "skip"
+    if cell.status == "unsupported":
+        return "n/a"
     if cell.status == "error":
         return "ERR"
     s = cell.summary

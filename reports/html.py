@@ -112,7 +112,7 @@ class VerdictView:
 def _side_text(cell: CellResult | None, what: str) -> str:
     if cell is None:
         return "–"
-    if cell.status in ("skipped", "error"):
+    if cell.status in ("skipped", "unsupported", "error"):
         return cell.status
     s = cell.summary
     if s is None:

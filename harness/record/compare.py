@@ -5,8 +5,9 @@
 
 1. Only in the current run: ``new_cell``. Only in the baseline: ``missing_cell``.
 2. ``error`` now and not before (also when it was skipped before): ``new_failure``.
-3. Skipped on exactly one side: ``incomparable`` (coverage changed, e.g. a framework or
-   a GPU went missing in CI); skipped on both: ``unchanged``.
+3. Not run on exactly one side, ``skipped`` or ``unsupported`` (a format the framework
+   lacks): ``incomparable`` (coverage changed, e.g. a framework or a GPU went missing in
+   CI); the same of the two on both sides: ``unchanged``.
    ``error`` before and ``pass`` now: ``fixed``; ``error`` before and ``fail`` now:
    ``improved`` (it runs again; there are no old numbers to compare); ``error`` on both
    sides: ``unchanged``.
@@ -61,6 +62,9 @@ __all__ = [
     "Tolerance",
     "compare",
 ]
+
+#: statuses of cells that did not run: nothing to compare, only coverage
+_NOT_RUN = ("skipped", "unsupported")
 
 CellKey = tuple[str, str, str, str, str, str]
 
@@ -276,12 +280,12 @@ def _judge(
         return verdict(Kind.MISSING_CELL, f"not in the current run (was {b.status})")
     if c.status == "error" and b.status != "error":
         return verdict(Kind.NEW_FAILURE, f"errors now (was {b.status}): {c.reason}")
-    if b.status == "skipped" or c.status == "skipped":
+    if b.status in _NOT_RUN or c.status in _NOT_RUN:
         if b.status == c.status:
-            return verdict(Kind.UNCHANGED, f"skipped: {c.reason}")
-        if c.status == "skipped":
-            return verdict(Kind.INCOMPARABLE, f"skipped now: {c.reason}")
-        return verdict(Kind.INCOMPARABLE, f"skipped in the baseline: {b.reason}; now {c.status}")
+            return verdict(Kind.UNCHANGED, f"{c.status}: {c.reason}")
+        if c.status in _NOT_RUN:
+            return verdict(Kind.INCOMPARABLE, f"{c.status} now (was {b.status}): {c.reason}")
+        return verdict(Kind.INCOMPARABLE, f"{b.status} in the baseline: {b.reason}; now {c.status}")
     if c.status == "error" or b.status == "error":
         if b.status == c.status:
             same = b.reason == c.reason

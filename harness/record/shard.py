@@ -119,7 +119,7 @@ def _merge_cells(parts: Sequence[CellResult]) -> CellResult:
     errors = [p for p in parts if p.status == "error"]
     if errors:
         return replace(errors[0], seconds=seconds, impl_seconds=impl_seconds)
-    skipped = [p for p in parts if p.status == "skipped"]
+    skipped = [p for p in parts if p.status in ("skipped", "unsupported")]
     if len(skipped) == len(parts):
         return replace(first, seconds=seconds, impl_seconds=impl_seconds)
     if skipped:
