@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -151,6 +152,9 @@ class Oracle:
     doc: str = ""
     version: int = 1
     reducible: bool = False
+    #: the module whose code registered it (``mymod`` for ``oracle("x")(helpers.kernel)``
+    #: run in ``mymod``): what another process imports to know it
+    module: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         return self.name
@@ -260,6 +264,8 @@ def oracle(
         plist.append(Param("reduction", "none", REDUCTIONS, "how per-sample losses combine"))
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        # the caller of the decorator is the registering module; fn may come from anywhere
+        caller = sys._getframe(1).f_globals.get("__name__", "")
         accepted = inspect.signature(fn).parameters
         has_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
         for p in plist:
@@ -280,6 +286,7 @@ def oracle(
                 doc=doc.splitlines()[0] if doc else "",
                 version=version,
                 reducible=reducible,
+                module=str(caller),
             ),
             replace=replace,
         )

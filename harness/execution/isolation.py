@@ -294,6 +294,9 @@ class Isolated:
         self.limit = memory_limit()
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
+        #: the implementations the current process has imported; a fresh process (after a
+        #: timeout or a death) imports each again, under the import's own time limit
+        self._imported: set[tuple[str, str, str]] = set()
         _LIVE.add(self)
 
     # -- lifetime ----------------------------------------------------------------------------
@@ -324,14 +327,19 @@ class Isolated:
         return self._conn
 
     def close(self) -> None:
-        """Stop the process (it is started again when next needed)."""
+        """Stop the process and whatever it started (it is started again when next needed)."""
+        self._imported.clear()
         if self._conn is not None:
             with contextlib.suppress(OSError):
                 self._conn.close()
             self._conn = None
         if self._proc is not None:
             if self._proc.poll() is None:
-                self._proc.kill()
+                # its own process group: a pool or subprocess the implementation started goes too
+                with contextlib.suppress(OSError):
+                    os.killpg(self._proc.pid, signal.SIGKILL)
+                with contextlib.suppress(OSError):
+                    self._proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(10)
             self._proc = None
@@ -378,6 +386,7 @@ class Isolated:
             return self._death_reason(died, repro, " while importing the implementation")
         kind, text = reply
         if kind == "ok":
+            self._imported.add((spec, oracle, framework))
             return None
         if kind == "usage":
             raise UsageError(text)
@@ -385,7 +394,13 @@ class Isolated:
 
     def call(self, spec: str, oracle: str, framework: str, device: str, arrays: Sequence[np.ndarray],
              params: Mapping[str, Any], *, timeout: float, repro: str) -> Call:
-        """Call the implementation on ``arrays``; never raises for what it does."""
+        """Call the implementation on ``arrays``; never raises for what it does. A process
+        that has not imported it yet (a fresh one, after a timeout or a death) imports it
+        first, under :meth:`resolve`'s own time limit rather than the call's."""
+        if (spec, oracle, framework) not in self._imported:
+            why = self.resolve(spec, oracle, framework, timeout=timeout, repro=repro)
+            if why is not None:
+                return Call(failure=why)
         header = ("call", spec, oracle, framework, device, dict(params))
         try:
             reply, conn = self._ask(lambda c: _send_arrays(c, header, arrays), timeout)

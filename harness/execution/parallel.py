@@ -110,8 +110,8 @@ def _init_worker(setup: WorkerSetup, parent: int) -> None:
 
 def _oracle_sources(cells: Sequence[CellSpec]) -> tuple[str, ...]:
     """The modules and files defining the plan's oracles that are not built in."""
-    modules = {get_oracle(name).fn.__module__ for name in {c.oracle for c in cells}}
-    sources = {source_of(m) for m in modules if m != catalogue.__name__}
+    modules = {get_oracle(name).module for name in {c.oracle for c in cells}}
+    sources = {source_of(m) for m in modules if m and m != catalogue.__name__}
     return tuple(sorted(s for s in sources if s is not None))
 
 

@@ -24,7 +24,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,7 +36,7 @@ from harness.frameworks.adapters import DEVICES, get_backend
 from harness.frameworks.catalogue import get_impl
 from harness.frameworks.registry import Impl
 from harness.judgement.error_vs_input import ProfileInputs, merge_profiles
-from harness.judgement.summary import Summary, summarize
+from harness.judgement.summary import Example, Summary, summarize
 from harness.judgement.tally import Baseline, tally
 from harness.plan.cells import CellResult, CellSpec
 from harness.plan.implementations import custom_impl, load_custom
@@ -388,6 +388,8 @@ class Runner:
                     counted, ref, flat, out_fmt, describe=group.inputs.describer(judged),
                     offset=self._offset(cell, index), k_worst=self.k_worst,
                 )
+            if judged is not batch:
+                summary = _positions_in_batch(summary, np.flatnonzero(keep), flat.size, self._offset(cell, index))
             part.summary = summary if part.summary is None else part.summary.merge(summary)
             if counted.profile is not None:
                 part.profile = merge_profiles(part.profile, counted.profile)
@@ -459,6 +461,20 @@ class Runner:
             cell, status, reason, part.out_name, total,
             seconds=seconds, impl_seconds=part.impl_seconds, profile=part.profile, rejected=part.rejected,
         )
+
+
+def _positions_in_batch(summary: Summary, kept_rows: npt.NDArray[np.intp], size: int, offset: int) -> Summary:
+    """``summary`` of a batch judged without its rejected rows, with every shown element's
+    position (and row) put back where it sits in the whole batch, so positions, repro files
+    and tie-breaking in merges refer to the inputs as generated."""
+    width = size // kept_rows.size  # output elements per kept row: 1 unless row-wise
+
+    def moved(e: Example) -> Example:
+        local = e.index - offset
+        row = int(kept_rows[local // width])
+        return replace(e, index=offset + row * width + local % width, row=row if e.row is not None else None)
+
+    return replace(summary, worst=tuple(map(moved, summary.worst)), examples=tuple(map(moved, summary.examples)))
 
 
 @dataclass

@@ -85,6 +85,9 @@ class Suite:
     name: str
     path: str
     cells: tuple[CellSpec, ...]
+    #: the files its ``imports`` loaded (a module imported by name: its file), which a run
+    #: must never write over
+    imports: tuple[str, ...] = ()
 
 
 def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
@@ -156,17 +159,23 @@ def _read_suite(p: Path) -> dict[str, Any]:
         raise UsageError(f"suite file {shown!r} is not valid TOML: {exc}") from None
 
 
-def _import_oracles(suite_dir: Path, specs: list[str]) -> None:
-    """Import modules or files that register user oracles (and custom implementations)."""
+def _import_oracles(suite_dir: Path, specs: list[str]) -> tuple[str, ...]:
+    """Import modules or files that register user oracles (and custom implementations);
+    the files they were loaded from."""
+    files: list[str] = []
     for spec in specs:
         if spec.endswith(".py"):
             path = (suite_dir / spec).resolve()
             load_file(path, what=f"suite import {spec!r}: file", shown=str(path))
+            files.append(str(path))
         else:
             try:
-                importlib.import_module(spec)
+                module = importlib.import_module(spec)
             except ImportError as exc:
                 raise UsageError(f"suite import {spec!r}: {exc}") from None
+            if getattr(module, "__file__", None):
+                files.append(str(module.__file__))
+    return tuple(files)
 
 
 def _budget_for(where: str, table: Mapping[str, Any] | None, dtype: str) -> Budget:
@@ -229,11 +238,11 @@ def load_suite(path: str | Path) -> Suite:
     if "schema" not in data:
         raise UsageError(f"{p}: missing schema; write schema = {SUITE_SCHEMA} as the first line (the suite format"
                          f" this fpharness reads)")
-    _import_oracles(p.parent, _list_of_str(str(p), "imports", data["imports"]) if "imports" in data else [])
+    imported = _import_oracles(p.parent, _list_of_str(str(p), "imports", data["imports"]) if "imports" in data else [])
     cells: list[CellSpec] = []
     for number, case in enumerate(cases, start=1):
         cells += _case_cells(p, f"{p.name} case {number}", case)
-    return Suite(name, str(p), tuple(cells))
+    return Suite(name, str(p), tuple(cells), imported)
 
 
 def _check_schema(p: Path, schema: Any) -> None:

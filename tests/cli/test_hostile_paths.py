@@ -29,6 +29,7 @@ NO_WORK = ["-q", "-j", "1", "--no-progress"]
 SUITE = """
     schema = 1
     name = "s"
+    imports = ["my_oracles.py"]
 
     [[case]]
     oracle = "exp"
@@ -65,6 +66,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, results_file: bytes
     monkeypatch.setenv("FPHARNESS_CACHE_DIR", str(root / "cache"))
     np.save(root / "in.npy", np.array([0.5, 1.0, 2.0], dtype=np.float16))
     (root / "impl.py").write_text(IMPL)
+    (root / "my_oracles.py").write_text("# a suite's own oracles would be registered here\n")
     (root / "s.toml").write_text(textwrap.dedent(SUITE))
     (root / "a.json").write_bytes(results_file)
     (root / "b.json").write_bytes(results_file)
@@ -134,6 +136,8 @@ CASES = [
                  id="run-json-is-the-suite"),
     pytest.param(["run", "s.toml", "--html", "s.toml"], "s.toml", ["suite file", "s.html"],
                  id="run-html-is-the-suite"),
+    pytest.param(["run", "s.toml", "--json", "my_oracles.py"], "my_oracles.py", ["a module the suite imports", "my_oracles.json"],
+                 id="run-json-is-a-module-the-suite-imports"),
     pytest.param(["run", "s.toml", "--json", "outdir"], "outdir", ["is a directory"], id="run-json-is-a-directory"),
     pytest.param(["run", "s.toml", "--html", "outdir"], "outdir", ["is a directory"], id="run-html-is-a-directory"),
     pytest.param(["run", "s.toml", "--json", "in.npy"], "in.npy", ["npy:in.npy"], id="run-json-is-an-npy-input-of-the-suite"),

@@ -307,3 +307,24 @@ def test_ctrl_c_prints_one_line_and_exits_130(hostile: Path, tmp_path: Path) -> 
     for pid in alive:
         os.kill(pid, signal.SIGKILL)
     assert not alive, f"outlived the run: {alive}"
+
+
+def test_a_fresh_process_imports_again_under_the_import_limit(tmp_path: Path) -> None:
+    """After a timeout kills the isolated process, the next cell's fresh process imports the
+    module again; that import is not charged to the cell's short --timeout (once it was, and
+    every later cell of a slow-importing implementation timed out too)."""
+    slow = tmp_path / "slow_import.py"
+    slow.write_text(textwrap.dedent('''
+        import time
+        import numpy as np
+        time.sleep(1.5)  # an import slower than the cells' timeout (TensorFlow takes seconds)
+
+        def f(x):
+            if x.dtype == np.float16:
+                time.sleep(60)
+            return np.logaddexp(0, x)  # softplus
+    '''))
+    cells = [_cell(f"{slow}:f", dtype=d, timeout=1.0) for d in ("float16", "float32", "float64")]
+    results = run_cells(cells, runner=Runner())
+    assert [r.status for r in results] == ["error", "pass", "pass"], [r.reason for r in results]
+    assert results[0].reason == "timed out after 1 s"

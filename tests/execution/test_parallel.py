@@ -175,13 +175,8 @@ def test_a_script_without_a_main_guard_falls_back_to_running_in_process(tmp_path
     assert "worker processes could not start" in proc.stderr
 
 
-def test_workers_know_the_suites_own_oracles(tmp_path: Path) -> None:
-    """A spawned worker knows only the built-in oracles: it imports the modules and files
-    that define the plan's own ones (here a suite's `imports`), whose implementation module
-    it never imports itself (custom implementations run in the isolated process)."""
-    from harness.cli.app import main
-
-    (tmp_path / "my_oracles.py").write_text(textwrap.dedent('''
+SUITE_ORACLES = {
+    "decorated": '''
         from mpmath import mp
         from oracles import oracle
 
@@ -189,7 +184,32 @@ def test_workers_know_the_suites_own_oracles(tmp_path: Path) -> None:
         def suite_exp(x):
             """exp, registered by a suite's import."""
             return mp.exp(x)
-    '''))
+    ''',
+    # the function's own module (functools) registers nothing: the worker must import the
+    # module that called oracle(), not the one that defined the function
+    "registered-elsewhere": '''
+        import functools
+        from mpmath import mp
+        from oracles import oracle
+
+        def _scaled(k, x):
+            return mp.exp(k * x)
+
+        oracle("fpharness_test_suite_exp")(functools.partial(_scaled, 1))
+    ''',
+}
+
+
+@pytest.mark.parametrize("body", list(SUITE_ORACLES.values()), ids=list(SUITE_ORACLES))
+def test_workers_know_the_suites_own_oracles(tmp_path: Path, body: str) -> None:
+    """A spawned worker knows only the built-in oracles: it imports the modules and files
+    that define the plan's own ones (here a suite's `imports`), whose implementation module
+    it never imports itself (custom implementations run in the isolated process)."""
+    from harness.cli.app import main
+    from oracles.registry import REGISTRY
+
+    REGISTRY._items.pop("fpharness_test_suite_exp", None)  # each case registers it its own way
+    (tmp_path / "my_oracles.py").write_text(textwrap.dedent(body))
     (tmp_path / "my_impls.py").write_text("import numpy as np\n\ndef f(x):\n    return np.exp(x)\n")
     suite = tmp_path / "s.toml"
     suite.write_text(textwrap.dedent('''

@@ -498,3 +498,22 @@ def test_rowwise_refusal_leaves_out_whole_rows() -> None:
     lse = _in_memory(lambda x: softmax_refusing_inf(x)[:, 0], "logsumexp").run(
         cell("mem.fn", oracle_="logsumexp", dtype="float32", inputs="special"))
     assert (lse.status, lse.reason) == ("error", "ValueError: +inf logits")
+
+
+def test_shown_elements_keep_their_positions_after_a_rejection(tmp_path: Path) -> None:
+    """Elements shown after a rejection are numbered as the inputs were generated: the input
+    4.0 sits at position 3, whatever was left out before it (once it was reported at 2)."""
+    x = np.array([-1.0, 1.0, 2.0, 4.0, 8.0], dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+
+    def log_refusing_negatives(v: np.ndarray) -> np.ndarray:
+        if np.any(v < 0):
+            raise ValueError("math domain error")
+        out = np.log(v)
+        return np.where(v == 4.0, np.nextafter(out, np.float32(10)), out).astype(np.float32)
+
+    spec = cell("mem.fn", oracle_="log", dtype="float32", inputs=f"npy:{tmp_path / 'x.npy'}")
+    result = _in_memory(log_refusing_negatives, "log").run(spec)
+    assert result.rejected == 1, result.reason
+    worst = result.summary.worst[0] if result.summary is not None else None
+    assert worst is not None and worst.input_values == ("4.0",) and worst.index == 3

@@ -47,6 +47,7 @@ def run_command(args: argparse.Namespace) -> int:
     if options.json_path is None:
         options = replace(options, json_path=str(Path("results") / f"{stem}.json"))
     inputs = [Input("the suite file", args.suite)]
+    inputs += [Input("a module the suite imports", path) for path in suite.imports]
     if args.record:
         inputs.append(Input("the history database", args.db or DEFAULT_DB))
     check_exec_outputs(options, cells, inputs)
