@@ -20,7 +20,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["LONG_LIST", "FpharnessError", "OracleError", "UsageError", "choices", "close_matches"]
+__all__ = ["LONG_LIST", "FpharnessError", "OracleError", "UsageError", "choices", "close_matches", "one_line"]
 
 
 class FpharnessError(Exception):
@@ -73,3 +73,11 @@ def choices(values: Iterable[object], given: object = None) -> str:
     if len(items) > LONG_LIST and same:
         return "pick from: " + ", ".join(same) + f" ({prefix}*; {len(items)} in all){guess}"
     return "pick from: " + ", ".join(items) + guess
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, at most 300 characters: how a failure an
+    implementation raised reads in a cell's reason."""
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return (f"{type(exc).__name__}: {first}" if first else type(exc).__name__)[:300]

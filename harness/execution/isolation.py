@@ -52,7 +52,7 @@ import numpy as np
 
 from harness.frameworks.adapters import get_backend
 from harness.plan.implementations import load_custom
-from oracles.errors import UsageError
+from oracles.errors import UsageError, one_line
 from oracles.lifetime import die_with_parent
 
 __all__ = [
@@ -62,7 +62,6 @@ __all__ = [
     "Isolated",
     "accepted_kwargs",
     "memory_limit",
-    "one_line",
     "sigint_ignored",
 ]
 
@@ -76,13 +75,6 @@ _STARTUP_LIMIT = 120.0
 #: --timeout: TensorFlow alone imports in 5-10 s
 _IMPORT_FLOOR = 60.0
 _GIB = 1 << 30
-
-
-def one_line(exc: BaseException) -> str:
-    """``Type: first line of the message``, at most 300 characters."""
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    return (f"{type(exc).__name__}: {first}" if first else type(exc).__name__)[:300]
 
 
 def accepted_kwargs(fn: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from harness.execution.isolation import ISOLATION_SUPPORTED, Isolated, accepted_kwargs, one_line
+from harness.execution.isolation import ISOLATION_SUPPORTED, Isolated, accepted_kwargs
 from harness.execution.progress import Progress
 from harness.frameworks.adapters import DEVICES, get_backend
 from harness.frameworks.catalogue import get_impl
@@ -41,7 +41,7 @@ from harness.judgement.tally import Baseline, tally
 from harness.plan.cells import CellResult, CellSpec
 from harness.plan.implementations import custom_impl, load_custom
 from harness.plan.inputs import Batch, InputSet, StreamedPatterns, parse_inputs
-from oracles.errors import OracleError, UsageError, choices
+from oracles.errors import OracleError, UsageError, choices, one_line
 from oracles.evaluate import evaluate
 from oracles.formats import Format, format_of_dtype, get_format
 from oracles.reference import Reference
@@ -81,7 +81,6 @@ def _call_with_timeout(fn: Callable[[], Any], seconds: float) -> Any:
     return box.get("value")
 
 
-_one_line = one_line
 
 
 def _expected_shape(oracle: Oracle, batch: Batch, reduction: str) -> tuple[int, ...]:
@@ -259,7 +258,7 @@ class Runner:
             return Part(failure=("error", f"oracle: {exc}"), failed_at=-1, seconds=time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - a harness bug must not lose the other cells
             traceback.print_exc(file=sys.stderr)
-            return Part(failure=("error", f"internal error (please report): {_one_line(exc)}"), failed_at=-1,
+            return Part(failure=("error", f"internal error (please report): {one_line(exc)}"), failed_at=-1,
                         seconds=time.perf_counter() - started)
 
     def _run_part(self, cell: CellSpec, indices: Sequence[int] | None, started: float) -> Part:
@@ -324,8 +323,8 @@ class Runner:
                     native = [backend.to_native(a, cell.device) for a in batch.arrays]
                 except Exception as exc:  # noqa: BLE001 - e.g. a dtype the framework lacks
                     if cell.dtype in impl.unsupported_dtypes:
-                        return unsupported(index, f"inputs: {_one_line(exc)}")
-                    return fail(index, f"inputs: {_one_line(exc)}")
+                        return unsupported(index, f"inputs: {one_line(exc)}")
+                    return fail(index, f"inputs: {one_line(exc)}")
                 t0 = time.perf_counter()
 
                 try:
@@ -338,23 +337,23 @@ class Runner:
                     return fail(index, f"the implementation called sys.exit({exc.code!r})")
                 except BaseException as exc:  # noqa: BLE001 - the implementation's failure is the result
                     if cell.dtype in impl.unsupported_dtypes:
-                        return unsupported(index, _one_line(exc))
+                        return unsupported(index, one_line(exc))
                     retried = self._without_nan_truth(cell, group, index, batch, reduction)
                     if retried is None:
-                        return fail(index, _one_line(exc))
+                        return fail(index, one_line(exc))
                     judged, keep = retried
                     try:
                         native = [backend.to_native(a, cell.device) for a in judged.arrays]
                         raw = self._call(backend, impl.fn, native, kwargs, cell.timeout)
                     except _Timeout as again:
-                        return fail(index, f"{_one_line(exc)}; without its inputs whose exact result is NaN: {again}")
+                        return fail(index, f"{one_line(exc)}; without its inputs whose exact result is NaN: {again}")
                     except KeyboardInterrupt:
                         raise
                     except BaseException:  # noqa: BLE001 - it raises on valid inputs too: the first reason stands
-                        return fail(index, _one_line(exc))
+                        return fail(index, one_line(exc))
                     part.rejected += int(keep.size - np.count_nonzero(keep))
                     if part.rejected_why is None:
-                        part.rejected_why = _one_line(exc)
+                        part.rejected_why = one_line(exc)
                 part.impl_seconds += time.perf_counter() - t0
             got = np.asarray(raw)
             want_shape = _expected_shape(group.oracle, judged, reduction)
