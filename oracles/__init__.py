@@ -6,6 +6,8 @@ This package imports no ML framework. Public surface:
 * :func:`round_mpf`, :func:`round_float64`: correct rounding, directly into a format;
 * :func:`oracle` (decorator), :func:`get_oracle`, :data:`REGISTRY`: the oracle registry;
 * :func:`evaluate`: an oracle's correctly rounded values as a :class:`Reference`;
+* :func:`gradient` (decorator), :func:`gradient_oracle`, :data:`GRADIENTS`: derivatives of
+  oracles and the derived oracles whose truth is a vector-Jacobian product;
 * :class:`FpharnessError`, the root of every error we raise, and its kinds
   :class:`UsageError` and :class:`OracleError`.
 
@@ -15,10 +17,13 @@ them. That is why :mod:`oracles.registry` never imports the catalogue: the catal
 imports the registry, and the registry importing it back would be a cycle.
 """
 
-import oracles.catalogue  # noqa: F401  (registers the built-in oracles; see the docstring)
+# registers the built-in oracles, then their gradients (see the docstring)
+import oracles.catalogue
+import oracles.catalogue_gradients  # noqa: F401
 from oracles.errors import FpharnessError, OracleError, UsageError
 from oracles.evaluate import evaluate
 from oracles.formats import BFLOAT16, FLOAT16, FLOAT32, FLOAT64, FORMATS, Format, format_of_dtype, get_format
+from oracles.gradients import GRADIENTS, gradient, gradient_oracle
 from oracles.reference import Reference
 from oracles.registry import REGISTRY, Arg, Oracle, Param, get_oracle, oracle
 from oracles.rounding import round_float64, round_mpf, ulp_exponent
@@ -35,6 +40,7 @@ __all__ = [
     "FLOAT32",
     "FLOAT64",
     "FORMATS",
+    "GRADIENTS",
     "REGISTRY",
     "Arg",
     "Format",
@@ -49,6 +55,8 @@ __all__ = [
     "format_of_dtype",
     "get_format",
     "get_oracle",
+    "gradient",
+    "gradient_oracle",
     "oracle",
     "round_float64",
     "round_mpf",

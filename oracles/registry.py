@@ -41,11 +41,13 @@ from oracles.registries import Registry, origin_of
 __all__ = [
     "PARAM_DOMAINS",
     "REGISTRY",
+    "TARGET_ATTR",
     "Arg",
     "Kind",
     "Oracle",
     "OracleRegistry",
     "Param",
+    "function_target",
     "get_oracle",
     "oracle",
 ]
@@ -217,6 +219,19 @@ def _same_definition(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
 
 
 REGISTRY = OracleRegistry()
+
+#: the attribute by which a wrapper names the function whose mathematics it evaluates
+#: (``module:qualname``): a gradient oracle's function (oracles.gradients) wraps the
+#: registered derivative, and the fast tier must recognise the derivative
+TARGET_ATTR = "__fpharness_target__"
+
+
+def function_target(fn: Callable[..., Any]) -> str:
+    """``module:qualname`` of the mathematics ``fn`` evaluates (see :data:`TARGET_ATTR`)."""
+    marked = getattr(fn, TARGET_ATTR, None)
+    if isinstance(marked, str):
+        return marked
+    return f"{getattr(fn, '__module__', '')}:{getattr(fn, '__qualname__', '')}"
 
 
 def _parse_arg(spec: str | Arg) -> Arg:

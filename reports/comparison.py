@@ -8,18 +8,24 @@ missing and new cells, fixes, improvements); unchanged cells are counted, and li
 when asked. Each row shows the max ULP and the correctly rounded fraction before and after,
 the incidence counts that changed, why the verdict was given and the framework or device
 changes of that cell, so "numpy 2.0 → 2.1 made float16 softplus worse" reads as one row.
+
+Cells are matched with their pass (the seventh element of the cell key: ``""`` forward,
+``∂x:ones`` a gradient), so a forward cell and the gradient of the same implementation are
+two rows, the gradient's id reading ``∂softplus[…]``. Within a kind, an oracle's gradient
+rows follow its forward rows; forward-only comparisons keep the order by id.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 
 from harness.plan.cells import CellResult
 from harness.record.compare import CellVerdict, Comparison, Kind
 from harness.record.results import RunInfo
 from reports.labels import format_ulp
 
-__all__ = ["KIND_LABELS", "markdown", "summary_line", "terminal_text"]
+__all__ = ["KIND_LABELS", "markdown", "ordered", "summary_line", "terminal_text"]
 
 #: how each kind reads in a table
 KIND_LABELS: dict[Kind, str] = {
@@ -104,8 +110,21 @@ def _run_text(run: RunInfo) -> str:
     return ", ".join(bits)
 
 
+def _order(v: CellVerdict) -> tuple[int, str, bool, str, str]:
+    """By kind, then oracle, forward before gradient, then id. ``oracle[`` as the second
+    key orders forward cells exactly as their ids do (an id starts with it), so forward-only
+    views are unchanged; ``∂softplus[…]`` would otherwise sort after every forward id."""
+    judged = str(v.key[6]) if len(v.key) > 6 else ""
+    return (list(Kind).index(v.kind), f"{v.key[0]}[", judged != "", judged, v.id)
+
+
+def ordered(verdicts: Iterable[CellVerdict]) -> list[CellVerdict]:
+    """``verdicts`` in the order every comparison view lists them (see :func:`_order`)."""
+    return sorted(verdicts, key=_order)
+
+
 def _rows(comparison: Comparison, show_unchanged: bool) -> list[CellVerdict]:
-    return [v for v in comparison.verdicts if show_unchanged or v.kind is not Kind.UNCHANGED]
+    return sorted((v for v in comparison.verdicts if show_unchanged or v.kind is not Kind.UNCHANGED), key=_order)
 
 
 # -- terminal ------------------------------------------------------------------------------
@@ -196,7 +215,7 @@ def markdown(comparison: Comparison, *, show_unchanged: bool = False, title: str
                 f"| {_md('; '.join(str(e) for e in v.environment))} |"
             )
         lines.append("")
-    unchanged = comparison.of_kind(Kind.UNCHANGED)
+    unchanged = sorted(comparison.of_kind(Kind.UNCHANGED), key=_order)
     if unchanged and not show_unchanged:
         plural = "s" if len(unchanged) != 1 else ""
         lines += [f"<details><summary>{len(unchanged)} unchanged cell{plural}</summary>", ""]

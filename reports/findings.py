@@ -1,4 +1,4 @@
-"""What a reader acts on, computed from result cells (schema-1 dicts) and shown by every view.
+"""What a reader acts on, computed from result cells (results-file dicts) and shown by every view.
 
 Pure functions, no printing (STYLE 8, 15): the terminal, the HTML report and the pytest
 failure message render what these return.
@@ -11,8 +11,17 @@ failure message render what these return.
   spurious Inf, numbers where the result is undefined, results lost to zero, missing Inf,
   then errors over budget), one per implementation, dtype and device, each with the cell
   to look up.
+* :func:`shortlist`: the findings a screen shows (the terminal's default list): lines that
+  differ only in dtype merged into one, then at most :data:`SHORTLIST` lines, an equal share
+  for each kind of defect, its most severe ones; and how many of each kind are left out
+  (``--details`` and the HTML report list every finding).
 * :func:`collapsed_devices`: device columns with no runnable cell (every ``cuda`` column
   on a machine without a GPU), each with one sentence saying why.
+
+Gradient cells (``"pass": "grad"``) are findings of their own, never merged with the
+forward cell of the same implementation: their lines start with the cell's subject
+(``∂softplus keras.softplus float16: …``, :func:`reports.labels.subject`) and name an
+example's cotangent (``e.g. x=-87.5, cotangent=1.0``). Forward lines read as they always did.
 
 Fields that older results files lack (``bits``, ``abs_error``, ``rel_error``,
 ``rejected``, the ``unsupported`` status, a budget) are read defensively: absent means
@@ -30,20 +39,24 @@ from typing import Any
 from harness.judgement.definitions import CATEGORIES
 from harness.judgement.summary import Example
 from oracles.registry import get_oracle
-from reports.labels import format_metric, metric_value
+from reports.labels import format_metric, input_names, is_grad, metric_value, named_values, subject, wrt
 from reports.svg import profile_bands
 
 __all__ = [
     "NOT_RUN",
     "SEVERITY",
+    "SHORTLIST",
     "CollapsedDevice",
     "ElementGroup",
     "Finding",
     "collapsed_devices",
     "failing_elements",
     "findings",
+    "left_out_text",
+    "merge_dtypes",
     "not_run_lines",
     "runnable",
+    "shortlist",
 ]
 
 #: statuses of cells that did not run (a device column of only these collapses)
@@ -58,6 +71,13 @@ SEVERITY: tuple[tuple[str, str], ...] = (
     ("missing_inf", "finite result where the correctly rounded result is Inf"),
 )
 _RANK = {cat: i for i, (cat, _w) in enumerate(SEVERITY)}
+#: what the line saying what a short list leaves out calls each kind of finding
+_KIND = {"unexpected_nan": "spurious NaN", "unexpected_inf": "spurious Inf", "missing_nan": "missing NaN",
+         "lost_to_zero": "lost to 0", "missing_inf": "missing Inf", "budget": "over budget"}
+
+#: lines of a short list of findings (:func:`shortlist`): the main job has some 270 findings,
+#: and its terminal output was 600 lines, most of them findings; 40 fit a screen or two
+SHORTLIST = 40
 #: the rank of "over budget, no defect": after every category
 _OVER_BUDGET = len(SEVERITY)
 
@@ -176,6 +196,15 @@ class Finding:
     cell_id: str
     count: int
     error: float  # the cell's error in the chosen metric (for ordering)
+    #: the subject in parts: what comes before the dtype (``∂softplus keras.softplus``), the
+    #: dtype (or dtypes, once merged), the device where the subject names it
+    who: str = ""
+    dtype: str = ""
+    device: str = ""
+    #: the text without its max error (``4 spurious NaN (x = −∞)``): what dtypes must share to merge
+    plain: str = ""
+    #: how many findings this line stands for (more than one once dtypes are merged)
+    covers: int = 1
 
     def line(self) -> str:
         return f"{self.subject}: {self.text}  [{self.cell_id}]"
@@ -193,26 +222,41 @@ def _range_text(cell: Mapping[str, Any], cat: str) -> str:
         if bands:
             first = bands[0]
             more = f" and {len(bands) - 1} more range{'s' if len(bands) > 2 else ''}" if len(bands) > 1 else ""
-            return f"{_where(first.x_lo, first.x_hi, first.special)}{more}"
+            return f"{_where(first.x_lo, first.x_hi, first.special, _axis(cell))}{more}"
     for e in _examples(cell, "examples") + _examples(cell, "worst"):
         if e.category == cat:
             if e.row is not None:
                 return f"e.g. row {e.row}"
-            return "e.g. " + ", ".join(e.input_values) if len(e.input_values) > 1 else f"e.g. x={e.input_values[0]}" \
-                if e.input_values else ""
+            return f"e.g. {_inputs_text(cell, e)}" if e.input_values else ""
     return ""
+
+
+def _inputs_text(cell: Mapping[str, Any], e: Example) -> str:
+    """``x=-87.5`` (one input), ``1.0, 0.0`` (several), ``x=9.07, cotangent=1.0`` (a gradient)."""
+    values = named_values(cell, e)
+    return f"x={values[0]}" if len(values) == 1 else ", ".join(values)
 
 
 def _num(v: float | None) -> str:
     return "?" if v is None else f"{float(v):.4g}"
 
 
-def _where(lo: float | None, hi: float | None, special: str) -> str:
+def _axis(cell: Mapping[str, Any]) -> str:
+    """What a profile's input axis is called: its first input, ``x``; a gradient names it as
+    its examples do (``p`` of ``∂binary_cross_entropy/∂p``). Forward cells keep ``x``."""
+    for e in _examples(cell, "examples") + _examples(cell, "worst"):
+        names = input_names(cell, e)
+        if names and names[0]:
+            return names[0]
+    return "x"
+
+
+def _where(lo: float | None, hi: float | None, special: str, axis: str = "x") -> str:
     if special:
-        return {"-inf": "x = −∞", "+inf": "x = +∞", "nan": "x = NaN"}.get(special, special)
+        return {"-inf": f"{axis} = −∞", "+inf": f"{axis} = +∞", "nan": f"{axis} = NaN"}.get(special, special)
     if lo == hi:
-        return f"x = {_num(lo)}"
-    return f"{_num(lo)} ≤ x ≤ {_num(hi)}"
+        return f"{axis} = {_num(lo)}"
+    return f"{_num(lo)} ≤ {axis} ≤ {_num(hi)}"
 
 
 def _subnormal(cell: Mapping[str, Any]) -> bool:
@@ -230,7 +274,8 @@ def _subnormal(cell: Mapping[str, Any]) -> bool:
         return False
 
 
-def _describe(cell: Mapping[str, Any], cat: str, count: int, metric: str) -> str:
+def _describe(cell: Mapping[str, Any], cat: str, count: int, metric: str) -> tuple[str, str]:
+    """(the text without the max error, the text)."""
     if cat == "lost_to_zero":
         what = f"subnormal result{'s' if count != 1 else ''} flushed to 0" if _subnormal(cell) \
             else f"result{'s' if count != 1 else ''} lost to 0"
@@ -238,11 +283,11 @@ def _describe(cell: Mapping[str, Any], cat: str, count: int, metric: str) -> str
         wording = dict(SEVERITY)[cat]
         what = wording if count == 1 else _plural(wording)
     where = _range_text(cell, cat)
-    text = f"{count:,} {what}" + (f" ({where})" if where else "")
+    plain = f"{count:,} {what}" + (f" ({where})" if where else "")
     value = metric_value(cell, metric)
     if value is not None and value > 0:
-        text += f", max {format_metric(value, metric)}"
-    return text
+        return plain, f"{plain}, max {format_metric(value, metric)}"
+    return plain, plain
 
 
 def _plural(wording: str) -> str:
@@ -269,15 +314,24 @@ def _over_budget_text(cell: Mapping[str, Any], metric: str) -> str:
         if e.row is not None:
             parts.append(f"worst at row {e.row}")
         elif e.input_values:
-            parts.append("worst at " + ", ".join(f"x={v}" if len(e.input_values) == 1 else v for v in e.input_values))
+            parts.append(f"worst at {_inputs_text(cell, e)}")
     return ", ".join(parts) or "over budget"
 
 
-def _subject(cell: Mapping[str, Any], with_device: bool) -> str:
-    params = cell.get("params") or {}
-    shown = _shown_params(str(cell.get("oracle")), params)
-    label = str(cell.get("impl")) + (f" ({shown})" if shown else "")
-    return f"{label} {cell.get('dtype')}" + (f" {cell.get('device')}" if with_device else "")
+def _label(cell: Mapping[str, Any]) -> str:
+    """The implementation with the parameters that differ from the oracle's defaults."""
+    shown = _shown_params(str(cell.get("oracle")), cell.get("params") or {})
+    return str(cell.get("impl")) + (f" ({shown})" if shown else "")
+
+
+def _judged(cell: Mapping[str, Any]) -> str:
+    """What opens a gradient cell's line (``∂softplus ``): empty for a forward cell."""
+    return f"{subject(cell)} " if is_grad(cell) else ""
+
+
+def _subject(cell: Mapping[str, Any], with_device: bool, label: str | None = None) -> str:
+    label = _label(cell) if label is None else label
+    return f"{_judged(cell)}{label} {cell.get('dtype')}" + (f" {cell.get('device')}" if with_device else "")
 
 
 def _shown_params(oracle: str, params: Mapping[str, Any]) -> str:
@@ -293,19 +347,24 @@ def _cell_finding(cell: Mapping[str, Any], metric: str, with_device: bool) -> Fi
     value = metric_value(cell, metric)
     error = -1.0 if value is None or math.isnan(value) else value
     subject = _subject(cell, with_device)
+    who, dtype = f"{_judged(cell)}{_label(cell)}", str(cell.get("dtype"))
+    device = str(cell.get("device")) if with_device else ""
     for cat, _wording in SEVERITY:
         count = int(incidence.get(cat) or 0)
         if count:
-            return Finding(_RANK[cat], cat, subject, _describe(cell, cat, count, metric), str(cell["id"]), count, error)
-    return Finding(_OVER_BUDGET, "budget", subject, _over_budget_text(cell, metric), str(cell["id"]), 0, error)
+            plain, text = _describe(cell, cat, count, metric)
+            return Finding(_RANK[cat], cat, subject, text, str(cell["id"]), count, error, who, dtype, device, plain)
+    text = _over_budget_text(cell, metric)
+    return Finding(_OVER_BUDGET, "budget", subject, text, str(cell["id"]), 0, error, who, dtype, device, text)
 
 
 def findings(cells: Iterable[Mapping[str, Any]], *, metric: str = "ulp") -> list[Finding]:
     """The defects of the failing cells, most severe first (the category, then the count,
-    then the error). One finding per implementation (with its parameters), dtype and device,
-    from its most severe cell over the input sets, so a defect that three input sets show is
-    one line; implementations of one oracle with the same defect in the same words (keras
-    and tensorflow share kernels) are one line naming them all, with the first one's cell.
+    then the error). One finding per implementation (with its parameters), dtype, device and
+    pass (forward, or the gradient with respect to one argument), from its most severe cell
+    over the input sets and cotangents, so a defect that three input sets show is one line;
+    implementations of one oracle with the same defect in the same words (keras and
+    tensorflow share kernels) are one line naming them all, with the first one's cell.
     The device is named only when more than one device ran."""
     cells = list(cells)
     devices = {c.get("device") for c in cells if c.get("status") not in NOT_RUN}
@@ -314,21 +373,21 @@ def findings(cells: Iterable[Mapping[str, Any]], *, metric: str = "ulp") -> list
         if c.get("status") != "fail":
             continue
         f = _cell_finding(c, metric, len(devices) > 1)
-        key = (c.get("oracle"), c.get("impl"), tuple(sorted((c.get("params") or {}).items())), c.get("dtype"),
-               c.get("device"))
+        key = (c.get("oracle"), wrt(c), c.get("impl"), tuple(sorted((c.get("params") or {}).items())),
+               c.get("dtype"), c.get("device"))
         old = best.get(key)
         if old is None or _order(f) < _order(old[0]):
             best[key] = (f, c)
     merged: dict[tuple[Any, ...], list[tuple[Finding, Mapping[str, Any]]]] = {}
     for f, c in sorted(best.values(), key=lambda fc: (*_order(fc[0]), fc[0].subject)):
-        merged.setdefault((c.get("oracle"), c.get("dtype"), c.get("device"), f.category, f.text), []).append((f, c))
+        merged.setdefault((c.get("oracle"), wrt(c), c.get("dtype"), c.get("device"), f.category, f.text),
+                          []).append((f, c))
     out = []
     for group in merged.values():
         first, cell = group[0]
         if len(group) > 1:
-            names = ", ".join(_subject(c, False).rsplit(" ", 1)[0] for _f, c in group)
-            subject = names + first.subject[len(_subject(cell, False).rsplit(" ", 1)[0]):]
-            first = replace(first, subject=subject)
+            names = ", ".join(_label(c) for _f, c in group)
+            first = replace(first, subject=_subject(cell, len(devices) > 1, names), who=f"{_judged(cell)}{names}")
         out.append(first)
     return sorted(out, key=lambda f: (*_order(f), f.subject))
 
@@ -337,29 +396,109 @@ def _order(f: Finding) -> tuple[int, int, float]:
     return (f.rank, -f.count, -f.error)
 
 
-def not_run_lines(cells: Iterable[Mapping[str, Any]]) -> list[str]:
+_DTYPE_ORDER = {"float16": 0, "bfloat16": 1, "float32": 2, "float64": 3}
+
+
+def merge_dtypes(found: Sequence[Finding]) -> list[Finding]:
+    """``found`` with the findings that differ only in dtype (the same implementations, pass
+    and device, the same defect in the same words apart from the max error) as one line
+    naming the dtypes: ``jax.silu float16, bfloat16: 1 spurious NaN (x = −∞) in each, max
+    2,040 ulp``, at the place of its most severe one, with that one's cell and the largest
+    error. Errors over budget are never merged: their words name each dtype's worst input."""
+    groups: dict[tuple[str, ...], list[Finding]] = {}
+    for i, f in enumerate(found):
+        key = (f.who, f.device, f.category, f.plain) if f.who and f.category != "budget" else (str(i),)
+        groups.setdefault(key, []).append(f)
+    out = []
+    for group in groups.values():
+        first = group[0]
+        if len(group) > 1:
+            worst = max(group, key=lambda f: f.error)
+            dtypes = ", ".join(sorted((f.dtype for f in group), key=lambda d: (_DTYPE_ORDER.get(d, 9), d)))
+            first = replace(first, subject=f"{first.who} {dtypes}" + (f" {first.device}" if first.device else ""),
+                            text=f"{first.plain} in each{worst.text[len(worst.plain):]}", dtype=dtypes,
+                            error=worst.error, covers=sum(f.covers for f in group))
+        out.append(first)
+    return out
+
+
+def shortlist(found: Sequence[Finding], limit: int = SHORTLIST) -> tuple[list[Finding], dict[str, int]]:
+    """What a screen shows of ``found`` (most severe first, as :func:`findings` orders them):
+    the lines of :func:`merge_dtypes`, at most ``limit`` of them, every kind of defect with an
+    equal share (one kind's unused share goes to the others), the most severe of each kind,
+    in their order; and how many findings of each kind are left out (none: nothing is).
+
+    A plain cut at the ``limit`` most severe lines would show the main job's spurious NaN and
+    nothing else: it has more of them than a screen holds, and the results lost to zero and
+    errors over budget would go unmentioned."""
+    lines = merge_dtypes(found)
+    by_kind: dict[str, list[int]] = {}
+    for i, f in enumerate(lines):
+        by_kind.setdefault(f.category, []).append(i)
+    share = dict.fromkeys(by_kind, 0)
+    left = limit
+    while left > 0 and any(share[k] < len(v) for k, v in by_kind.items()):
+        for k, v in by_kind.items():  # round by round, most severe kind first
+            if left and share[k] < len(v):
+                share[k] += 1
+                left -= 1
+    kept = {i for k, v in by_kind.items() for i in v[:share[k]]}
+    out_of = {k: sum(lines[i].covers for i in v[share[k]:]) for k, v in by_kind.items()}
+    return [f for i, f in enumerate(lines) if i in kept], {k: n for k, n in out_of.items() if n}
+
+
+def left_out_text(left: Mapping[str, int], total: int) -> str:
+    """The line that ends a short list: ``… 189 more defects, the less severe of each kind
+    (22 spurious NaN, 36 over budget): --details lists all 265, as does the HTML report``."""
+    kinds = ", ".join(f"{n} {_KIND.get(k, k)}" for k, n in left.items())
+    more = sum(left.values())
+    return (f"… {more} more defect{'s' if more != 1 else ''}, the less severe of each kind ({kinds}):"
+            f" --details lists all {total}, as does the HTML report")
+
+
+def not_run_lines(cells: Iterable[Mapping[str, Any]], *, merge_dtypes: bool = False) -> list[str]:
     """One line per implementation and dtype whose cells raised (``error``), and one per
     framework and dtype that does not support it (``unsupported``), with the message:
-    what did not run, apart from the collapsed devices."""
-    errors: dict[tuple[str, str], tuple[str, list[str]]] = {}
-    unsupported: dict[tuple[str, str], tuple[str, list[str]]] = {}
+    what did not run, apart from the collapsed devices. Gradient cells' lines start with
+    their subject (``∂softplus torch.softplus float16: error: …``). With ``merge_dtypes``
+    (a short list) the dtypes of one implementation with one message share a line, where
+    the first of them was (``torch.bce float16, bfloat16: error: …``)."""
+    # (status, who, reason) -> dtype -> (the first cell's id, its input sets or implementations)
+    found: dict[tuple[str, str, str], dict[str, tuple[str, list[str]]]] = {}
+    order: list[tuple[tuple[str, str, str], str]] = []
     for c in cells:
-        status = c.get("status")
+        status, dtype = str(c.get("status")), str(c.get("dtype"))
         if status == "error":
-            key = (f"{c.get('impl')} {c.get('dtype')}", str(c.get("reason") or "").splitlines()[0] if c.get("reason") else "")
-            errors.setdefault(key, (str(c["id"]), []))[1].append(str(c.get("inputs")))
+            key = (status, f"{_judged(c)}{c.get('impl')}",
+                   str(c.get("reason") or "").splitlines()[0] if c.get("reason") else "")
+            name = str(c.get("inputs"))
         elif status == "unsupported":
-            key = (f"{c.get('framework')} {c.get('dtype')}", str(c.get("reason") or ""))
-            impls = unsupported.setdefault(key, (str(c["id"]), []))[1]
-            if str(c.get("impl")) not in impls:
-                impls.append(str(c.get("impl")))
-    lines = []
-    for (subject, reason), (cid, inputs) in errors.items():
-        sets = f" ({len(inputs)} input sets)" if len(inputs) > 1 else ""
-        lines.append(f"{subject}: error{sets}: {reason}  [{cid}]")
-    for (subject, reason), (_cid, impls) in unsupported.items():
-        lines.append(f"{subject}: unsupported ({', '.join(impls)}): {reason}")
-    return lines
+            key, name = (status, f"{_judged(c)}{c.get('framework')}", str(c.get("reason") or "")), str(c.get("impl"))
+        else:
+            continue
+        by_dtype = found.setdefault(key, {})
+        if dtype not in by_dtype:
+            by_dtype[dtype] = (str(c["id"]), [])
+            order.append((key, dtype))
+        names = by_dtype[dtype][1]
+        if status == "error" or name not in names:
+            names.append(name)
+    entries: list[tuple[tuple[str, str, str], list[str]]] = []
+    if merge_dtypes:
+        entries = [(key, sorted(found[key], key=lambda d: (_DTYPE_ORDER.get(d, 9), d)))
+                   for key in dict.fromkeys(key for key, _d in order)]
+    else:
+        entries = [(key, [dtype]) for key, dtype in order]
+    lines, unsupported = [], []
+    for (status, who, reason), dtypes in entries:
+        cid = found[(status, who, reason)][dtypes[0]][0]
+        names = [n for d in dtypes for n in found[(status, who, reason)][d][1]]
+        if status == "error":
+            sets = f" ({len(names)} input sets)" if len(names) > len(dtypes) else ""  # more than one a dtype
+            lines.append(f"{who} {', '.join(dtypes)}: error{sets}: {reason}  [{cid}]")
+        else:
+            unsupported.append(f"{who} {', '.join(dtypes)}: unsupported ({', '.join(dict.fromkeys(names))}): {reason}")
+    return lines + unsupported
 
 
 # -- collapsed devices ---------------------------------------------------------------------------
@@ -368,14 +507,18 @@ def not_run_lines(cells: Iterable[Mapping[str, Any]]) -> list[str]:
 @dataclass(frozen=True, slots=True)
 class CollapsedDevice:
     """A device on which no cell ran: its cells are left out of the tables, and ``why``
-    says in one sentence what the frameworks said."""
+    says in one sentence what the frameworks said. ``grad`` of the ``cells`` are gradient
+    cells; the line says so when there are any (a forward-only run reads as before)."""
 
     device: str
     cells: int
     why: str
+    grad: int = 0
 
     def line(self) -> str:
-        return f"{self.device}: skipped — {self.why}"
+        both = " (forward and gradient cells)" if self.grad and self.grad < self.cells else \
+            " (gradient cells)" if self.grad else ""
+        return f"{self.device}: skipped{both} — {self.why}"
 
 
 _NO_DEVICE = re.compile(r"^no [\w-]+ devices?(?: found)?:\s*", re.IGNORECASE)
@@ -426,5 +569,5 @@ def collapsed_devices(cells: Sequence[Mapping[str, Any]]) -> list[CollapsedDevic
         if no_device:
             parts.append(f"no {device.upper() if device.isalpha() and len(device) <= 4 else device} device for"
                          f" {', '.join(sorted(no_device))}")
-        out.append(CollapsedDevice(device, len(group), "; ".join(parts)))
+        out.append(CollapsedDevice(device, len(group), "; ".join(parts), sum(1 for c in group if is_grad(c))))
     return out

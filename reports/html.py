@@ -2,14 +2,37 @@
 
 What it shows, first: the findings, the defects of the failing cells ranked by severity
 (:func:`reports.findings.findings`), each linking to its cell, and one line per device on
-which no cell ran (its columns are left out of the matrices). Then, per oracle: a matrix of implementations x (dtype, device) coloured by max
-ULP error and badged with NaN/Inf incidence, every cell a link to its details; incidence
-tables with counts and rates (inherent overflow apart from the defects); per failing cell
-the ULP histogram and ULP error versus input (from the cell's ``profile`` when the results
-have one, else from its stored examples; the plots' frames drawn once, see
-:class:`reports.svg.Frames`), where each incidence category happened, the worst inputs
-with bits and values, and the repro command; then the run metadata. Given a baseline it
-also shows what got better or worse, cell by cell.
+which no cell ran (its columns are left out of the matrices). Then, per oracle and pass
+(the forward values under the oracle's name, then right after them each gradient under
+its subject, ``∂softplus`` or ``∂binary_cross_entropy/∂p``, headed "gradient
+(vector-Jacobian product)" with its cotangents): a matrix of implementations x (dtype,
+device) coloured by max ULP error and badged with NaN/Inf incidence, every cell a link to
+its details; incidence tables with counts and rates (inherent overflow apart from the
+defects); per failing cell with enough elements to draw (:data:`reports.html_cells.PLOT_MIN`) the ULP error
+versus input of an elementwise cell (from the cell's ``profile`` when the results have
+one, else from its stored examples) or else the ULP histogram (when some error is over 0.5
+ulp; beside an error plot the facts' ULP percentiles give its shape), the plots' frames
+drawn once (:class:`reports.svg.Frames`), where each incidence category happened, the
+inputs that break the budget and the worst ones, with bits and values (a gradient's
+cotangent named), and the repro command; a passing cell, closed in a large report, has
+its facts and its worst input in a line (its command is its id's). Cells with the very
+results of an earlier one (one kernel behind two names), and cells of one group skipped,
+unsupported or raising for one reason, are a line each (id, command) in that cell's block,
+and share its incidence row. Then the run metadata. Given a baseline it also shows what
+got better or worse, cell by cell.
+
+What keeps it small (benchmarks/bench_report_size.py and tests/views/test_gradient_views.py:
+the main job's report must stay under 3 MB, and is held to 2.6 MB to leave room, as the
+suite doubles with gradients): cell ids in the page are short hashes of the cell key
+(``c-1a2b3c4``, stable from run to run); the matrix carries no per-cell tooltip beyond an
+error's message, its status marks, units and badge layout come from the style sheet; a
+cell's facts are one wrapped line without what the page says once (the framework's
+version, in the run metadata, unless several results files are merged; a time under
+:data:`reports.html_cells.TIME_FROM`; a reason that only restates the max ulp) and its
+example inputs one five-column table (two per part of the budget broken); passing cells
+and cells with few elements have no plots, and an error plot no tooltips that the range
+list below it repeats; cells with the same results share one block (above); identical
+plots and plot frames are drawn once.
 
 How it is built: Jinja2 with autoescape on (an implementation called
 ``<script>alert(1)</script>`` renders as text), plots as inline SVG drawn in Python
@@ -22,11 +45,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import re
-from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
 from typing import Any
@@ -35,22 +56,35 @@ from markupsafe import Markup
 
 from harness.judgement.summary import DEFECTS
 from harness.plan.cells import CellResult
-from harness.record.compare import CellKey, CellVerdict, Comparison, Kind, Tolerance, compare
+from harness.record.compare import CellKey, Comparison, Kind, Tolerance, compare
 from harness.record.results import Results, RunInfo
 from oracles.atomic import atomic_write_text
 from oracles.registry import get_oracle
 from reports import svg
-from reports.comparison import KIND_LABELS
-from reports.findings import collapsed_devices, failing_elements, findings, not_run_lines
+from reports.comparison import KIND_LABELS, ordered
+from reports.findings import collapsed_devices, findings, not_run_lines
+from reports.html_cells import (
+    PLOT_MIN,
+    TIME_FROM,
+    CellAnchors,
+    CellView,
+    cell_view,
+    pct,
+    seconds,
+    share_plots,
+    share_results,
+    verdict_view,
+)
 from reports.labels import (
     CATEGORY_LABELS,
     METRICS,
     ULP_CLASSES,
-    format_metric,
+    cotangent,
     format_ulp,
-    metric_class,
-    metric_value,
-    ulp_class,
+    grad_heading,
+    group_key,
+    group_order,
+    subject,
 )
 
 __all__ = ["render_html", "write_html"]
@@ -70,18 +104,6 @@ _STATUSES = ("pass", "fail", "error", "unsupported", "skipped")
 
 # -- comparison --------------------------------------------------------------------------------
 
-#: how a verdict marks its cell in the matrix: (symbol, css class)
-_MARKS: dict[Kind, tuple[str, str]] = {
-    Kind.NEW_FAILURE: ("▲", "worse"),
-    Kind.REGRESSED: ("▲", "worse"),
-    Kind.INCOMPARABLE: ("≠", "odd"),
-    Kind.NEW_CELL: ("new", "odd"),
-    Kind.MISSING_CELL: ("", "odd"),
-    Kind.FIXED: ("▼", "better"),
-    Kind.IMPROVED: ("▼", "better"),
-}
-
-
 def _merged(results: Sequence[Results]) -> Results:
     """One Results of several files: a later file's cell replaces the same cell of an
     earlier one (as the matrix shows it); the run metadata is the last file's."""
@@ -92,163 +114,18 @@ def _merged(results: Sequence[Results]) -> Results:
     return Results(results[-1].run, tuple(cells.values()))
 
 
-@dataclass(frozen=True, slots=True)
-class VerdictView:
-    """A :class:`~harness.record.compare.CellVerdict` as the report shows it."""
-
-    verdict: CellVerdict
-    label: str
-    css: str
-    mark: str
-    ulp: str
-    correctly_rounded: str
-    incidence: tuple[tuple[str, str, str], ...]  # (effect, badge text, "3 → 4")
-
-    @property
-    def kind(self) -> str:
-        return self.verdict.kind.value
-
-
-def _side_text(cell: CellResult | None, what: str) -> str:
-    if cell is None:
-        return "–"
-    if cell.status in ("skipped", "unsupported", "error"):
-        return cell.status
-    s = cell.summary
-    if s is None:
-        return "?"
-    if what == "ulp":
-        return format_ulp(s.ulp_max, none="–") if s.ulp_count else "–"
-    return _pct(s.correctly_rounded / s.n) if s.n else "–"
-
-
-def _pair(v: CellVerdict, what: str) -> str:
-    before, after = _side_text(v.baseline, what), _side_text(v.current, what)
-    return after if before == after else f"{before} → {after}"
-
-
-def _verdict_view(v: CellVerdict) -> VerdictView:
-    mark, css = _MARKS.get(v.kind, ("", "same"))
-    incidence = tuple(
-        (d.effect, CATEGORY_LABELS[d.metric][0], f"{int(d.before):,} → {int(d.after):,}")
-        for d in v.deltas
-        if d.metric in CATEGORY_LABELS and d.effect != "same"
-    )
-    return VerdictView(v, KIND_LABELS[v.kind], css, mark, _pair(v, "ulp"), _pair(v, "cr"), incidence)
-
-
-# -- view model ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Badge:
-    category: str
-    short: str
-    long: str
-    count: int
-    rate: float
-
-
-@dataclass(slots=True)
-class CellView:
-    """Everything the template shows of one cell (the cell's JSON plus derived values)."""
-
-    data: dict[str, Any]
-    anchor: str
-    label: str
-    device_name: str
-    framework_version: str
-    run_index: int
-    elementwise: bool
-    metric: str = "ulp"
-    verdict: VerdictView | None = None
-    badges: list[Badge] = field(default_factory=list)
-    hist_svg: Markup = field(default_factory=Markup)
-    plot_svg: Markup = field(default_factory=Markup)
-    plot_note: str = ""
-    bands: list[tuple[str, str, str, list[str]]] = field(default_factory=list)
-    #: an earlier cell with the very same stored inputs and results (its tables are linked)
-    same_as: CellView | None = None
-
-    @property
-    def max_ulp(self) -> float | None:
-        value = (self.data.get("ulp") or {}).get("max")
-        return None if value is None else float(value)
-
-    @property
-    def ulp_cls(self) -> str:
-        return ulp_class(self.max_ulp)
-
-    @property
-    def metric_value(self) -> float | None:
-        """The error the matrix shows (``--metric``)."""
-        return metric_value(self.data, self.metric)
-
-    @property
-    def metric_text(self) -> str:
-        """``2,047`` / ``11 bits`` / ``abs 1.2e-07`` without the ulp unit (the matrix adds it)."""
-        text = format_metric(self.metric_value, self.metric, none="–")
-        return text[: -len(" ulp")] if text.endswith(" ulp") else text
-
-    @property
-    def metric_cls(self) -> str:
-        return metric_class(self.metric_value, self.metric)
-
-    @property
-    def open(self) -> bool:
-        return self.data["status"] in ("fail", "error")
-
-    @property
-    def failing(self) -> list[tuple[str, str, dict[str, Any]]]:
-        """The elements that break the budget, in the budget's order: (group title,
-        category, example JSON), at most 3 per group (:func:`reports.findings.failing_elements`)."""
-        return [(g.title, g.category, e.to_json()) for g in failing_elements(self.data, limit=3) for e in g.examples]
-
-    @property
-    def worst_rows(self) -> list[dict[str, Any]]:
-        """The stored worst inputs not already shown as failing: 3 of them (10 are stored;
-        1 for a passing cell), none when the failing ones include the worst errors over budget."""
-        failing = self.failing
-        if any(cat == "ulp" for _t, cat, _e in failing):
-            return []
-        shown = {e["index"] for _t, _c, e in failing}
-        keep = 3 if failing else 1  # a passing cell: its worst input (the results file has 10)
-        return [e for e in (self.data.get("worst") or []) if e.get("index") not in shown][:keep]
-
-    @property
-    def example_rows(self) -> list[dict[str, Any]]:
-        """The first stored input of each incidence category not already shown as failing."""
-        failing = self.failing
-        shown = {e["index"] for _t, _c, e in failing}
-        # beside a failing cell's failing inputs, inherent overflow (correct) is noise
-        seen: set[str] = {"inherent_inf"} if failing else set()
-        out = []
-        for e in self.data.get("examples") or []:
-            if e.get("index") in shown or e.get("category") in seen:
-                continue
-            seen.add(str(e.get("category")))
-            out.append(e)
-        if failing:  # the failing table has the budget's categories; one row of each other one
-            out = [e for e in out if e.get("category") not in {c for _t, c, _e in failing}]
-        return out
-
-    @property
-    def other_metrics(self) -> list[tuple[str, str]]:
-        """(label, ``max …, p99 …``) of bits, abs and rel error; ``–`` where the results lack them."""
-        out = []
-        for metric, label in (("bits", "bits of error"), ("abs", "abs error"), ("rel", "rel error")):
-            summary = self.data.get(METRICS[metric][0])
-            if isinstance(summary, Mapping) and summary.get("max") is not None:
-                p99 = summary.get("p99")
-                out.append((label, f"max {_short(summary['max'])}" + (f", p99 {_short(p99)}" if p99 is not None else "")))
-            else:
-                out.append((label, "–"))
-        return out
+# -- the page --------------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
 class OracleView:
+    """One group of the page: an oracle's forward cells (``name`` is the oracle), or its
+    gradient with respect to one argument (``name`` is the subject, ``∂softplus``)."""
+
     name: str
+    oracle: str
+    wrt: str
+    heading: str
     anchor: str
     signature: str
     doc: str
@@ -257,6 +134,12 @@ class OracleView:
     cells: list[CellView]
     incidence_rows: list[CellView]
     counts: dict[str, int]
+    #: cells with no NaN/Inf/zero defect (or that did not run): counted below the incidence table
+    quiet: int = 0
+
+    @property
+    def grad(self) -> bool:
+        return bool(self.wrt)
 
 
 def _oracle_info(name: str) -> tuple[str, str, str]:
@@ -269,90 +152,10 @@ def _oracle_info(name: str) -> tuple[str, str, str]:
     return (o.kind, o.signature, o.doc.strip().splitlines()[0] if o.doc.strip() else "")
 
 
-def _shown_params(oracle: str, params: Mapping[str, Any]) -> str:
-    defaults: dict[str, Any] = {}
-    try:
-        defaults = {p.name: p.default for p in get_oracle(oracle).params}
-    except Exception:  # noqa: BLE001 - unknown oracle: show every parameter
-        pass
-    return ", ".join(f"{k}={v}" for k, v in sorted(params.items()) if defaults.get(k) != v)
-
-
 def _anchor(prefix: str, text: str, key: object) -> str:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:72]
     digest = hashlib.sha1(repr(key).encode()).hexdigest()[:6]
     return f"{prefix}-{slug}-{digest}"
-
-
-def _badges(cell: Mapping[str, Any]) -> list[Badge]:
-    inc = cell.get("incidence") or {}
-    n = int(cell.get("n") or 0)
-    return [
-        Badge(cat, *CATEGORY_LABELS[cat], int(inc[cat]), int(inc[cat]) / n if n else 0.0)
-        for cat in svg.BAND_ORDER
-        if inc.get(cat)
-    ]
-
-
-def _short(value: Any) -> str:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return "–"
-    return "0" if v == 0 else f"{v:.3g}"
-
-
-def _cell_view(
-    cell: dict[str, Any], run: RunInfo, run_index: int, kind: str, metric: str = "ulp",
-    frames: svg.Frames | None = None,
-) -> CellView:
-    shown = _shown_params(cell["oracle"], cell.get("params") or {})
-    fw = str(cell.get("framework", ""))
-    device_name = str((run.devices.get(fw) or {}).get(cell["device"], ""))
-    version = run.frameworks.get(fw)
-    profile = cell.get("profile")
-    elementwise = kind == "elementwise" or (kind == "" and profile is not None)
-    view = CellView(
-        data=cell,
-        anchor=_anchor("cell", str(cell["id"]), (cell["oracle"], cell["impl"], cell["dtype"], cell["device"],
-                                                 cell["inputs"], sorted((cell.get("params") or {}).items()))),
-        label=str(cell["impl"]) + (f" ({shown})" if shown else ""),
-        device_name=device_name,
-        framework_version="" if version is None else str(version),
-        run_index=run_index,
-        elementwise=elementwise,
-        metric=metric,
-        badges=_badges(cell),
-    )
-    ulp = cell.get("ulp") or {}
-    # no plots for a passing cell: its facts (percentiles, the correctly rounded share) and
-    # its worst input tell its story, and the report stays small enough to open at once
-    # (benchmarks/bench_report_size.py)
-    if cell["status"] != "pass":
-        view.hist_svg = svg.histogram(ulp.get("histogram") or [], total=int(ulp.get("count") or 0), frames=frames)
-    if elementwise and cell["status"] == "fail":
-        budget = (cell.get("budget") or {}).get("max_ulp")
-        try:
-            if profile:
-                view.plot_svg = svg.error_plot(str(profile.get("format", cell["dtype"])), profile=profile, budget=budget,
-                                               frames=frames)
-                total = sum(int(r[3]) for r in profile.get("rows") or [])
-                # how to read the plot is said once, above the details (report.html.j2)
-                view.plot_note = f"All {total:,} inputs in {profile.get('bins')} buckets along the {profile.get('format')} axis."
-                for cat, bands in svg.profile_bands(profile).items():
-                    short, long = CATEGORY_LABELS[cat]
-                    view.bands.append((cat, short, long, [b.text() for b in bands]))
-            else:
-                points = list(cell.get("worst") or []) + list(cell.get("examples") or [])
-                view.plot_svg = svg.error_plot(str(cell["dtype"]), examples=points, budget=budget, frames=frames)
-                if view.plot_svg:
-                    view.plot_note = (
-                        f"Only the {len(points)} stored worst inputs and examples are plotted: these results"
-                        " carry no error profile."
-                    )
-        except Exception as exc:  # noqa: BLE001 - a plot must never cost the whole report
-            view.plot_note = f"plot unavailable: {type(exc).__name__}: {exc}"
-    return view
 
 
 def _duration(run: RunInfo) -> str:
@@ -361,8 +164,8 @@ def _duration(run: RunInfo) -> str:
         b = _dt.datetime.fromisoformat(run.finished)
     except ValueError:
         return ""
-    seconds = (b - a).total_seconds()
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+    span = (b - a).total_seconds()
+    return f"{span:.0f} s" if span < 120 else f"{span / 60:.1f} min"
 
 
 @dataclass(slots=True)
@@ -384,95 +187,75 @@ def _build(
     results: Sequence[Results], comparison: Comparison | None, metric: str = "ulp", hidden: frozenset[str] = frozenset(),
     frames: svg.Frames | None = None,
 ) -> tuple[list[OracleView], list[CellView]]:
-    """The oracles and their cells as the page shows them; cells on the ``hidden`` devices
-    (collapsed: nothing ran there) are left out of the matrices and the details. The plots'
-    shared frames go to ``frames`` (drawn once at the top of the page)."""
+    """The groups (an oracle's forward cells, then each of its gradients) and their cells
+    as the page shows them; cells on the ``hidden`` devices (collapsed: nothing ran there)
+    are left out of the matrices and the details. The plots' shared frames go to
+    ``frames`` (drawn once at the top of the page)."""
     latest: dict[CellKey, tuple[dict[str, Any], int]] = {}
     for i, res in enumerate(results):
         for c in res.cells:
             latest[c.spec.key] = (c.to_json(), i)  # a later file replaces an earlier one's cell
-    verdicts = {v.key: _verdict_view(v) for v in comparison.verdicts} if comparison is not None else {}
-    by_oracle: dict[str, list[CellView]] = {}
+    verdicts = {v.key: verdict_view(v) for v in comparison.verdicts} if comparison is not None else {}
+    anchors = CellAnchors()
+    by_group: dict[tuple[str, str], list[CellView]] = {}
     for key, (cell, i) in latest.items():
         if str(cell["device"]) in hidden and key not in verdicts:
             continue
         kind = _oracle_info(cell["oracle"])[0]
-        view = _cell_view(cell, results[i].run, i, kind, metric, frames)
+        view = cell_view(cell, results[i].run, i, kind, anchors(key), metric, frames)
         view.verdict = verdicts.get(key)
-        by_oracle.setdefault(cell["oracle"], []).append(view)
+        by_group.setdefault(group_key(cell), []).append(view)
     oracles: list[OracleView] = []
     every: list[CellView] = []
-    for name in sorted(by_oracle):
-        views = by_oracle[name]
+    for oracle, arg in group_order(sorted(by_group)):
+        views = by_group[(oracle, arg)]
         columns = sorted({(v.data["dtype"], v.data["device"]) for v in views},
                          key=lambda k: (_DTYPE_ORDER.get(k[0], 9), k[0], k[1]))
         grid: dict[tuple[str, str], dict[tuple[str, str], CellView]] = {}
         for v in views:
-            grid.setdefault((v.label, v.data["inputs"]), {})[(v.data["dtype"], v.data["device"])] = v
+            grid.setdefault((v.label, v.inputs), {})[(v.data["dtype"], v.data["device"])] = v
         rows = [(label, inputs, [grid[(label, inputs)].get(col) for col in columns])
                 for label, inputs in sorted(grid)]
-        ordered = [v for _l, _i, row in rows for v in row if v is not None]
-        _kind, signature, doc = _oracle_info(name)
+        ordered_views = [v for _l, _i, row in rows for v in row if v is not None]
+        _kind, signature, doc = _oracle_info(oracle)
         counts = {s: sum(1 for v in views if v.data["status"] == s) for s in _STATUSES}
+        name = subject(views[0].data)
+        if arg:
+            heading = grad_heading(name, sorted({cotangent(v.data) for v in views}, key=_cotangent_order))
+            anchor, signature, doc = _anchor("grad", f"{oracle}-{arg}", (oracle, arg)), "", ""
+        else:
+            heading, anchor = name, _anchor("oracle", name, name)
         oracles.append(OracleView(
             name=name,
-            anchor=_anchor("oracle", name, name),
+            oracle=oracle,
+            wrt=arg,
+            heading=heading,
+            anchor=anchor,
             signature=signature,
             doc=doc,
             columns=columns,
             rows=rows,
-            cells=ordered,
-            # inherent overflow alone is correct: such cells are counted below the table, not listed
-            incidence_rows=[v for v in ordered if any(b.category != "inherent_inf" for b in v.badges)],
+            cells=ordered_views,
+            incidence_rows=[],  # once twins are known (share_results)
             counts=counts,
         ))
-        every += ordered
-    _share_plots(every)
-    _share_inputs(every)
+        every += ordered_views
+    share_results(every)
+    share_plots(every)
+    for o in oracles:
+        # inherent overflow alone is correct: such cells are counted below the table, not
+        # listed; a twin on its first cell's device is named in that cell's row
+        o.incidence_rows = [v for v in o.cells if not v.folded and any(b.category != "inherent_inf" for b in v.badges)]
+        o.quiet = len(o.cells) - len(o.incidence_rows) - sum(len(v.row_twins) for v in o.incidence_rows)
+    if len(results) > 1:
+        for v in every:
+            v.several_runs = True
     return oracles, every
 
 
-def _share_inputs(views: Sequence[CellView]) -> None:
-    """A cell whose stored inputs and results are those of an earlier cell (same errors,
-    same incidence, same worst and example elements: one kernel behind two names) links
-    to that cell's tables instead of repeating them."""
-    first: dict[str, CellView] = {}
-    for view in views:
-        d = view.data
-        if d["status"] not in ("pass", "fail") or not (d.get("worst") or d.get("examples")):
-            continue
-        key = json.dumps([d.get("dtype"), d.get("inputs"), d.get("ulp"), d.get("incidence"), d.get("worst"),
-                          d.get("examples"), d.get("budget")], sort_keys=True, default=str)
-        if key in first:
-            view.same_as = first[key]
-        else:
-            first[key] = view
-
-
-_SVG_OPEN = re.compile(r'^<svg class="([^"]*)" viewBox="([^"]*)" width="([^"]*)" role="img">')
-
-
-def _share_plots(views: Sequence[CellView]) -> None:
-    """Draw each distinct plot once: a later cell with the same plot (keras and tensorflow
-    often share a kernel, so every number) shows it with ``<use>``, which keeps the report
-    small; the first one gets an id (only a plot drawn again does). Works with scripts off."""
-    seen = Counter(str(getattr(view, attr)) for view in views for attr in ("hist_svg", "plot_svg"))
-    first: dict[str, str] = {}
-    for view in views:
-        for attr in ("hist_svg", "plot_svg"):
-            text = str(getattr(view, attr))
-            head = _SVG_OPEN.match(text)
-            if not text or head is None or seen[text] < 2:
-                continue
-            if text in first:
-                cls, box, w = head.groups()
-                setattr(view, attr, Markup(
-                    f'<svg class="{cls}" viewBox="{box}" width="{w}" role="img">'
-                    f'<use href="#{first[text]}"/></svg>'))
-            else:
-                ident = f"plot-{len(first)}"
-                first[text] = ident
-                setattr(view, attr, Markup(f'<svg id="{ident}"' + text[len("<svg"):]))
+def _cotangent_order(name: str) -> tuple[int, str]:
+    order = ("ones", "random", "special")
+    return (order.index(name) if name in order else len(order), name)
 
 
 @cache
@@ -488,24 +271,9 @@ def _environment() -> Any:
     )
     env.filters["ulp"] = partial(format_ulp, none="–")
     env.filters["count"] = svg.fmt_count
-    env.filters["pct"] = _pct
-    env.filters["seconds"] = _seconds
+    env.filters["pct"] = pct
+    env.filters["seconds"] = seconds
     return env
-
-
-def _pct(x: float) -> str:
-    if x == 0:
-        return "0%"
-    if x >= 0.9995:
-        return "100%"
-    pct = 100.0 * x
-    return f"{pct:.3g}%" if pct >= 0.001 else f"{pct:.1g}%"
-
-
-def _seconds(s: float) -> str:
-    if s < 1:
-        return f"{s * 1000:.0f} ms"
-    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
 
 
 def _static(name: str) -> Markup:
@@ -550,7 +318,7 @@ def render_html(
         comparison = compare(baseline, _merged(results), tolerance, labels=labels)
     every = [c.to_json() for c in _merged(results).cells]
     collapsed = collapsed_devices(every)
-    frames = svg.Frames()
+    frames = svg.Frames("f")
     oracles, cells = _build(results, comparison, metric, frozenset(d.device for d in collapsed), frames)
     counts = {s: sum(1 for c in every if c["status"] == s) for s in _STATUSES}
     anchors = {c.data["id"]: c.anchor for c in cells}
@@ -561,18 +329,22 @@ def render_html(
         title=title or "fpharness report",
         generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         oracles=oracles,
+        oracle_count=len({o.oracle for o in oracles}),
         cells=cells,
         counts=counts,
         runs=runs,
         baseline=base_view,
         comparison=comparison,
-        changed=[_verdict_view(v) for v in comparison.verdicts if v.kind is not Kind.UNCHANGED] if comparison else [],
+        changed=[verdict_view(v) for v in ordered(comparison.verdicts) if v.kind is not Kind.UNCHANGED]
+        if comparison else [],
         kind_counts=[(k.value, KIND_LABELS[k], n) for k, n in comparison.counts.items() if n] if comparison else [],
         anchors=anchors,
         ulp_classes=[(cls, text) for _b, cls, text in ULP_CLASSES],
         category_labels=[(c, *CATEGORY_LABELS[c]) for c in svg.BAND_ORDER],
         table_groups=[(name, [(c, *CATEGORY_LABELS[c]) for c in cats]) for name, cats in _TABLE_GROUPS],
         open_all=len(cells) < _OPEN_ALL_BELOW,
+        plot_min=PLOT_MIN,
+        time_from=TIME_FROM,
         total=len(every),
         findings=findings(every, metric=metric),
         not_run=not_run_lines(every),

@@ -1,25 +1,47 @@
-"""The words and numbers every view shows: incidence labels, ULP colour classes and the
-ULP formatter. One definition, so the terminal, Markdown, HTML and SVG views never
-disagree about what a category is called or how an error is written."""
+"""The words and numbers every view shows: incidence labels, ULP colour classes, the ULP
+formatter, and what a cell judges (its subject: ``softplus``, the gradient ``∂softplus``,
+or ``∂binary_cross_entropy/∂p``). One definition, so the terminal, Markdown, HTML and SVG
+views never disagree about what a category is called, how an error is written or how a
+gradient cell is told from a forward one.
+
+Cells are results-file dicts. A schema-1 file has no ``pass`` field: every cell in it is a
+forward cell, and reads as it always did."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from functools import cache
 from typing import Any
 
 from harness.judgement.definitions import CATEGORIES
+from harness.judgement.summary import Example
+from harness.plan.cells import CellSpec
+from oracles.errors import UsageError
+from oracles.registry import get_oracle
 
 __all__ = [
     "CATEGORY_LABELS",
     "INCIDENCE_LABELS",
     "METRICS",
     "ULP_CLASSES",
+    "cotangent",
     "format_metric",
     "format_ulp",
+    "grad_heading",
+    "group_key",
+    "group_order",
+    "input_names",
+    "inputs_label",
+    "is_grad",
     "metric_class",
     "metric_value",
+    "named_example",
+    "named_values",
+    "subject",
     "ulp_class",
+    "wrt",
 ]
 
 #: what ``--metric`` picks for the terminal table and the HTML matrix: (cell JSON field,
@@ -133,3 +155,111 @@ def metric_class(value: float | None, metric: str = "ulp") -> str:
     if metric == "bits":
         return ulp_class(0.5 if value == 0 else 2.0**value - 1)
     return "u0" if value == 0 else "u2"
+
+
+# -- what a cell judges: the forward values or a gradient ------------------------------------------
+
+
+def wrt(cell: Mapping[str, Any]) -> str:
+    """The argument a gradient cell differentiates (``x``, ``p``); ``""`` for a forward
+    cell, and for every cell of a schema-1 file (no ``pass`` field). The rule of
+    :meth:`harness.plan.cells.CellResult.from_json`."""
+    return str(cell.get("wrt") or "") if cell.get("pass", "forward") == "grad" else ""
+
+
+def is_grad(cell: Mapping[str, Any]) -> bool:
+    """Whether ``cell`` judges a gradient (the vector-Jacobian product autodiff returns)."""
+    return bool(wrt(cell))
+
+
+def cotangent(cell: Mapping[str, Any]) -> str:
+    """A gradient cell's cotangent (``ones`` when the file does not say); ``""`` forward."""
+    return str(cell.get("cotangent") or "ones") if is_grad(cell) else ""
+
+
+@cache
+def _subject(oracle: str, arg: str) -> str:
+    # CellSpec.subject is the one definition (it decides when ``/∂p`` is needed); the other
+    # fields do not enter it. Cached: a report asks once per cell and several times at that
+    return CellSpec(oracle, "", "", "", "", "", wrt=arg).subject
+
+
+def subject(cell: Mapping[str, Any]) -> str:
+    """What ``cell`` judges, as tables title it: ``softplus`` (forward), ``∂softplus``
+    (the gradient of a one-argument oracle) or ``∂binary_cross_entropy/∂p``. An oracle
+    unknown here (a file from a build with more oracles) gets the long form."""
+    return _subject(str(cell.get("oracle")), wrt(cell))
+
+
+def group_key(cell: Mapping[str, Any]) -> tuple[str, str]:
+    """The group a view shows ``cell`` in: (oracle, differentiated argument). Cotangents
+    are not a group of their own: like input sets they are rows of the subject's table."""
+    return (str(cell.get("oracle")), wrt(cell))
+
+
+def group_order(keys: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``keys`` (of :func:`group_key`) in the order views show them: the oracles in the order
+    given (their first appearance), each forward group first and its gradient groups right
+    after it, in the order given."""
+    first: dict[str, int] = {}
+    for oracle, _wrt in keys:
+        first.setdefault(oracle, len(first))
+    seen = list(dict.fromkeys(keys))
+    return sorted(seen, key=lambda k: (first[k[0]], k[1] != "", seen.index(k)))
+
+
+def inputs_label(cell: Mapping[str, Any]) -> str:
+    """The inputs column: the input spec, and a gradient cell's cotangent when it is not
+    the default (``random:2000:0 · cot=random``)."""
+    cot = cotangent(cell)
+    return str(cell.get("inputs")) + (f" · cot={cot}" if cot and cot != "ones" else "")
+
+
+def grad_heading(name: str, cotangents: Sequence[str]) -> str:
+    """The heading of a gradient group: ``∂softplus — gradient (vector-Jacobian product),
+    cotangent ones`` (``cotangents ones, random`` when the group has several)."""
+    cots = list(dict.fromkeys(cotangents)) or ["ones"]
+    noun = "cotangent" if len(cots) == 1 else "cotangents"
+    return f"{name} — gradient (vector-Jacobian product), {noun} {', '.join(cots)}"
+
+
+@cache
+def _arg_names(oracle: str) -> tuple[str, ...] | None:
+    try:
+        o = get_oracle(oracle)
+    except UsageError:  # an oracle unknown here: only the cotangent is named
+        return None
+    return tuple(a.name for a in o.args) if o.kind in ("elementwise", "rowwise") else None
+
+
+def input_names(cell: Mapping[str, Any], e: Example) -> tuple[str, ...] | None:
+    """The names of ``e``'s inputs where a bare list would mislead, else None: a gradient
+    cell's example carries the cotangent as its last input (elementwise and row-wise
+    oracles), so its inputs are named (``x``, ``cotangent``; ``""`` for one this build
+    cannot name, an argument of an oracle it does not know). Forward examples and examples
+    of other shapes (a row of a reduction) get None."""
+    if not is_grad(cell) or len(e.input) < 2 or (e.row is not None and e.col is None):
+        return None
+    names = _arg_names(str(cell.get("oracle")))
+    if names is not None and len(names) + 1 == len(e.input):
+        return (*names, "cotangent")
+    return ("",) * (len(e.input) - 1) + ("cotangent",)
+
+
+def named_values(cell: Mapping[str, Any], e: Example) -> tuple[str, ...]:
+    """``e``'s input values as views list them: ``x=9.078125``, ``cotangent=1.0`` for a
+    gradient cell (:func:`input_names`), the plain values otherwise."""
+    names = input_names(cell, e)
+    if names is None:
+        return e.input_values
+    return tuple(f"{n}={v}" if n else v for n, v in zip(names, e.input_values, strict=False))
+
+
+def named_example(cell: Mapping[str, Any], e: Example) -> Example:
+    """``e`` with its inputs named as :func:`input_names` says, so that
+    :meth:`~harness.judgement.summary.Example.describe` reads ``x=0x488a (9.078125),
+    cotangent=0x3c00 (1.0) gave …``; forward examples come back as they are."""
+    names = input_names(cell, e)
+    if names is None:
+        return e
+    return replace(e, input=tuple(f"{n}={b}" if n else b for n, b in zip(names, e.input, strict=True)))

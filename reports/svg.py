@@ -5,7 +5,9 @@ error" view: input along x, ULP error on a log scale along y, NaN/Inf and lost-t
 results in a band of their own above it). Each plot is a string of SVG markup (its height
 follows from its ``viewBox``, as the CSS sets ``height: auto``); every piece
 of text that could come from a user is escaped here, so the template may mark the result
-safe. Same-coloured bars share one ``<path>`` to keep a report of hundreds of cells small.
+safe. Same-coloured bars share one ``<path>``, and an error plot's buckets are drawn in
+bucket units under one scaling transform (``h1`` rather than ``h2.39``), to keep a report
+of thousands of cells small.
 """
 
 from __future__ import annotations
@@ -291,7 +293,7 @@ def _profile_points(profile: Mapping[str, Any]) -> list[_Point]:
     for k, _lo, _hi, n, mx, _over in profile["rows"]:
         k = int(k)
         slot = "-inf" if k < 0 else "+inf" if k == bins else "nan" if k > bins else "finite"
-        # bars carry no tooltip of their own (the band rows and the range list do), so no label
+        # bars carry no tooltip of their own (the range list below the plot says where), so no label
         out.append(_Point(slot, k / bins, (k + 1) / bins, None if mx is None else float(mx), int(n), cats.get(k, {}), ""))
     return out
 
@@ -524,82 +526,78 @@ def error_plot(
             return x0, max(x1 - x0 - 0.3, 1.0)
         return xpos(p.u) - 1.5, 3.0
 
-    # bars (profile): one step-shaped area per run of neighbouring buckets of one colour,
-    # which keeps a 256-bucket plot to a few kilobytes; dots (examples) get a tooltip each
+    # bars (profile): one step-shaped area per run of neighbouring buckets of one colour.
+    # Finite buckets are drawn in bucket units, scaled to pixels by one transform, so a step
+    # is ``h1`` rather than ``h2.4`` and heights are whole pixels: a 256-bucket plot takes
+    # a kilobyte or two. The -inf/+inf/NaN slots stay in pixels. Dots (examples, no profile)
+    # get a tooltip each.
     base = top + ph
-    runs: dict[str, list[list[tuple[float, float, float]]]] = {}
-    last: dict[str, float] = {}
+    bins = int(profile["bins"]) if profile else 0
+    k0 = round(u0 * bins)
+    in_buckets: list[str] = []  # drawn inside the scaling group
     dots: list[str] = []
-    for p in sorted(points, key=lambda p: (p.slot != "-inf", p.slot == "finite" and p.u, p.slot)):
-        if p.max_ulp is None:
-            continue
-        x, w = span_of(p)
-        y = ypos(p.max_ulp)
-        cls = ulp_class(p.max_ulp)
-        if profile:
-            y = min(y, base - 1.5)
-            seq = runs.setdefault(cls, [])
-            if p.slot == "finite" and seq and abs(last.get(cls, -1e9) - x) < 0.75:
-                seq[-1].append((x, x + w, y))
+    if profile:
+        bars: dict[str, list[tuple[int, int]]] = {}  # colour class -> (bucket, height in px)
+        specials_d: dict[str, list[str]] = {}
+        for p in points:
+            if p.max_ulp is None:
+                continue
+            cls = ulp_class(p.max_ulp)
+            y = min(round(ypos(p.max_ulp)), base - 1)
+            if p.slot == "finite":
+                bars.setdefault(cls, []).append((round(p.u * bins) - k0, y))
             else:
-                seq.append([(x, x + w, y)])
-            last[cls] = x + w
-        else:
+                x, w = span_of(p)
+                specials_d.setdefault(cls, []).append(f"M{_num(x)} {base}V{y}h{_num(w)}V{base}z")
+        for cls, cells in sorted(bars.items()):
+            in_buckets.append(f'<path fill="{_FILL[cls]}" d="{_step_path(sorted(cells), base)}"/>')
+        out += [f'<path fill="{_FILL[cls]}" d="{"".join(d)}"/>' for cls, d in sorted(specials_d.items())]
+    else:
+        for p in sorted(points, key=lambda p: (p.slot != "-inf", p.slot == "finite" and p.u, p.slot)):
+            if p.max_ulp is None:
+                continue
+            x, w = span_of(p)
+            y = ypos(p.max_ulp)
+            cls = ulp_class(p.max_ulp)
             dots.append(
                 f'<circle cx="{_num(x + 1.5)}" cy="{_num(y)}" r="3" fill="{_FILL[cls]}">'
                 f"{_title(f'{p.label}: {format_ulp(p.max_ulp)} ulp')}</circle>"
             )
-    for cls, seqs in sorted(runs.items()):
-        d = []
-        for run in seqs:
-            at = round(run[0][0], 1)
-            seg = [f"M{_num(at)} {_num(base)}"]
-            prev_y: float | None = None
-            for i, (_x0, x1, y) in enumerate(run):
-                y = round(y * 2) / 2  # half a pixel: neighbours of one height share one H
-                if y != prev_y:
-                    seg.append(f"V{_num(y)}")
-                    prev_y = y
-                if i + 1 == len(run) or round(run[i + 1][2] * 2) / 2 != y:
-                    # relative steps are shorter; from rounded positions, so they do not drift
-                    seg.append(f"h{_num(round(x1, 1) - at)}")
-                    at = round(x1, 1)
-            d.append("".join(seg) + f"V{_num(base)}z")
-        out.append(f'<path fill="{_FILL[cls]}" d="{"".join(d)}"/>')
     out += dots
 
     # the NaN/Inf band: a row per category, shaded by the share of the bucket it hit
+    # No tooltip per band: the report lists each category's input ranges right below the
+    # plot ("Where it happens"), and a transparent rect with a title per range repeated that
+    # list in every failing cell (a twentieth of the main job's report).
     band_rows: list[list[str]] = []
-    hits: list[str] = []  # transparent, over the rows: a tooltip per band
     for row, cat in enumerate(cats_present):
         y = 10 + row * row_h
-        short, long = CATEGORY_LABELS[cat]
-        what = long.split(":")[0]  # the band list below the plot has the whole description
+        short, _long = CATEGORY_LABELS[cat]
         band_rows.append([f'<text class="band-label" x="{left - 4}" y="{y + row_h - 2}">{escape(short)}</text>'])
         band_rows[-1].append(f'<rect class="band-bg" x="{pl}" y="{y}" width="{_num(pr - pl)}" height="{row_h - 1}"/>')
         levels: dict[float, list[str]] = {}
+        finite_levels: dict[float, list[int]] = {}
         for p in points:
             c = p.cats.get(cat, 0)
             if not c:
                 continue
+            level = 1.0 if not profile else round(min(1.0, 0.35 + 0.65 * c / max(p.n, 1)), 1)
+            if profile and p.slot == "finite":
+                finite_levels.setdefault(level, []).append(round(p.u * bins) - k0)
+                continue
             x, w = span_of(p)
             if not profile:
                 x, w = x - 1.0, 5.0
-            level = 1.0 if not profile else min(1.0, 0.35 + 0.65 * c / max(p.n, 1))
-            levels.setdefault(round(level, 1), []).append(f"M{_num(x)} {y}h{_num(w)}v{row_h - 1}h{_num(-w)}z")
+            levels.setdefault(level, []).append(f"M{_num(x)} {y}h{_num(w)}v{row_h - 1}h{_num(-w)}z")
+        for level, ks in sorted(finite_levels.items()):
+            opacity = "" if level == 1 else f' fill-opacity="{level:g}"'
+            in_buckets.append(f'<path fill="{_CAT_FILL[cat]}"{opacity} d="{_run_rects(sorted(ks), y, row_h - 1)}"/>')
         for level, segs in sorted(levels.items()):
             opacity = "" if level == 1 else f' fill-opacity="{level:g}"'
             out.append(f'<path fill="{_CAT_FILL[cat]}"{opacity} d="{"".join(segs)}"/>')
-        if profile:
-            for band in profile_bands(profile).get(cat, [])[:24]:
-                bx0 = _band_x(band.lo_bucket, int(profile["bins"]), slot_x, xpos, special_w)
-                bx1 = _band_x(band.hi_bucket + 1, int(profile["bins"]), slot_x, xpos, special_w, end=True)
-                hits.append(
-                    f'<rect x="{_num(bx0)}" y="{y}" width="{_num(max(bx1 - bx0, 3.0))}" '
-                    f'height="{row_h - 1}">{_title(f"{what}: {band.text()}")}</rect>'
-                )
-    if hits:
-        out.append(f'<g class="hit">{"".join(hits)}</g>')
+    if in_buckets:
+        scale = pw / (span * bins)  # pixels per bucket
+        out.append(f'<g transform="matrix({scale:.6g} 0 0 1 {_num(pl)} 0)">{"".join(in_buckets)}</g>')
     axis_text = "input x (every representable value the same width)" if profile else "input x (stored examples only)"
     frame.append(f'<text class="axlabel" x="{pl + pw / 2:.0f}" y="{height - 5}">{escape(axis_text)}</text>')
     frame.append(
@@ -610,18 +608,45 @@ def error_plot(
     return Markup("".join(out))
 
 
-def _band_x(
-    bucket: int, bins: int, slot_x: Mapping[str, float], xpos: Any, special_w: int, *, end: bool = False
-) -> float:
-    if end:
-        bucket -= 1
-        if bucket < 0:
-            return slot_x["-inf"] + special_w
-        if bucket >= bins:
-            return slot_x["nan" if bucket > bins else "+inf"] + special_w
-        return float(xpos((bucket + 1) / bins))
-    if bucket < 0:
-        return slot_x["-inf"]
-    if bucket >= bins:
-        return slot_x["nan" if bucket > bins else "+inf"]
-    return float(xpos(bucket / bins))
+def _step_path(cells: Sequence[tuple[int, int]], base: float) -> str:
+    """One path of bars over buckets (bucket, top in px), sorted by bucket: a step-shaped
+    area per run of neighbouring buckets, neighbours of one height sharing one ``h``. Each
+    run after the first moves relative to the one before (``m3 0``: ``z`` leaves the pen at
+    a run's start, on the base line) and drops back to the base relatively (``v5``): a few
+    bytes less per bar than absolute coordinates."""
+    d: list[str] = []
+    i = 0
+    start: int | None = None
+    while i < len(cells):
+        k, y = cells[i]
+        seg = [f"M{k} {_num(base)}V{y}" if start is None else f"m{k - start} 0V{y}"]
+        start = k
+        width = 1
+        while i + 1 < len(cells) and cells[i + 1][0] == cells[i][0] + 1:
+            i += 1
+            if cells[i][1] != y:
+                seg.append(f"h{width}V{cells[i][1]}")
+                y, width = cells[i][1], 1
+            else:
+                width += 1
+        seg.append(f"h{width}v{_num(base - y)}z")
+        d.append("".join(seg))
+        i += 1
+    return "".join(d)
+
+
+def _run_rects(ks: Sequence[int], y: int, h: int) -> str:
+    """Rectangles ``h`` px tall at ``y`` over the buckets ``ks`` (sorted), neighbours joined;
+    each after the first moves relative to the one before (as in :func:`_step_path`)."""
+    d: list[str] = []
+    i = 0
+    start = 0
+    while i < len(ks):
+        j = i
+        while j + 1 < len(ks) and ks[j + 1] == ks[j] + 1:
+            j += 1
+        n = j - i + 1
+        d.append(f"M{ks[i]} {y}h{n}v{h}h-{n}z" if i == 0 else f"m{ks[i] - start} 0h{n}v{h}h-{n}z")
+        start = ks[i]
+        i = j + 1
+    return "".join(d)

@@ -1,12 +1,19 @@
 """Terminal views: registry listings and per-oracle result tables (rich).
 
-A table per oracle: rows are implementations, columns dtype x device (devices on which no
+A table per oracle and pass: the forward cells under the oracle's name (``softplus``),
+then right after them its gradient cells under their subject (``∂softplus``, or
+``∂binary_cross_entropy/∂p`` for an oracle of several arguments; a gradient with a
+cotangent other than ones says so beside the implementation, or in the inputs column with
+``details``). Rows are implementations, columns dtype x device (devices on which no
 cell ran collapse into one line saying why); an entry shows the largest error in the
 chosen metric (``--metric``, ULP by default) and the defect categories, green when within
 budget, red when not. Then the findings summary: the defects ranked by severity, one line
-each with the cell id (:mod:`reports.findings`). With ``details`` (``--details``/``-v``)
-a row per input set, with every incidence count, and under each failing cell the elements
-that break its budget and the command that reproduces it. The text forms
+each with the cell id (:mod:`reports.findings`); by default a short list that fits a screen
+(dtypes with the same defect on one line, at most :data:`reports.findings.SHORTLIST` lines
+with every kind of defect among them, and a last line saying how many more there are and
+where to see them). With ``details`` (``--details``/``-v``) every finding, a table row per
+input set, with every incidence count, and under each failing cell the elements that break
+its budget and the command that reproduces it. The text forms
 (:func:`cell_text`, :func:`findings_lines`) are what golden tests pin.
 
 Everything from a result or a registry is printed verbatim: repro commands, ids, input
@@ -23,8 +30,25 @@ from typing import Any
 
 from oracles.errors import UsageError
 from oracles.registry import get_oracle
-from reports.findings import collapsed_devices, failing_elements, findings, not_run_lines
-from reports.labels import INCIDENCE_LABELS, format_metric, metric_value
+from reports.findings import (
+    collapsed_devices,
+    failing_elements,
+    findings,
+    left_out_text,
+    not_run_lines,
+    shortlist,
+)
+from reports.labels import (
+    INCIDENCE_LABELS,
+    cotangent,
+    format_metric,
+    group_key,
+    group_order,
+    inputs_label,
+    metric_value,
+    named_example,
+    subject,
+)
 
 __all__ = [
     "cell_text",
@@ -128,8 +152,9 @@ def print_results(
     details: bool = False,
     metric: str = "ulp",
 ) -> None:
-    """Render result cells (schema-1 dicts) on ``console`` (default:
-    :func:`verbatim_console`): one table per oracle, a line per device on which nothing ran,
+    """Render result cells (results-file dicts) on ``console`` (default:
+    :func:`verbatim_console`): one table per oracle and pass (:mod:`reports.terminal`), a
+    line per device on which nothing ran,
     the ranked findings, then the counts. By default a table has a row per implementation
     (the worst of its input sets); with ``details`` a row per input set, and under each
     failing cell the elements that break its budget (:func:`reports.findings.failing_elements`)
@@ -142,14 +167,15 @@ def print_results(
     collapsed = collapsed_devices(cells)
     hidden = {d.device for d in collapsed}
     shown = [c for c in cells if str(c["device"]) not in hidden]
-    by_oracle: dict[str, list[dict[str, Any]]] = {}
+    by_group: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for c in shown:
-        by_oracle.setdefault(c["oracle"], []).append(c)
-    if by_oracle and not details:
+        by_group.setdefault(group_key(c), []).append(c)
+    if by_group and not details:
         console.print(Text(f"Max error ({metric}) per implementation and dtype: the worst of its input sets;"
                            " ✗ n/m: n of m input sets over budget (--details: every input set)", style="dim"),
                       soft_wrap=True)
-    for group in by_oracle.values():
+    for key in group_order(list(by_group)):
+        group = by_group[key]
         console.print(_table(group, details=details, metric=metric))
         if details:
             for c in group:
@@ -157,16 +183,18 @@ def print_results(
                     _print_failure(console, c, max_examples)
     for d in collapsed:
         console.print(Text(d.line(), style="dim"), soft_wrap=True)
-    for line in findings_lines(cells, metric=metric):
+    for line in findings_lines(cells, metric=metric, details=details):
         console.print(Text(line, style="bold" if line.startswith("findings") else ""), soft_wrap=True)
     console.print(Text(summary_line(cells)))
 
 
-def findings_lines(cells: Sequence[dict[str, Any]], *, metric: str = "ulp") -> list[str]:
+def findings_lines(cells: Sequence[dict[str, Any]], *, metric: str = "ulp", details: bool = True) -> list[str]:
     """The findings summary as lines: a heading, one line per finding (most severe first),
-    then what did not run. Empty when every cell passed or was skipped."""
+    then what did not run. Empty when every cell passed or was skipped. Without ``details``
+    a short list (:func:`reports.findings.shortlist`): dtypes with the same defect on one
+    line, at most :data:`reports.findings.SHORTLIST` lines, then one saying what is left out."""
     found = findings(cells, metric=metric)
-    others = not_run_lines(cells)
+    others = not_run_lines(cells, merge_dtypes=not details)
     if not found and not others:
         return []
     lines = []
@@ -174,7 +202,10 @@ def findings_lines(cells: Sequence[dict[str, Any]], *, metric: str = "ulp") -> l
         failing = sum(1 for c in cells if c["status"] == "fail")
         lines.append(f"findings: {_count(len(found), 'defect')} in {_count(failing, 'failing cell')}, most severe first"
                      " (the cell id in brackets; --details or the HTML report for its inputs)")
-        lines += [f"  {f.line()}" for f in found]
+        shown, left = (found, {}) if details else shortlist(found)
+        lines += [f"  {f.line()}" for f in shown]
+        if left:
+            lines.append(f"  {left_out_text(left, len(found))}")
     if others:
         lines.append("did not run:")
         lines += [f"  {line}" for line in others]
@@ -186,15 +217,18 @@ def _table(group: Sequence[dict[str, Any]], *, details: bool, metric: str) -> An
     from rich.table import Table
     from rich.text import Text
 
-    oracle = group[0]["oracle"]
+    name = subject(group[0])
     columns = sorted({(c["dtype"], c["device"]) for c in group}, key=lambda k: (_dtype_order(k[0]), k[1]))
     one_device = len({d for _t, d in columns}) == 1
     rows: dict[tuple[str, str], dict[tuple[str, str], list[dict[str, Any]]]] = {}
     for c in group:
         shown = _shown_params(c["oracle"], c.get("params") or {})
         label = c["impl"] + (f" ({shown})" if shown else "")
-        rows.setdefault((label, c["inputs"] if details else ""), {}).setdefault((c["dtype"], c["device"]), []).append(c)
-    title = oracle + (f" · {columns[0][1]}" if one_device else "")
+        cot = cotangent(c)
+        if not details and cot not in ("", "ones"):  # with details the inputs column says it
+            label += f" · cot={cot}"
+        rows.setdefault((label, inputs_label(c) if details else ""), {}).setdefault((c["dtype"], c["device"]), []).append(c)
+    title = name + (f" · {columns[0][1]}" if one_device else "")
     table = Table(title=Text(title, style="bold"), header_style="bold", title_justify="left", box=box.SIMPLE_HEAD,
                   show_edge=False, pad_edge=False, padding=(0, 1))
     table.add_column("implementation", overflow="fold")
@@ -224,7 +258,7 @@ def _print_failure(console: Any, c: dict[str, Any], max_examples: int) -> None:
     for group in failing_elements(c, limit=max_examples):
         console.print(Text(f"  {group.title}:"), soft_wrap=True)
         for e in group.examples:
-            console.print(Text(f"    {e.describe()}"), soft_wrap=True)
+            console.print(Text(f"    {named_example(c, e).describe()}"), soft_wrap=True)
     if c.get("rejected"):
         console.print(Text(f"  rejects {c['rejected']:,} out-of-domain inputs (their truth is NaN)"), soft_wrap=True)
     if c["status"] == "fail":

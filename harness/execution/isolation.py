@@ -51,8 +51,10 @@ from typing import Any
 import numpy as np
 
 from harness.frameworks.adapters import get_backend
+from harness.frameworks.autodiff import NotDifferentiable, vjp
 from harness.plan.implementations import load_custom
 from oracles.errors import UsageError, one_line
+from oracles.formats import get_format
 from oracles.lifetime import die_with_parent
 
 __all__ = [
@@ -207,6 +209,7 @@ def _resolve(spec: str, oracle: str, framework: str) -> tuple[str, str]:
     try:
         impl = load_custom(spec, oracle=oracle, framework=framework)
         get_backend(framework).unavailable()  # import the framework now, not inside a call's timeout
+        _ = get_format("bfloat16").dtype  # and ml_dtypes (seconds on a busy machine), imported lazily
     except UsageError as exc:
         return ("usage", str(exc))
     except BaseException as exc:  # noqa: BLE001 - SystemExit at import: the parent reports it
@@ -215,7 +218,7 @@ def _resolve(spec: str, oracle: str, framework: str) -> tuple[str, str]:
 
 
 def _call(conn: Connection, spec: str, oracle: str, framework: str, device: str, params: dict[str, Any],
-          shapes: Sequence[tuple[Any, tuple[int, ...], int]]) -> None:
+          grad: tuple[int, str] | None, shapes: Sequence[tuple[Any, tuple[int, ...], int]]) -> None:
     arrays = _recv_arrays(conn, shapes)
     backend = get_backend(framework)
     try:
@@ -234,7 +237,16 @@ def _call(conn: Connection, spec: str, oracle: str, framework: str, device: str,
         # overflow and invalid operations are what we measure, not warnings to print
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = backend.from_native(fn(*native, **kwargs))
+            if grad is None:
+                out = backend.from_native(fn(*native, **kwargs))
+            else:  # the last array is the cotangent
+                *args, cotangent = native
+                out = backend.from_native(
+                    vjp(framework, fn, args, kwargs, wrt=grad[0], wrt_name=grad[1], cotangent=cotangent))
+    except NotDifferentiable as exc:
+        del native
+        conn.send(("notdiff", str(exc), exc.limit))
+        return
     except BaseException as exc:  # noqa: BLE001 - SystemExit and MemoryError too
         del native
         conn.send(_failure(exc))
@@ -253,6 +265,8 @@ class Call:
     value: np.ndarray | None = None
     seconds: float = 0.0
     failure: str | None = None
+    #: the framework cannot differentiate the call (NotDifferentiable's reason and limit)
+    not_differentiable: tuple[str, bool] | None = None
 
 
 class _Died(Exception):
@@ -385,17 +399,21 @@ class Isolated:
         return self._reason(kind, text, " while importing the implementation")
 
     def call(self, spec: str, oracle: str, framework: str, device: str, arrays: Sequence[np.ndarray],
-             params: Mapping[str, Any], *, timeout: float, repro: str) -> Call:
+             params: Mapping[str, Any], *, timeout: float, repro: str, grad: tuple[int, str] | None = None) -> Call:
         """Call the implementation on ``arrays``; never raises for what it does. A process
         that has not imported it yet (a fresh one, after a timeout or a death) imports it
-        first, under :meth:`resolve`'s own time limit rather than the call's."""
+        first, under :meth:`resolve`'s own time limit rather than the call's. With ``grad``
+        (the argument's position and name) the last array is a cotangent and the value is
+        the gradient autodiff returns (:func:`harness.frameworks.autodiff.vjp`)."""
         if (spec, oracle, framework) not in self._imported:
             why = self.resolve(spec, oracle, framework, timeout=timeout, repro=repro)
             if why is not None:
                 return Call(failure=why)
-        header = ("call", spec, oracle, framework, device, dict(params))
+        header = ("call", spec, oracle, framework, device, dict(params), grad)
         try:
             reply, conn = self._ask(lambda c: _send_arrays(c, header, arrays), timeout)
+            if reply[0] == "notdiff":
+                return Call(not_differentiable=(reply[1], bool(reply[2])))
             if reply[0] != "ok":
                 return Call(failure=self._reason(reply[0], reply[1], ""))
             (value,) = _recv_arrays(conn, reply[2])

@@ -54,7 +54,7 @@ from harness.execution.runner import Part, Runner
 from harness.frameworks.adapters import get_backend
 from harness.plan.cells import CellResult, CellSpec
 from harness.plan.loader import import_source, source_of
-from oracles import catalogue
+from oracles.gradients import gradient_for
 from oracles.lifetime import die_with_parent
 from oracles.reference import Reference
 from oracles.registry import get_oracle
@@ -108,10 +108,16 @@ def _init_worker(setup: WorkerSetup, parent: int) -> None:
     _WORKER = Runner(k_worst=setup.k_worst, reference=reference)
 
 
+#: modules every process has imported with the oracles package
+_BUILT_IN = ("oracles.catalogue", "oracles.catalogue_gradients")
+
+
 def _oracle_sources(cells: Sequence[CellSpec]) -> tuple[str, ...]:
     """The modules and files defining the plan's oracles that are not built in."""
     modules = {get_oracle(name).module for name in {c.oracle for c in cells}}
-    sources = {source_of(m) for m in modules if m and m != catalogue.__name__}
+    # a user's gradient may be registered in another module than its oracle
+    modules |= {g.module for g in (gradient_for(c.oracle, c.wrt) for c in cells if c.is_grad) if g is not None}
+    sources = {source_of(m) for m in modules if m and m not in _BUILT_IN}
     return tuple(sorted(s for s in sources if s is not None))
 
 
@@ -170,7 +176,7 @@ def _plan(cells: Sequence[CellSpec], runner: Runner) -> _Plan:
             chunk = group.inputs.n_inputs // max(n, 1)
             plan.units.extend(_ChunkUnit(pos, cell, i, chunk) for i in range(n))
         else:
-            key = (cell.oracle, cell.dtype, cell.inputs, cell.params, cell.framework)
+            key = (*cell.group, cell.framework)
             groups.setdefault(key, []).append((pos, cell))
     for members in groups.values():
         group = runner._group(members[0][1])

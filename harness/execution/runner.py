@@ -33,23 +33,26 @@ import numpy.typing as npt
 from harness.execution.isolation import ISOLATION_SUPPORTED, Isolated, accepted_kwargs
 from harness.execution.progress import Progress
 from harness.frameworks.adapters import DEVICES, get_backend
+from harness.frameworks.autodiff import NotDifferentiable, differentiable, vjp
 from harness.frameworks.catalogue import get_impl
 from harness.frameworks.registry import Impl
 from harness.judgement.error_vs_input import ProfileInputs, merge_profiles
 from harness.judgement.summary import Example, Summary, summarize
 from harness.judgement.tally import Baseline, tally
 from harness.plan.cells import CellResult, CellSpec
+from harness.plan.cotangents import cotangent_values
 from harness.plan.implementations import custom_impl, load_custom
 from harness.plan.inputs import Batch, InputSet, StreamedPatterns, parse_inputs
 from oracles.errors import OracleError, UsageError, choices, one_line
 from oracles.evaluate import evaluate
 from oracles.formats import Format, format_of_dtype, get_format
+from oracles.gradients import COUNT, gradient_oracle
 from oracles.reference import Reference
 from oracles.registry import Oracle, get_oracle
 
 __all__ = ["Part", "Runner"]
 
-GroupKey = tuple[str, str, str, tuple[tuple[str, Any], ...]]
+GroupKey = tuple[Any, ...]
 
 
 class _Timeout(Exception):
@@ -92,13 +95,78 @@ def _expected_shape(oracle: Oracle, batch: Batch, reduction: str) -> tuple[int, 
 
 @dataclass
 class _Group:
+    """Cells sharing inputs and truth: one oracle, format, input spec and parameters, and
+    for gradient cells one argument and cotangent. ``oracle`` and ``params`` are the
+    forward ones (what the implementation is called with); ``truth`` is what the outputs
+    are judged against: the oracle itself, or its gradient oracle (oracles.gradients)."""
+
     oracle: Oracle
     fmt: Format
     inputs: InputSet
     params: dict[str, Any]
+    truth: Oracle
+    #: gradient cells: the position and name of the argument differentiated, the cotangent
+    wrt: tuple[int, str] | None = None
+    cotangent: str = "ones"
+    key: str = ""
     refs: dict[tuple[str, int], Reference] = field(default_factory=dict)
     profiles: dict[int, ProfileInputs] = field(default_factory=dict)
     baselines: dict[tuple[str, int], Baseline] = field(default_factory=dict)
+
+    @property
+    def reduction(self) -> str:
+        return str(self.params.get("reduction", "none"))
+
+    def output_shape(self, batch: Batch) -> tuple[int, ...]:
+        """The shape the implementation must return for ``batch``: the forward output's,
+        or for a gradient the differentiated argument's."""
+        if self.wrt is not None:
+            return tuple(batch.arrays[self.wrt[0]].shape)
+        return _expected_shape(self.oracle, batch, self.reduction)
+
+    def cotangent_for(self, index: int, batch: Batch) -> npt.NDArray[Any]:
+        """Batch ``index``'s cotangent, shaped like the forward output, in the format."""
+        shape = _expected_shape(self.oracle, batch, self.reduction)
+        return cotangent_values(self.cotangent, shape, self.fmt, key=f"{self.key}#{index}")
+
+    def truth_cotangent(self, index: int, batch: Batch, cot: npt.NDArray[Any] | None = None) -> npt.NDArray[Any]:
+        """The cotangent (by default batch ``index``'s) in the truth's layout: a per-row or
+        reduced loss's cotangent repeated over the elements it multiplies (the gradient
+        oracle's last argument)."""
+        cot = self.cotangent_for(index, batch) if cot is None else cot
+        first = batch.arrays[0]
+        if cot.ndim == 0:
+            return np.full(first.shape, cot, dtype=cot.dtype)
+        if self.oracle.kind == "row_reduce":
+            return np.repeat(cot[:, None], first.shape[1], axis=1)
+        return cot
+
+    def truth_arrays(self, index: int, batch: Batch) -> list[npt.NDArray[Any]]:
+        """The exact arguments of ``truth`` for ``batch``: the inputs, then for a gradient
+        the cotangent (:meth:`truth_cotangent`)."""
+        arrays = self.inputs.float64(batch)
+        if self.wrt is None:
+            return arrays
+        with np.errstate(invalid="ignore"):
+            return [*arrays, self.truth_cotangent(index, batch).astype(np.float64)]
+
+    def describer(self, index: int, batch: Batch, cot: npt.NDArray[Any] | None = None) -> Callable[[int], Any]:
+        """What examples show of an output element: its inputs (and its cotangent)."""
+        if self.wrt is None:
+            return self.inputs.describer(batch)
+        view = InputSet(self.inputs.spec, self.fmt, (), self.truth)
+        return view.describer(Batch((*batch.arrays, self.truth_cotangent(index, batch, cot))))
+
+    def truth_params(self, batch: Batch) -> dict[str, Any]:
+        """``truth``'s parameters: the forward ones, or for a gradient the math parameters
+        and the number of losses a ``mean`` divides by."""
+        if self.wrt is None:
+            return self.params
+        params = self.oracle.math_params(self.params)
+        if self.oracle.reducible:
+            losses = math.prod(_expected_shape(self.oracle, batch, "none"))
+            params[COUNT] = float(losses) if self.reduction == "mean" and losses else 1.0
+        return params
 
 
 @dataclass
@@ -169,6 +237,8 @@ class Runner:
             if parse_inputs(cell.inputs).kind == "exhaustive" and fmt.bits > 16:
                 StreamedPatterns(fmt, oracle)  # raises the UsageError that explains the choices
             impl = self.impl_for(cell)
+            if cell.is_grad:
+                gradient_oracle(oracle, cell.wrt)  # an argument that is not a real one
             if self.isolated(cell):
                 self._resolve(cell)
             if impl.oracle != cell.oracle and not cell.custom:
@@ -179,27 +249,36 @@ class Runner:
                 raise UsageError(f"unknown device {cell.device!r}; {choices(DEVICES, given=cell.device)}")
 
     def _group(self, cell: CellSpec) -> _Group:
-        key: GroupKey = (cell.oracle, cell.dtype, cell.inputs, cell.params)
+        key: GroupKey = cell.group
         group = self._groups.get(key)
         if group is None:
             oracle = get_oracle(cell.oracle)
             fmt = get_format(cell.dtype)
             inputs = parse_inputs(cell.inputs).generate(oracle, fmt)
-            group = _Group(oracle, fmt, inputs, oracle.bind(dict(cell.params)))
+            params = oracle.bind(dict(cell.params))
+            if cell.is_grad:
+                truth = gradient_oracle(oracle, cell.wrt)
+                position = [a.name for a in oracle.args].index(cell.wrt)
+                group = _Group(oracle, fmt, inputs, params, truth, (position, cell.wrt), cell.cotangent,
+                               key=repr(key))
+            else:
+                group = _Group(oracle, fmt, inputs, params, oracle)
             self._groups[key] = group
         return group
 
     def _reference(self, group: _Group, out_fmt: Format, index: int, batch: Batch | None = None) -> Reference:
         key = (out_fmt.name, index)
         if key not in group.refs:
-            arrays = group.inputs.float64(batch if batch is not None else group.inputs.batches[index])
+            batch = batch if batch is not None else group.inputs.batches[index]
+            arrays = group.truth_arrays(index, batch)
+            params = group.truth_params(batch)
             if self.reference is not None:
                 if group.inputs.streamed:
-                    ref = self.reference(group.oracle, arrays, out_fmt, group.params, cacheable=False)
+                    ref = self.reference(group.truth, arrays, out_fmt, params, cacheable=False)
                 else:
-                    ref = self.reference(group.oracle, arrays, out_fmt, group.params)
+                    ref = self.reference(group.truth, arrays, out_fmt, params)
             else:
-                ref = evaluate(group.oracle, arrays, out_fmt, group.params)
+                ref = evaluate(group.truth, arrays, out_fmt, params)
             if group.inputs.streamed:
                 return ref  # 2**32 references do not fit in memory; each cell streams its own
             group.refs[key] = ref
@@ -281,7 +360,11 @@ class Runner:
                             failed_at=-1)
         isolated = self.isolated(cell)
         kwargs = {} if isolated else accepted_kwargs(impl.fn, group.params)
-        reduction = str(group.params.get("reduction", "none"))
+        reduction = group.reduction
+        if group.wrt is not None and not isolated:
+            why_not = differentiable(impl.framework, impl.fn)
+            if why_not is not None:
+                return Part(failure=("unsupported", why_not), failed_at=-1)
         batches = group.inputs.batches
         streamed = group.inputs.streamed
         todo = range(len(batches)) if indices is None else indices
@@ -300,8 +383,8 @@ class Runner:
             if why is not None:
                 return fail(todo[0] if len(todo) else 0, why)
         def unsupported(index: int, message: str) -> Part:
-            # the framework's own limitation, declared with the built-in: not a defect of the run
-            part.failure = ("unsupported", f"no {cell.dtype} support in {impl.framework}: {message}")
+            # the framework's own limitation: not a defect of the run
+            part.failure = ("unsupported", message)
             part.failed_at = index
             part.seconds = time.perf_counter() - started
             return part
@@ -311,40 +394,53 @@ class Runner:
             judged, keep = batch, np.ones(0, dtype=bool)
             if streamed and self.progress is not None:
                 self.progress.describe(f"{cell.id}: chunk {index + 1}/{len(batches)}")
+            cot = group.cotangent_for(index, batch) if group.wrt is not None else None
+            arrays = batch.arrays if cot is None else (*batch.arrays, cot)
+            no_support = f"no {cell.dtype} support in {impl.framework}: "
             if isolated:
                 outcome = self._process().call(
-                    cell.impl, cell.oracle, cell.framework, cell.device, batch.arrays, group.params,
-                    timeout=cell.timeout, repro=cell.repro())
+                    cell.impl, cell.oracle, cell.framework, cell.device, arrays, group.params,
+                    timeout=cell.timeout, repro=cell.repro(), grad=group.wrt)
+                if outcome.not_differentiable is not None:
+                    why, limit = outcome.not_differentiable
+                    return unsupported(index, why) if limit else fail(index, why)
                 if outcome.failure is not None:
                     return fail(index, outcome.failure)
                 raw, part.impl_seconds = outcome.value, part.impl_seconds + outcome.seconds
             else:
                 try:
-                    native = [backend.to_native(a, cell.device) for a in batch.arrays]
+                    native = [backend.to_native(a, cell.device) for a in arrays]
                 except Exception as exc:  # noqa: BLE001 - e.g. a dtype the framework lacks
                     if cell.dtype in impl.unsupported_dtypes:
-                        return unsupported(index, f"inputs: {one_line(exc)}")
+                        return unsupported(index, f"{no_support}inputs: {one_line(exc)}")
                     return fail(index, f"inputs: {one_line(exc)}")
                 t0 = time.perf_counter()
 
                 try:
-                    raw = self._call(backend, impl.fn, native, kwargs, cell.timeout)
+                    raw = self._call(backend, impl.fn, native, kwargs, cell.timeout, impl.framework, group.wrt)
                 except _Timeout as exc:
                     return fail(index, str(exc))
                 except KeyboardInterrupt:
                     raise
                 except SystemExit as exc:
                     return fail(index, f"the implementation called sys.exit({exc.code!r})")
+                except NotDifferentiable as exc:
+                    # the framework declines (or, for a built-in, never connects the argument):
+                    # coverage, not a defect; a user's function whose graph is cut is an error
+                    return unsupported(index, str(exc)) if exc.limit or not cell.custom else fail(index, str(exc))
                 except BaseException as exc:  # noqa: BLE001 - the implementation's failure is the result
                     if cell.dtype in impl.unsupported_dtypes:
-                        return unsupported(index, one_line(exc))
+                        return unsupported(index, no_support + one_line(exc))
                     retried = self._without_nan_truth(cell, group, index, batch, reduction)
                     if retried is None:
                         return fail(index, one_line(exc))
                     judged, keep = retried
+                    if cot is not None:
+                        cot = cot[keep]  # the kept elements' own cotangents, as the truth has them
                     try:
-                        native = [backend.to_native(a, cell.device) for a in judged.arrays]
-                        raw = self._call(backend, impl.fn, native, kwargs, cell.timeout)
+                        again_arrays = judged.arrays if cot is None else (*judged.arrays, cot)
+                        native = [backend.to_native(a, cell.device) for a in again_arrays]
+                        raw = self._call(backend, impl.fn, native, kwargs, cell.timeout, impl.framework, group.wrt)
                     except _Timeout as again:
                         return fail(index, f"{one_line(exc)}; without its inputs whose exact result is NaN: {again}")
                     except KeyboardInterrupt:
@@ -356,9 +452,10 @@ class Runner:
                         part.rejected_why = one_line(exc)
                 part.impl_seconds += time.perf_counter() - t0
             got = np.asarray(raw)
-            want_shape = _expected_shape(group.oracle, judged, reduction)
+            want_shape = group.output_shape(judged)
             if got.shape != want_shape:
-                return fail(index, f"returned shape {got.shape}, expected {want_shape}")
+                what = f"gradient of {group.wrt[1]}" if group.wrt else "returned"
+                return fail(index, f"{what} shape {got.shape}, expected {want_shape}")
             try:
                 out_fmt = format_of_dtype(got.dtype)
             except UsageError:
@@ -384,7 +481,7 @@ class Runner:
                     tolerance=cell.budget.tolerance_for(out_fmt.name),
                 )
                 summary = summarize(
-                    counted, ref, flat, out_fmt, describe=group.inputs.describer(judged),
+                    counted, ref, flat, out_fmt, describe=group.describer(index, judged, cot),
                     offset=self._offset(cell, index), k_worst=self.k_worst,
                 )
             if judged is not batch:
@@ -397,8 +494,16 @@ class Runner:
         return part
 
     @staticmethod
-    def _call(backend: Any, fn: Callable[..., Any], native: list[Any], kwargs: dict[str, Any], timeout: float) -> Any:
-        return _call_with_timeout(lambda: backend.from_native(fn(*native, **kwargs)), timeout)
+    def _call(backend: Any, fn: Callable[..., Any], native: list[Any], kwargs: dict[str, Any], timeout: float,
+              framework: str = "", grad: tuple[int, str] | None = None) -> Any:
+        """The implementation's output, or with ``grad`` (position and name of an argument;
+        the last of ``native`` is then the cotangent) the gradient its framework's autodiff
+        gives, as a numpy array."""
+        if grad is None:
+            return _call_with_timeout(lambda: backend.from_native(fn(*native, **kwargs)), timeout)
+        *args, cotangent = native
+        return _call_with_timeout(lambda: backend.from_native(
+            vjp(framework, fn, args, kwargs, wrt=grad[0], wrt_name=grad[1], cotangent=cotangent)), timeout)
 
     def _without_nan_truth(
         self, cell: CellSpec, group: _Group, index: int, batch: Batch, reduction: str
@@ -410,7 +515,8 @@ class Runner:
 
         Raising on an input outside the domain (torch.binary_cross_entropy on p > 1) is a
         legitimate answer where the truth is NaN; what it computes for the other inputs is
-        still judged. Exact and deterministic: which inputs go depends only on the truth."""
+        still judged; for a gradient cell, the inputs whose gradient is NaN go. Exact and
+        deterministic: which inputs go depends only on the truth."""
         if reduction != "none" or group.inputs.streamed:
             return None
         nan = np.isnan(_rows(self._reference(group, group.fmt, index, batch), batch).want)
@@ -426,8 +532,7 @@ class Runner:
         batches = group.inputs.batches
         if isinstance(batches, StreamedPatterns):
             return index * batches.chunk
-        reduction = str(group.params.get("reduction", "none"))
-        return sum(math.prod(_expected_shape(group.oracle, b, reduction)) for b in batches[:index])
+        return sum(math.prod(group.output_shape(b)) for b in batches[:index])
 
     def finish(self, cell: CellSpec, part: Part, seconds: float) -> CellResult:
         """The cell's result from the merged part of all its batches."""
@@ -439,7 +544,8 @@ class Runner:
         total = part.summary
         notes: list[str] = []
         if part.out_name is not None and part.out_name != cell.dtype:
-            notes.append(f"output is {part.out_name}, judged in {part.out_name}")
+            what = "gradient" if cell.is_grad else "output"
+            notes.append(f"{what} is {part.out_name}, judged in {part.out_name}")
         violations = cell.budget.violations(total)
         # Flush-to-zero only when every lost value is subnormal and no subnormal survives
         # anywhere: log(1 + exp(x)) also returns 0 for subnormal truths, but it loses

@@ -21,7 +21,7 @@ __all__ = ["run_cells"]
 def _worth_splitting(cells: Sequence[CellSpec], runner: Runner) -> bool:
     """More than one unit of work (a reference group, or a streamed cell's chunks): for a
     single group, starting worker processes costs more than it could save."""
-    groups = {(c.oracle, c.dtype, c.inputs, c.params) for c in cells}
+    groups = {c.group for c in cells}
     return len(groups) > 1 or any(runner._group(c).inputs.streamed for c in cells)
 
 
@@ -62,7 +62,7 @@ def _run_cells(
     runner.validate(cells)
     progress = runner.progress
     results: list[CellResult] = []
-    firsts = list({(c.oracle, c.dtype, c.inputs, c.params): c for c in reversed(cells)}.values())[::-1]
+    firsts = list({c.group: c for c in reversed(cells)}.values())[::-1]
     parallel = jobs > 1 and not runner.extra_impls and _worth_splitting(cells, runner)
     if progress:
         progress.label = "references"
@@ -70,7 +70,7 @@ def _run_cells(
     try:
         for cell in firsts:
             if progress:
-                progress.describe(f"{cell.oracle} {cell.dtype} {cell.inputs}")
+                progress.describe(f"{cell.subject} {cell.dtype} {cell.inputs}")
             try:
                 runner.prepare(cell, baselines=not parallel)
             except UsageError:

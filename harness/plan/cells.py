@@ -6,16 +6,49 @@ from __future__ import annotations
 import math
 import shlex
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness.judgement.definitions import CATEGORIES, TORCH_TOLERANCES, Tolerance
 from harness.judgement.summary import Summary
 from oracles.errors import UsageError, choices
-from oracles.registry import get_oracle
+from oracles.registry import Oracle, get_oracle
 
-__all__ = ["DEFAULT_ALLOW", "TORCH", "Budget", "CellResult", "CellSpec"]
+__all__ = ["COTANGENTS", "DEFAULT_ALLOW", "MODES", "TORCH", "Budget", "CellResult", "CellSpec", "passes"]
+
+#: what a gradient cell multiplies the Jacobian by: all ones (``loss.backward()``), random
+#: values of the format, or the format's special finite values (see harness.plan.cotangents)
+COTANGENTS: tuple[str, ...] = ("ones", "random", "special")
+
+#: which passes a plan judges: the forward values, the gradients, or both
+MODES: tuple[str, ...] = ("forward", "grad", "both")
+
+
+def passes(oracle: Oracle, mode: str, wrt: Sequence[str] | None = None,
+           cotangents: Sequence[str] = ("ones",)) -> list[tuple[str, str]]:
+    """The ``(wrt, cotangent)`` pairs a plan's cells take for ``oracle``: ``("", "ones")``
+    for the forward pass, then one per differentiated argument and cotangent. ``wrt``
+    defaults to every real argument (``p`` and ``y`` of a loss; a framework that does not
+    differentiate one makes those cells ``unsupported``). Raises :class:`UsageError` for
+    an unknown mode, argument or cotangent."""
+    if mode not in MODES:
+        raise UsageError(f"unknown mode {mode!r}; {choices(MODES, given=mode)}")
+    real = [a.name for a in oracle.real_args]
+    chosen = list(dict.fromkeys(wrt)) if wrt else real
+    for name in chosen:
+        if name not in real:
+            index = " (a class index has no gradient)" if name in [a.name for a in oracle.args] else ""
+            raise UsageError(f"{oracle.name} has no real argument {name!r} to differentiate{index};"
+                             f" {choices(real, given=name)}")
+    cots = list(dict.fromkeys(cotangents)) or ["ones"]
+    for cot in cots:
+        if cot not in COTANGENTS:
+            raise UsageError(f"unknown cotangent {cot!r}; {choices(COTANGENTS, given=cot)}")
+    out: list[tuple[str, str]] = [("", "ones")] if mode in ("forward", "both") else []
+    if mode in ("grad", "both"):
+        out += [(name, cot) for name in chosen for cot in cots]
+    return out
 
 #: by default the defects that the mathematics never produces are not allowed; the other
 #: categories are reported but do not fail a cell unless a budget says so
@@ -202,8 +235,15 @@ class CellSpec:
     budget: Budget = field(default_factory=Budget)
     custom: bool = False
     timeout: float = 300.0
+    #: "" for the forward pass; otherwise the argument whose gradient (the vector-Jacobian
+    #: product autodiff returns) the cell judges
+    wrt: str = ""
+    #: a gradient cell's cotangent, one of :data:`COTANGENTS`
+    cotangent: str = "ones"
 
     def __post_init__(self) -> None:
+        if self.cotangent not in COTANGENTS:
+            raise UsageError(f"unknown cotangent {self.cotangent!r}; {choices(COTANGENTS, given=self.cotangent)}")
         # every way of making a cell (check, a suite, assert_precision) passes through here:
         # a timeout the runner cannot wait for must be refused before anything runs
         t = self.timeout
@@ -224,15 +264,45 @@ class CellSpec:
         return tuple((k, v) for k, v in self.params if defaults.get(k) != v)
 
     @property
-    def id(self) -> str:
-        extra = "".join(f"-{k}={v}" for k, v in self.shown_params)
-        return f"{self.oracle}[{self.impl}-{self.device}-{self.dtype}-{self.inputs}{extra}]"
+    def is_grad(self) -> bool:
+        """Whether the cell judges a gradient rather than forward values."""
+        return bool(self.wrt)
 
     @property
-    def key(self) -> tuple[str, str, str, str, str, str]:
+    def subject(self) -> str:
+        """What the cell judges, as tables title it: ``softplus``, its gradient ``∂softplus``,
+        or ``∂binary_cross_entropy/∂p`` for an oracle with several real arguments."""
+        if not self.wrt:
+            return self.oracle
+        try:
+            single = len(get_oracle(self.oracle).real_args) == 1
+        except UsageError:  # an oracle unknown here (a results file from another build)
+            single = False
+        return f"∂{self.oracle}" if single else f"∂{self.oracle}/∂{self.wrt}"
+
+    @property
+    def id(self) -> str:
+        extra = "".join(f"-{k}={v}" for k, v in self.shown_params)
+        if self.wrt and self.cotangent != "ones":
+            extra += f"-cotangent={self.cotangent}"
+        return f"{self.subject}[{self.impl}-{self.device}-{self.dtype}-{self.inputs}{extra}]"
+
+    @property
+    def pass_(self) -> str:
+        """``"forward"`` or ``"grad"``: the pass the cell judges (the JSON field ``pass``)."""
+        return "grad" if self.wrt else "forward"
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str, str, str]:
         """How cells are matched across runs (baseline comparison, merging)."""
         params = ",".join(f"{k}={v}" for k, v in self.params)
-        return (self.oracle, self.impl, self.dtype, self.device, self.inputs, params)
+        judged = f"∂{self.wrt}:{self.cotangent}" if self.wrt else ""
+        return (self.oracle, self.impl, self.dtype, self.device, self.inputs, params, judged)
+
+    @property
+    def group(self) -> tuple[Any, ...]:
+        """Cells with one group share their inputs and references."""
+        return (self.oracle, self.dtype, self.inputs, self.params, self.wrt, self.cotangent if self.wrt else "")
 
     def repro(self) -> str:
         """The command line that reproduces this cell."""
@@ -242,6 +312,10 @@ class CellSpec:
         parts += ["--dtype", self.dtype, "--device", self.device, "--inputs", self.inputs]
         for k, v in self.shown_params:
             parts += ["--param", f"{k}={v}"]
+        if self.wrt:
+            parts += ["--grad", self.wrt]
+            if self.cotangent != "ones":
+                parts += ["--cotangent", self.cotangent]
         return " ".join(_quote(p) for p in parts)
 
 
@@ -281,11 +355,14 @@ class CellResult:
             "status": self.status,
             "reason": self.reason,
             "custom": s.custom,
+            "pass": s.pass_,
             "budget": s.budget.to_json(),
             "seconds": round(self.seconds, 4),
             "impl_seconds": round(self.impl_seconds, 6),
             "repro": s.repro(),
         }
+        if s.wrt:
+            out["wrt"], out["cotangent"] = s.wrt, s.cotangent
         if self.profile is not None:
             out["profile"] = self.profile
         if self.rejected:
@@ -308,6 +385,8 @@ class CellResult:
             params=tuple(sorted((d.get("params") or {}).items())),
             budget=Budget.from_json(d.get("budget")),
             custom=bool(d.get("custom", False)),
+            wrt=str(d.get("wrt", "")) if d.get("pass", "forward") == "grad" else "",
+            cotangent=str(d.get("cotangent", "ones")),
         )
         summary = Summary.from_json(d) if d.get("exact_summary") else None
         return CellResult(

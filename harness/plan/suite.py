@@ -15,6 +15,10 @@
     inputs = ["exhaustive"]
     params = { beta = 1.0 }
     timeout = 300
+    mode = "both"                # forward (default), grad, or both; grad = true is mode = "grad"
+    wrt = ["x"]                  # the arguments differentiated (default: every real one)
+    cotangents = ["ones", "random"]   # ones (default), random, special
+    grad_budget = { max_ulp = 2 }     # the gradient cells' budget (default: budget)
     [case.budget]
     max_ulp = { float16 = 1, bfloat16 = 1, float32 = 4 }   # or one number
     allow = { inherent_inf = true, lost_to_zero = 10 }
@@ -48,9 +52,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.frameworks.adapters import DEVICES
+from harness.frameworks.autodiff import differentiable
 from harness.frameworks.catalogue import get_impl, impls_for
 from harness.frameworks.registry import FRAMEWORKS
-from harness.plan.cells import Budget, CellSpec
+from harness.plan.cells import Budget, CellSpec, passes
 from harness.plan.files import regular_file
 from harness.plan.inputs import parse_inputs
 from harness.plan.loader import load_file
@@ -67,7 +72,8 @@ __all__ = ["NAME_RULE", "SUITE_SCHEMA", "Suite", "load_suite", "suite_name"]
 
 SUITE_SCHEMA = 1
 _TOP_KEYS = {"schema", "name", "description", "imports", "case"}
-_CASE_KEYS = {"oracle", "impls", "framework", "dtypes", "devices", "inputs", "params", "budget", "timeout", "name", "note"}
+_CASE_KEYS = {"oracle", "impls", "framework", "dtypes", "devices", "inputs", "params", "budget", "timeout", "name", "note",
+              "mode", "grad", "wrt", "cotangents", "grad_budget"}
 _BUDGET_KEYS = {"max_ulp", "allow", "max_bits", "atol", "rtol", "tolerance"}
 #: budget limits that may be one value or a table per dtype
 _PER_DTYPE = ("max_ulp", "max_bits", "atol", "rtol")
@@ -108,7 +114,7 @@ def _list_of_str(where: str, key: str, value: Any) -> list[str]:
     return list(value)
 
 
-_EXAMPLES = {"impls": '["*"]', "dtypes": '["float16", "bfloat16"]', "devices": '["cpu"]',
+_EXAMPLES = {"impls": '["*"]', "wrt": '["x"]', "cotangents": '["ones", "random"]', "dtypes": '["float16", "bfloat16"]', "devices": '["cpu"]',
              "inputs": '["special", "random:10000"]', "imports": '["my_oracles.py"]'}
 
 
@@ -178,28 +184,28 @@ def _import_oracles(suite_dir: Path, specs: list[str]) -> tuple[str, ...]:
     return tuple(files)
 
 
-def _budget_for(where: str, table: Mapping[str, Any] | None, dtype: str) -> Budget:
+def _budget_for(where: str, table: Mapping[str, Any] | None, dtype: str, name: str = "budget") -> Budget:
     table = table if table is not None else {}
     if not isinstance(table, Mapping):
-        raise UsageError(f"{where}.budget must be a table such as {{ max_ulp = 1 }}, got {_toml_value(table)}")
-    _check_keys(f"{where}.budget", table, _BUDGET_KEYS)
+        raise UsageError(f"{where}.{name} must be a table such as {{ max_ulp = 1 }}, got {_toml_value(table)}")
+    _check_keys(f"{where}.{name}", table, _BUDGET_KEYS)
     limits: dict[str, Any] = {}
     for key in _PER_DTYPE:
         value = table.get(key)
         if isinstance(value, Mapping):
             unknown = sorted(set(value) - set(FORMATS))
             if unknown:
-                raise UsageError(f"{where}.budget.{key}: unknown dtype {unknown[0]!r}; {choices(FORMATS, given=unknown[0])}")
+                raise UsageError(f"{where}.{name}.{key}: unknown dtype {unknown[0]!r}; {choices(FORMATS, given=unknown[0])}")
             value = value.get(dtype)
         limits[key] = value
     allow = table.get("allow")
     if allow is not None and not isinstance(allow, Mapping):
-        raise UsageError(f"{where}.budget.allow must be a table such as {{ inherent_inf = true }}")
+        raise UsageError(f"{where}.{name}.allow must be a table such as {{ inherent_inf = true }}")
     try:
         return Budget.build(limits["max_ulp"], allow, max_bits=limits["max_bits"], atol=limits["atol"],
                             rtol=limits["rtol"], tolerance=table.get("tolerance"))
     except UsageError as exc:  # "budget: max_ulp must be ..." says what; this says where
-        raise UsageError(f"{where}.{exc}") from None
+        raise UsageError(f"{where}.{name}{str(exc).removeprefix('budget')}") from None
 
 
 def _resolve_impl(spec: str, suite_dir: Path) -> tuple[str, bool]:
@@ -280,11 +286,14 @@ def _case_cells(p: Path, where: str, case: Mapping[str, Any]) -> list[CellSpec]:
     framework = case.get("framework")
     if framework is not None and framework not in FRAMEWORKS:
         raise UsageError(f"{where}: unknown framework {framework!r}; {choices(FRAMEWORKS, given=framework)}")
+    judged = _passes(where, oracle, case)
     impl_specs = _list_of_str(where, "impls", case["impls"])
     resolved: list[tuple[str, str, bool]] = []
+    wildcard: set[str] = set()
     for spec in impl_specs:
         if spec == "*":
             resolved += [(i.id, i.framework, False) for i in impls_for(oracle.name)]
+            wildcard |= {i.id for i in impls_for(oracle.name)}
             continue
         impl_id, custom = _resolve_impl(spec, p.parent)
         if custom:
@@ -297,13 +306,41 @@ def _case_cells(p: Path, where: str, case: Mapping[str, Any]) -> list[CellSpec]:
                 raise UsageError(f"{where}: {impl_id} implements {impl.oracle}, not {oracle.name}")
             resolved.append((impl.id, impl.framework, False))
     cells: list[CellSpec] = []
-    for impl_id, fw, custom in resolved:
-        for dtype in dtypes:
-            budget = _budget_for(where, case.get("budget"), dtype)
-            for device in devices:
-                for spec_text in inputs:
-                    cells.append(CellSpec(
-                        oracle=oracle.name, impl=impl_id, framework=fw, dtype=dtype, device=device,
-                        inputs=spec_text, params=params, budget=budget, custom=custom, timeout=float(timeout),
-                    ))
+    for wrt, cotangent in judged:
+        for impl_id, fw, custom in resolved:
+            # "*" means every built-in that has a gradient to judge: numpy's have none (an
+            # implementation named on its own still gets its cells, which say so)
+            if wrt and impl_id in wildcard and differentiable(fw, get_impl(impl_id).fn) is not None:
+                continue
+            for dtype in dtypes:
+                table = case.get("grad_budget", case.get("budget")) if wrt else case.get("budget")
+                budget = _budget_for(where, table, dtype, "grad_budget" if wrt and "grad_budget" in case else "budget")
+                for device in devices:
+                    for spec_text in inputs:
+                        cells.append(CellSpec(
+                            oracle=oracle.name, impl=impl_id, framework=fw, dtype=dtype, device=device,
+                            inputs=spec_text, params=params, budget=budget, custom=custom, timeout=float(timeout),
+                            wrt=wrt, cotangent=cotangent,
+                        ))
     return cells
+
+
+def _passes(where: str, oracle: Any, case: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The case's ``(wrt, cotangent)`` pairs from ``mode``/``grad``/``wrt``/``cotangents``."""
+    grad = case.get("grad")
+    if grad is not None and not isinstance(grad, bool):
+        raise UsageError(f"{where}: grad must be true or false, got {_toml_value(grad)}; e.g. grad = true")
+    mode = case.get("mode")
+    if mode is not None and not isinstance(mode, str):
+        raise UsageError(f'{where}: mode must be "forward", "grad" or "both", got {_toml_value(mode)}')
+    if grad is not None and mode is not None and (mode == "forward") == grad:
+        raise UsageError(f'{where}: grad = {_toml_value(grad)} contradicts mode = "{mode}"; keep one of them')
+    chosen = mode or ("grad" if grad else "forward")
+    wrt = _list_of_str(where, "wrt", case["wrt"]) if "wrt" in case else None
+    cotangents = _list_of_str(where, "cotangents", case["cotangents"]) if "cotangents" in case else ["ones"]
+    if chosen == "forward" and ("wrt" in case or "cotangents" in case):
+        raise UsageError(f'{where}: wrt and cotangents need mode = "grad" or "both" (or grad = true)')
+    try:
+        return passes(oracle, chosen, wrt, cotangents)
+    except UsageError as exc:
+        raise UsageError(f"{where}: {exc}") from None

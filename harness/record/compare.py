@@ -66,7 +66,7 @@ __all__ = [
 #: statuses of cells that did not run: nothing to compare, only coverage
 _NOT_RUN = ("skipped", "unsupported")
 
-CellKey = tuple[str, str, str, str, str, str]
+CellKey = tuple[str, str, str, str, str, str, str]
 
 
 class Kind(str, enum.Enum):

@@ -9,11 +9,12 @@ built by the same migrations, so a migrated and a fresh database are the same)::
     runs(id PK, started, finished, suite, host, git_commit, fpharness, python, platform,
          frameworks JSON, devices JSON, accepted, accepted_at [v2], run_json)
     cells(run_id -> runs.id, oracle, impl, dtype, device, inputs, params,   -- CellSpec.key
+          judged [v3: '' forward, '∂x:ones' a gradient],
           cell_id, framework, status, reason, out_dtype, n, correctly_rounded,
           max_ulp, mean_ulp, unexpected_nan, missing_nan, unexpected_inf,
           inherent_inf, missing_inf, lost_to_zero, cell_json)
-          PRIMARY KEY (run_id, oracle, impl, dtype, device, inputs, params)
-    index cells_by_key on the key columns [v2]
+          PRIMARY KEY (run_id, oracle, impl, dtype, device, inputs, params, judged)
+    index cells_by_key on the key columns [v2, judged v3]
 
 ``accepted`` is 0 for a run never accepted, else the order in which runs were accepted:
 the run with the largest value is the baseline (``history:last-accepted``), so accepting
@@ -67,7 +68,7 @@ class Migration:
     statements: tuple[str, ...]
 
 
-_KEY_COLUMNS = ("oracle", "impl", "dtype", "device", "inputs", "params")
+_KEY_COLUMNS = ("oracle", "impl", "dtype", "device", "inputs", "params", "judged")
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs and their cells", (
@@ -116,6 +117,47 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "when a run was accepted; cells indexed by key for per-cell trends", (
         "ALTER TABLE runs ADD COLUMN accepted_at TEXT",
         "CREATE INDEX cells_by_key ON cells (oracle, impl, dtype, device, inputs, params, run_id)",
+    )),
+    # SQLite cannot change a primary key in place: the table is copied. Cells recorded
+    # before are forward cells ('' for judged).
+    Migration(3, "gradient cells: which pass a cell judges is part of its key", (
+        "ALTER TABLE cells RENAME TO cells_v2",
+        "DROP INDEX cells_by_key",
+        """CREATE TABLE cells (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            oracle TEXT NOT NULL,
+            impl TEXT NOT NULL,
+            dtype TEXT NOT NULL,
+            device TEXT NOT NULL,
+            inputs TEXT NOT NULL,
+            params TEXT NOT NULL,
+            judged TEXT NOT NULL DEFAULT '',
+            cell_id TEXT NOT NULL,
+            framework TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            out_dtype TEXT,
+            n INTEGER NOT NULL,
+            correctly_rounded INTEGER NOT NULL,
+            max_ulp REAL,
+            mean_ulp REAL,
+            unexpected_nan INTEGER NOT NULL,
+            missing_nan INTEGER NOT NULL,
+            unexpected_inf INTEGER NOT NULL,
+            inherent_inf INTEGER NOT NULL,
+            missing_inf INTEGER NOT NULL,
+            lost_to_zero INTEGER NOT NULL,
+            cell_json TEXT NOT NULL,
+            PRIMARY KEY (run_id, oracle, impl, dtype, device, inputs, params, judged)
+        )""",
+        """INSERT INTO cells (run_id, oracle, impl, dtype, device, inputs, params, judged, cell_id, framework,
+            status, reason, out_dtype, n, correctly_rounded, max_ulp, mean_ulp, unexpected_nan, missing_nan,
+            unexpected_inf, inherent_inf, missing_inf, lost_to_zero, cell_json)
+           SELECT run_id, oracle, impl, dtype, device, inputs, params, '', cell_id, framework,
+            status, reason, out_dtype, n, correctly_rounded, max_ulp, mean_ulp, unexpected_nan, missing_nan,
+            unexpected_inf, inherent_inf, missing_inf, lost_to_zero, cell_json FROM cells_v2""",
+        "DROP TABLE cells_v2",
+        "CREATE INDEX cells_by_key ON cells (oracle, impl, dtype, device, inputs, params, judged, run_id)",
     )),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

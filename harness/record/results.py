@@ -1,4 +1,9 @@
-"""Results files (schema 1): ``{"schema": 1, "run": {...}, "cells": [...]}``.
+"""Results files (schema 2): ``{"schema": 2, "run": {...}, "cells": [...]}``.
+
+Schema 2 added gradient cells: every cell says which pass it judges (``"pass":
+"forward"`` or ``"grad"``, with ``"wrt"`` and ``"cotangent"`` for a gradient). Schema 1
+files (forward cells only) still load, as forward cells; an fpharness that reads only
+schema 1 refuses a schema 2 file rather than taking its gradient cells for forward ones.
 
 Written atomically (a temporary file in the same directory, flushed, fsynced and renamed
 over the target), so a crash never leaves a half-written file. Loading checks the schema
@@ -26,7 +31,9 @@ from oracles.errors import UsageError
 
 __all__ = ["SCHEMA", "Results", "RunInfo", "load_results", "run_info"]
 
-SCHEMA = 1
+SCHEMA = 2
+#: the schemas this fpharness reads (1: before gradient cells, every cell a forward one)
+READABLE = (1, 2)
 
 
 def _now() -> str:
@@ -125,9 +132,10 @@ def load_results(path: str | os.PathLike[str]) -> Results:
     if not isinstance(data, dict) or "schema" not in data:
         raise UsageError(f"{str(p)!r} is not an fpharness results file (no 'schema' key)")
     schema = data["schema"]
-    if schema != SCHEMA:
+    if schema not in READABLE:
         hint = "upgrade fpharness" if isinstance(schema, int) and schema > SCHEMA else "it is not a known version"
-        raise UsageError(f"{str(p)!r} has results schema {schema!r}; this fpharness reads schema {SCHEMA} ({hint})")
+        readable = " and ".join(map(str, READABLE))
+        raise UsageError(f"{str(p)!r} has results schema {schema!r}; this fpharness reads schemas {readable} ({hint})")
     try:
         cells = tuple(CellResult.from_json(c) for c in data.get("cells", []))
         return Results(RunInfo.from_json(data.get("run") or {}), cells)

@@ -63,6 +63,7 @@ from harness.plan.cells import CellResult, CellSpec
 from harness.plan.inputs import parse_inputs
 from oracles.atomic import TEMP_NAME, atomic_write_text
 from oracles.cache import make_cache_dir
+from oracles.gradients import gradient_oracle
 from oracles.registry import get_oracle
 
 __all__ = ["RESULT_VERSION", "SCHEMA", "SUBDIR", "ResultStore", "fingerprint", "own_source_files"]
@@ -189,9 +190,11 @@ def fingerprint(cell: CellSpec, k_worst: int) -> str | None:
         "fpharness": _dist_version("fpharness"),
         "own_source": _own_source(),
         "cell": [cell.oracle, cell.impl, cell.framework, cell.dtype, cell.device, cell.inputs,
-                 [[k, repr(v)] for k, v in cell.params], cell.budget.to_json(), cell.timeout, cell.custom],
+                 [[k, repr(v)] for k, v in cell.params], cell.budget.to_json(), cell.timeout, cell.custom,
+                 cell.wrt, cell.cotangent],
         "k_worst": k_worst,
         "oracle_version": get_oracle(cell.oracle).version,
+        "truth_version": gradient_oracle(cell.oracle, cell.wrt).version if cell.is_grad else 0,
         "versions": {d: _dist_version(d) for d in ("numpy", "ml_dtypes", *_framework_distributions(cell.framework))},
         "machine": _machine(),
         "env": sorted((k, v) for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)),

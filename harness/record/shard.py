@@ -37,7 +37,7 @@ from oracles.formats import get_format
 
 __all__ = ["Shard", "assign", "merge_results", "parse_shard", "select"]
 
-GroupKey = tuple[str, str, str, tuple[tuple[str, Any], ...]]
+GroupKey = tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,7 @@ def parse_shard(text: str) -> Shard:
 
 
 def _group_key(cell: CellSpec) -> GroupKey:
-    return (cell.oracle, cell.dtype, cell.inputs, cell.params)
+    return cell.group
 
 
 def _elements(cell: CellSpec) -> int:

@@ -43,7 +43,7 @@ from harness.execution.references import reference_function
 from harness.execution.runner import Runner
 from harness.frameworks.registry import FRAMEWORKS, Impl
 from harness.judgement.summary import CATEGORIES, Example, Summary
-from harness.plan.cells import Budget, CellResult, CellSpec
+from harness.plan.cells import Budget, CellResult, CellSpec, passes
 from harness.plan.inputs import parse_inputs
 from oracles.errors import UsageError, choices
 from oracles.formats import FORMATS, Format, get_format
@@ -273,6 +273,9 @@ def check_precision(
     atol: float | str | None = None,
     rtol: float | str | None = None,
     tolerance: str | None = None,
+    grad: bool = False,
+    wrt: str | Sequence[str] | None = None,
+    cotangent: str | Sequence[str] = "ones",
 ) -> list[CellResult]:
     """Run ``fn`` for every (dtype, device, inputs) cell and return the judged cells
     without raising for a failing one (see :func:`assert_precision` for the arguments).
@@ -289,9 +292,16 @@ def check_precision(
     budgets = {name: Budget.build(limit, allow, max_bits=max_bits, atol=atol, rtol=rtol, tolerance=tolerance)
                for name, limit in _max_ulp_for(max_ulp, formats).items()}
     ref, _loadable = implementation_ref(fn)
+    if not isinstance(grad, bool):
+        raise UsageError(f"assert_precision: grad must be True or False, got {grad!r}")
+    if not grad and (wrt is not None or cotangent != "ones"):
+        raise UsageError("assert_precision: wrt and cotangent judge a gradient: pass grad=True as well")
+    judged = passes(orc, "grad" if grad else "forward", _names(wrt, "wrt") if wrt is not None else None,
+                    _names(cotangent, "cotangent"))
     cells = [
         CellSpec(orc.name, ref, framework, fmt.name, device, spec, tuple(sorted(bound.items())),
-                 budgets[fmt.name], custom=True, timeout=timeout)
+                 budgets[fmt.name], custom=True, timeout=timeout, wrt=w, cotangent=cot)
+        for w, cot in judged
         for fmt in formats
         for device in device_list
         for spec in _input_specs(inputs, orc, fmt)
@@ -325,6 +335,9 @@ def assert_precision(
     atol: float | str | None = None,
     rtol: float | str | None = None,
     tolerance: str | None = None,
+    grad: bool = False,
+    wrt: str | Sequence[str] | None = None,
+    cotangent: str | Sequence[str] = "ones",
 ) -> list[CellResult]:
     """Judge ``fn`` against ``oracle`` and raise :class:`AssertionError` when a cell is
     over budget or errors; returns the judged cells (:class:`~harness.plan.cells.CellResult`).
@@ -346,6 +359,13 @@ def assert_precision(
     ``rtol`` (numbers, or ``"torch"``) or ``tolerance="torch"`` ask what
     ``torch.testing.assert_close`` would: every finite element within ``atol + rtol |y|``.
 
+    ``grad=True`` judges the gradient instead: ``framework``'s autodiff differentiates
+    ``fn`` with respect to ``wrt`` (an argument name or a list; default every real
+    argument) and the vector-Jacobian product for the ``cotangent`` (``"ones"``, as
+    ``loss.backward()``, ``"random"`` or ``"special"``; or a list) is judged against the
+    correctly rounded gradient of the oracle, in the gradient's dtype. A numpy ``fn``
+    gives its own VJP as ``fn.vjp`` (see the README).
+
     A cell whose framework or device is missing is skipped; when every cell is skipped
     inside pytest, the test is skipped. Bad arguments raise
     :class:`~oracles.errors.UsageError` naming the bad value and the valid choices, before
@@ -358,7 +378,7 @@ def assert_precision(
     results = check_precision(
         fn, oracle=oracle, framework=framework, dtypes=dtypes, devices=devices, inputs=inputs,
         params=params, max_ulp=max_ulp, allow=allow, timeout=timeout, max_bits=max_bits, atol=atol, rtol=rtol,
-        tolerance=tolerance,
+        tolerance=tolerance, grad=grad, wrt=wrt, cotangent=cotangent,
     )
     return assert_results(results, fn=fn)
 
@@ -481,7 +501,9 @@ def _arg_names(cell: CellSpec) -> tuple[str, ...]:
         orc = get_oracle(cell.oracle)
     except UsageError:
         return ()
-    return tuple(a.name for a in orc.args) if orc.kind == "elementwise" else ()
+    if orc.kind != "elementwise":
+        return ()
+    return (*(a.name for a in orc.args), *(("cotangent",) if cell.is_grad else ()))
 
 
 def _example_line(e: Example, names: tuple[str, ...]) -> str:

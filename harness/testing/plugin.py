@@ -11,7 +11,7 @@ What it gives a test suite:
   a CUDA parameter without a CUDA device (or a framework that is not installed) is a
   clean skip with the reason, never an error;
 * a precision summary table at the end of the session and, with ``--precision-report
-  DIR``, the session's results as ``DIR/results.json`` (results schema 1) and, when the
+  DIR``, the session's results as ``DIR/results.json`` (results schema 2) and, when the
   HTML reporter is installed, ``DIR/report.html``.
 
 Every cell judged during a test (through the fixture or a bare ``assert_precision``) is
@@ -71,7 +71,8 @@ MARKERS: Mapping[str, str] = {
 }
 
 #: what precision(...) and @pytest.mark.precision(...) accept
-_ARGUMENTS = ("oracle", "framework", "dtypes", "devices", "inputs", "params", "max_ulp", "allow", "timeout")
+_ARGUMENTS = ("oracle", "framework", "dtypes", "devices", "inputs", "params", "max_ulp", "allow", "timeout",
+              "max_bits", "atol", "rtol", "tolerance", "grad", "wrt", "cotangent")
 #: precision_params parameter -> assert_precision argument
 _PARAM_ARGS = (("framework", "framework"), ("device", "devices"), ("dtype", "dtypes"))
 
@@ -173,7 +174,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest=_REPORT_DEST,
         metavar="DIR",
         default=None,
-        help=f"write the session's precision results to DIR/{RESULTS_NAME} (results schema 1)"
+        help=f"write the session's precision results to DIR/{RESULTS_NAME} (results schema 2)"
         f" and, when the HTML reporter is installed, DIR/{HTML_NAME}",
     )
 
@@ -295,7 +296,7 @@ def _check_arguments(args: Mapping[str, Any], where: str) -> None:
     unknown = sorted(set(args) - set(_ARGUMENTS))
     if unknown:
 
-        raise UsageError(f"{where}: unknown argument {unknown[0]!r}; {choices(_ARGUMENTS)}")
+        raise UsageError(f"{where}: unknown argument {unknown[0]!r}; {choices(_ARGUMENTS, given=unknown[0])}")
 
 
 @pytest.fixture

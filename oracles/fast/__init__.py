@@ -55,9 +55,12 @@ oracle replaced with ``replace=True`` and user oracles simply have none.
 Layout, lowest first: :mod:`~oracles.fast.float64` (the error model's constants and the
 float64 building blocks), :mod:`~oracles.fast.decided` (turning proven facts into
 reference arrays), :mod:`~oracles.fast.tier` (the record and its registry),
-:mod:`~oracles.fast.elementwise` and :mod:`~oracles.fast.rowwise` (the tiers themselves),
-and this module on top: choosing a tier (:func:`tier_for`) and running it
-(:func:`run_tier`).
+:mod:`~oracles.fast.vjp` (facts about a derivative d turned into facts about a gradient
+reference g d / count), :mod:`~oracles.fast.elementwise` and :mod:`~oracles.fast.rowwise`
+(the tiers themselves), :mod:`~oracles.fast.gradients` and
+:mod:`~oracles.fast.gradient_rows` (the tiers of the built-in gradient oracles of
+:mod:`oracles.catalogue_gradients`, ``∂exp/∂x`` and the rest), and this module on top:
+choosing a tier (:func:`tier_for`) and running it (:func:`run_tier`).
 """
 
 from __future__ import annotations
@@ -71,12 +74,14 @@ import numpy.typing as npt
 
 # Imported for their registrations: each module's tiers add themselves to FAST_TIERS.
 import oracles.fast.elementwise
+import oracles.fast.gradient_rows
+import oracles.fast.gradients
 import oracles.fast.rowwise  # noqa: F401
 from oracles.fast.decided import Decided
 from oracles.fast.float64 import ERFC, LIBM, Mask, Params, libm_trusted
 from oracles.fast.tier import FAST_TIERS, FastTier, fast_tier
 from oracles.formats import Format
-from oracles.registry import Oracle
+from oracles.registry import Oracle, function_target
 
 __all__ = [
     "ERFC",
@@ -104,8 +109,7 @@ def tier_for(oracle: Oracle, fmt: Format) -> FastTier | None:
     if oracle.name not in FAST_TIERS or not tier_applies(fmt):
         return None
     tier = FAST_TIERS.get(oracle.name)
-    fn = oracle.fn
-    if f"{getattr(fn, '__module__', '')}:{getattr(fn, '__qualname__', '')}" != tier.target:
+    if function_target(oracle.fn) != tier.target:
         return None
     if oracle.version != tier.oracle_version or not libm_trusted():
         return None

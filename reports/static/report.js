@@ -17,13 +17,15 @@
       for (var i = 0; i < all.length; i++) { all[i].open = what === "open"; }
     });
   }
-  /* a link to a cell opens its details (Chromium does this itself; others may not) */
+  /* a link to a cell opens its details, or the details that lists it with the same
+     results (Chromium does this itself; others may not) */
   function openTarget() {
     var id = decodeURIComponent(window.location.hash.slice(1));
     if (!id) { return; }
     var el = document.getElementById(id);
-    if (el && el.tagName === "DETAILS" && !el.open) {
-      el.open = true;
+    var box = el && el.closest ? el.closest("details") : null;
+    if (box && !box.open) {
+      box.open = true;
       el.scrollIntoView();
     }
   }

@@ -9,7 +9,9 @@ One module per seed document (its docstring names the file under ``shared/seeds/
 * :mod:`suites.seeds.seed004_softmax`: naive/stable softmax, a custom log_softmax + NLLLoss.
 
 Importing this package registers the user oracles the documents need (with
-:func:`oracles.oracle`, the API users have) and imports no ML framework. ``suites/seeds.toml``
+:func:`oracles.oracle`, the API users have) and their gradients (with
+:func:`oracles.gradient`; at a clip bound, see :mod:`suites.seeds.clipping`), and imports no
+ML framework. ``suites/seeds.toml``
 runs everything (``fpharness run suites/seeds.toml``) and :mod:`suites.seeds.report` turns
 the results into ``docs/seeds.md``.
 """

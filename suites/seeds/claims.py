@@ -20,16 +20,23 @@ Two kinds of claim cover the documents:
 
 ``inputs`` narrows the evidence to some input sets (a claim about the document's own
 example is decided on that example, not on random inputs).
+
+``wrt`` makes a claim about the backward pass: it is decided on the gradient cells that
+differentiate ``oracle``'s argument ``wrt`` (the VJP autodiff returns, judged against the
+oracle's gradient), every cotangent together. Without it a claim is decided on forward
+cells only, so adding gradient cells to a suite never changes a forward verdict.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from harness.judgement.definitions import CATEGORIES
 from oracles.errors import UsageError, choices
-from reports.labels import INCIDENCE_LABELS
+from reports.labels import INCIDENCE_LABELS, subject
+from reports.labels import wrt as differentiated
 
 __all__ = ["CATEGORIES", "Check", "Claim", "Seed", "SeedImpl"]
 
@@ -50,6 +57,8 @@ class Check:
     inputs: tuple[str, ...] = ()
     #: the implementation a ``like`` claim compares with
     versus: str | None = None
+    #: a gradient claim: the argument whose gradient is judged; "" for the forward values
+    wrt: str = ""
 
     def __post_init__(self) -> None:
         if self.expect not in EXPECTS:
@@ -64,20 +73,35 @@ class Check:
         if self.max_ulp is not None and self.expect == "defect":
             raise UsageError("claim check: max_ulp only makes sense for a 'clean' or 'like' claim")
 
+    @property
+    def subject(self) -> str:
+        """What the claim is decided against: ``softplus``, or the gradient ``∂softplus``
+        (``∂binary_cross_entropy/∂p`` for an oracle of several real arguments)."""
+        if not self.wrt:
+            return self.oracle
+        return subject({"oracle": self.oracle, "pass": "grad", "wrt": self.wrt})
+
     def describe(self) -> str:
-        """``no NaN!/Inf! against softplus`` / ``some NaN! against softmax``."""
+        """``no NaN!/Inf! against softplus`` / ``some NaN! against softmax`` / ``some NaN!
+        against ∂softplus (the gradient)``."""
         cats = "/".join(INCIDENCE_LABELS.get(c, c) for c in self.categories)
         where = f" on {', '.join(self.inputs)} inputs" if self.inputs else ""
+        against = f"`{self.subject}`" + (" (the gradient)" if self.wrt else "")
         if self.expect == "like":
             ulp = f" and max ulp within {self.max_ulp:g} of it" if self.max_ulp is not None else ""
-            return f"no more {cats} than `{self.versus}`{ulp}, input set by input set, against `{self.oracle}`{where}"
+            return f"no more {cats} than `{self.versus}`{ulp}, input set by input set, against {against}{where}"
         ulp = f", max ulp <= {self.max_ulp:g}" if self.max_ulp is not None else ""
         word = "no" if self.expect == "clean" else "some"
-        return f"{word} {cats}{ulp} against `{self.oracle}`{where}"
+        return f"{word} {cats}{ulp} against {against}{where}"
 
     def applies_to(self, inputs: str) -> bool:
         """Whether a cell with input spec ``inputs`` is evidence for this claim."""
         return not self.inputs or any(inputs.startswith(prefix) for prefix in self.inputs)
+
+    def judges(self, cell: Mapping[str, Any]) -> bool:
+        """Whether a results cell is evidence for this claim: same oracle, same pass (forward,
+        or the gradient with respect to ``wrt``), and an input set the claim names."""
+        return cell["oracle"] == self.oracle and differentiated(cell) == self.wrt and self.applies_to(cell["inputs"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +120,16 @@ class SeedImpl:
 
     ``impl`` is the id cells carry in results: a built-in id (``keras.softplus``) or the
     custom spec ``suites.seeds.MODULE:FUNCTION`` exactly as suites/seeds.toml names it.
-    ``label`` is the name the document uses, ``code`` the expression it computes."""
+    ``label`` is the name the document uses, ``code`` the expression it computes.
+    ``grad_note`` explains, in words and without measured numbers (those come from the
+    results), how the implementation's backward pass breaks where it does."""
 
     label: str
     impl: str
     code: str
     claims: tuple[Claim, ...] = ()
     builtin: bool = False
+    grad_note: str = ""
 
     def __post_init__(self) -> None:
         if len(self.quote_words()) > 25:

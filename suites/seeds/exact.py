@@ -27,6 +27,7 @@ __all__ = [
     "extended_add",
     "extended_divide",
     "extended_sum",
+    "quotient",
     "scaled",
     "to_fraction",
 ]
@@ -83,15 +84,21 @@ def _mpf_exact(n: int) -> mpf:
         return mpf(n)
 
 
+def quotient(num: int, den: int) -> mpf:
+    """``num / den`` for integers, ``den != 0``, rounded once at the current precision
+    (an exact zero is +0)."""
+    if num == 0:
+        return mpf(0)
+    return mp.fdiv(_mpf_exact(num), _mpf_exact(den))
+
+
 def divide(num: Fraction, den: Fraction) -> mpf:
     """``num / den`` rounded once at the current precision; x / 0 is +-inf (0 / 0 NaN)."""
     if den == 0:
         if num == 0:
             return NAN
         return INF if num > 0 else -INF
-    if num == 0:
-        return mpf(0)
-    return mp.fdiv(_mpf_exact(num.numerator * den.denominator), _mpf_exact(num.denominator * den.numerator))
+    return quotient(num.numerator * den.denominator, num.denominator * den.numerator)
 
 
 def extended_sum(values: Sequence[mpf]) -> mpf | Fraction:

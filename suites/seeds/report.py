@@ -13,6 +13,14 @@ Where an implementation fails, the table shows where: from a cell's ``profile`` 
 results carry one (:mod:`harness.judgement.error_vs_input`: the input ranges of each incidence category),
 otherwise from the first examples of each category that the results keep (exhaustive
 inputs are in bit-pattern order, so those are the smallest failing magnitudes).
+
+Gradient cells (``"pass": "grad"``: the VJP autodiff returns, judged against the oracle's
+gradient) are kept apart from forward ones everywhere: forward claims and tables read
+forward cells only, so the forward part of the page is the same with or without gradient
+cells in the results. Each implementation gets a gradient subsection (its gradient claims,
+where its gradient is NaN, Inf or zero and the mathematics' is not, with input ranges and
+an example of what the truth is there, and the table of its gradient cells), and the page a
+section on the backward pass that gathers them.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from oracles.atomic import atomic_write_text
 from oracles.errors import UsageError
 from oracles.registry import REGISTRY
 from reports.labels import INCIDENCE_LABELS as LABELS
+from reports.labels import cotangent, inputs_label, is_grad, subject
 from suites.seeds import SEEDS
 from suites.seeds.claims import CATEGORIES, Claim, Seed, SeedImpl
 
@@ -92,8 +101,8 @@ def _measured(cells: Iterable[Cell]) -> list[Cell]:
     return [c for c in cells if c["status"] in ("pass", "fail")]
 
 
-def _key(c: Cell) -> tuple[str, str, str]:
-    return (c["oracle"], c["inputs"], json.dumps(c.get("params") or {}, sort_keys=True))
+def _key(c: Cell) -> tuple[str, str, str, str]:
+    return (c["oracle"], c["inputs"], json.dumps(c.get("params") or {}, sort_keys=True), f"{subject(c)}:{cotangent(c)}")
 
 
 def _max_ulp(cells: Iterable[Cell]) -> float | None:
@@ -107,10 +116,7 @@ def _count(cells: Iterable[Cell], cat: str) -> int:
 
 def _decide_like(claim: Claim, dtype: str, mine: list[Cell], cells: Sequence[Cell]) -> ClaimVerdict:
     check = claim.check
-    ref = {
-        _key(c): c for c in _measured(cells)
-        if c["impl"] == check.versus and c["dtype"] == dtype and c["oracle"] == check.oracle
-    }
+    ref = {_key(c): c for c in _measured(cells) if c["impl"] == check.versus and c["dtype"] == dtype and check.judges(c)}
     pairs = [(c, ref[_key(c)]) for c in mine if _key(c) in ref]
     if not pairs:
         return ClaimVerdict(dtype, None, (), None, 0)
@@ -136,10 +142,7 @@ def _decide_like(claim: Claim, dtype: str, mine: list[Cell], cells: Sequence[Cel
 def decide(claim: Claim, impl: str, dtype: str, cells: Sequence[Cell]) -> ClaimVerdict:
     """Decide ``claim`` about ``impl`` in ``dtype`` from result cells (see claims.py)."""
     check = claim.check
-    mine = _measured(
-        c for c in cells
-        if c["impl"] == impl and c["oracle"] == check.oracle and c["dtype"] == dtype and check.applies_to(c["inputs"])
-    )
+    mine = _measured(c for c in cells if c["impl"] == impl and c["dtype"] == dtype and check.judges(c))
     if not mine:
         return ClaimVerdict(dtype, None, (), None, 0)
     if check.expect == "like":
@@ -202,9 +205,24 @@ def _params(cell: Cell, seed_oracles: frozenset[str] = frozenset()) -> str:
     return "(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(params.items())) + ")"
 
 
-def _example_inputs(example: Mapping[str, Any]) -> str:
+def _arg_names(cell: Cell) -> tuple[str, ...] | None:
+    """The names of a gradient example's inputs: the oracle's real arguments (an element of
+    each), then the cotangent; None for forward cells and oracles this build does not know."""
+    name = cell["oracle"]
+    if not is_grad(cell) or name not in REGISTRY:
+        return None
+    return (*(a.name for a in REGISTRY.get(name).real_args), "cotangent")
+
+
+def _example_inputs(example: Mapping[str, Any], cell: Cell | None = None) -> str:
     values = [_num(v) for v in example.get("input_values", [])]
     row = example.get("row")
+    names = _arg_names(cell) if cell is not None else None
+    if names is not None and len(names) == len(values):
+        # a gradient: name each value; an all-ones cotangent is left out (it is 1 everywhere)
+        pairs = [f"{n}={v}" for n, v in zip(names, values, strict=True)]
+        shown = pairs[:-1] if cotangent(cell or {}) == "ones" else [*pairs[:-1], f"cot={values[-1]}"]
+        return (f"row {row}: " if row is not None else "") + ", ".join(shown)
     if row is not None and example.get("col") is None:
         # a row-reducing oracle: the first entries of the row's first argument
         return f"row {row} [{', '.join(values[:3])}{', …' if len(values) > 3 else ''}]"
@@ -213,10 +231,12 @@ def _example_inputs(example: Mapping[str, Any]) -> str:
     return ", ".join(values)
 
 
-def _profile_ranges(cell: Cell, category: str, limit: int = 4) -> str | None:
+def _profile_ranges(cell: Cell, category: str, limit: int = 4, name: str = "x", precise: bool = False) -> str | None:
     """The input ranges of ``category`` from a cell's ``profile`` (harness/judgement/error_vs_input.py,
-    version 1: per category ``[bucket, count, x_lo, x_hi]`` rows over ordinal buckets).
-    Adjacent buckets merge into one range; None when the cell has no such profile."""
+    version 1: per category ``[bucket, count, x_lo, x_hi]`` rows over ordinal buckets), along
+    the first argument, called ``name``. Adjacent buckets merge into one range; None when the
+    cell has no such profile. ``precise``: a range whose ends read the same at 6 digits
+    (``0.99999994 ≤ p ≤ 1``) is written with 9."""
     profile = cell.get("profile")
     if not isinstance(profile, Mapping) or profile.get("version") != 1:
         return None
@@ -224,7 +244,7 @@ def _profile_ranges(cell: Cell, category: str, limit: int = 4) -> str | None:
     if not rows:
         return None
     bins = int(profile.get("bins", 0))
-    special = {-1: "x = -inf", bins: "x = +inf", bins + 1: "x = NaN"}
+    special = {-1: f"{name} = -inf", bins: f"{name} = +inf", bins + 1: f"{name} = NaN"}
     ranges: list[list[Any]] = []  # [first bucket, last bucket, count, x_lo, x_hi]
     for bucket, count, x_lo, x_hi in sorted(rows, key=lambda r: int(r[0])):
         bucket = int(bucket)
@@ -238,9 +258,12 @@ def _profile_ranges(cell: Cell, category: str, limit: int = 4) -> str | None:
         if first in special:
             where = special[first]
         elif x_lo == x_hi:
-            where = f"x = {_num(str(x_lo))}"
+            exact = precise and float(_num(str(x_lo))) != float(x_lo)  # 1.0000001 is not 1
+            where = f"{name} = {float(x_lo):.9g}" if exact else f"{name} = {_num(str(x_lo))}"
+        elif precise and _num(str(x_lo)) == _num(str(x_hi)):
+            where = f"{float(x_lo):.9g} ≤ {name} ≤ {float(x_hi):.9g}"
         else:
-            where = f"{_num(str(x_lo))} ≤ x ≤ {_num(str(x_hi))}"
+            where = f"{_num(str(x_lo))} ≤ {name} ≤ {_num(str(x_hi))}"
         texts.append(f"{where} ({count:,})")
     more = f", … {len(texts) - limit} more ranges" if len(texts) > limit else ""
     return ", ".join(texts[:limit]) + more
@@ -250,45 +273,74 @@ def _reduced(cell: Cell) -> bool:
     return str((cell.get("params") or {}).get("reduction", "none")) != "none"
 
 
+def _got_want(e: Mapping[str, Any]) -> str:
+    return f"got {_num(e['got_value'])}, want {_num(e['want_value'])}"
+
+
+def _category_where(cell: Cell, cat: str) -> str | None:
+    """Where ``cat`` occurs in ``cell``: its profile ranges, else its first examples; for a
+    gradient cell followed by one example of what the truth is there. None if nowhere shown."""
+    inc = cell.get("incidence") or {}
+    grad = is_grad(cell)
+    names = _arg_names(cell)
+    examples = [e for e in cell.get("examples", []) if e.get("category") == cat]
+    if grad:  # a gradient's examples often repeat an input (p = y = 1 in a batch): show each once
+        examples = list({_example_inputs(e, cell): e for e in reversed(examples)}.values())[::-1]
+    ranges = _profile_ranges(cell, cat, name=names[0] if names else "x", precise=grad)
+    if ranges is not None:
+        if grad and examples:
+            return f"{LABELS[cat]} {ranges}, e.g. {_example_inputs(examples[0], cell)}: {_got_want(examples[0])}"
+        return f"{LABELS[cat]} {ranges}"
+    shown = examples[:MAX_EXAMPLES]
+    if not shown:
+        return None
+    if grad:
+        first = "; ".join(f"{_example_inputs(e, cell)} ({_got_want(e)})" for e in shown)
+    else:
+        first = "; ".join(_example_inputs(e) for e in shown)
+    more = ", …" if int(inc.get(cat, 0)) > len(shown) else ""
+    return f"{LABELS[cat]} first at {first}{more}"
+
+
 def _where(cell: Cell) -> str:
     """Where each failing category occurs: a profile range or the first examples."""
     parts: list[str] = []
     inc = cell.get("incidence") or {}
-    if _reduced(cell):
+    if _reduced(cell) and not is_grad(cell):
         # one value for the whole batch: an example's "input" is only its first element
+        # (a gradient of a reduced loss still has one value per input element)
         return ""
     for cat in CATEGORIES:
         if cat == "inherent_inf" or not inc.get(cat):
             continue
-        ranges = _profile_ranges(cell, cat)
-        if ranges is not None:
-            parts.append(f"{LABELS[cat]} {ranges}")
-            continue
-        shown = [e for e in cell.get("examples", []) if e.get("category") == cat][:MAX_EXAMPLES]
-        if shown:
-            first = "; ".join(_example_inputs(e) for e in shown)
-            more = ", …" if inc[cat] > len(shown) else ""
-            parts.append(f"{LABELS[cat]} first at {first}{more}")
+        text = _category_where(cell, cat)
+        if text is not None:
+            parts.append(text)
     worst = cell.get("worst") or []
     if worst and worst[0].get("ulp"):
         w = worst[0]
-        parts.append(
-            f"worst {_ulp(w['ulp'])} ulp at {_example_inputs(w)}: got {_num(w['got_value'])}, want {_num(w['want_value'])}"
-        )
+        parts.append(f"worst {_ulp(w['ulp'])} ulp at {_example_inputs(w, cell)}: {_got_want(w)}")
     return "<br>".join(_md(p) for p in parts)
+
+
+def _judged(cell: Cell, seed_oracles: frozenset[str]) -> str:
+    """The first column: the oracle (or the gradient's subject) and its parameters."""
+    return f"`{subject(cell)}`{_md(_params(cell, seed_oracles))}"
 
 
 def _cell_row(cell: Cell, seed_oracles: frozenset[str] = frozenset()) -> str:
     inc = cell.get("incidence") or {}
     ulp = cell.get("ulp") or {}
     status = cell["status"]
-    if status in ("error", "skipped"):
+    inputs = _md(inputs_label(cell))
+    if status in ("error", "skipped", "unsupported"):
         reason = _md(cell.get("reason") or "")
-        return f"| `{cell['oracle']}`{_md(_params(cell, seed_oracles))} | {_md(cell['inputs'])} | {cell['dtype']} | {cell['device']} | {status}: {reason} |" + " |" * 9
+        lead = f"| {_judged(cell, seed_oracles)} | {inputs} | {cell['dtype']} | {cell['device']}"
+        return f"{lead} | {status}: {reason} |" + " |" * 9
     counts = " | ".join(f"{int(inc.get(c, 0)):,}" if inc.get(c) else "·" for c in CATEGORIES)
     out = f" (out {cell['out_dtype']})" if cell.get("out_dtype") and cell["out_dtype"] != cell["dtype"] else ""
     return (
-        f"| `{cell['oracle']}`{_md(_params(cell, seed_oracles))} | {_md(cell['inputs'])} | {cell['dtype']}{out} | {cell['device']} | {status} "
+        f"| {_judged(cell, seed_oracles)} | {inputs} | {cell['dtype']}{out} | {cell['device']} | {status} "
         f"| {int(cell.get('n', 0)):,} | {_ulp(ulp.get('max'))} | {counts} | {_where(cell)} |"
     )
 
@@ -300,26 +352,39 @@ _TABLE_HEAD = (
     + "---|" * (8 + len(CATEGORIES))
 )
 
+#: what a gradient summary lists: every category in which the gradient differs in kind from
+#: the mathematics' (a number, NaN, an infinity or zero where the truth is something else)
+GRAD_DEFECTS: tuple[str, ...] = ("unexpected_nan", "unexpected_inf", "lost_to_zero", "missing_nan", "missing_inf")
 
-def _dtype_key(c: Cell) -> tuple[int, str, str, str]:
+
+def _dtype_key(c: Cell) -> tuple[int, str, str, str, str]:
     order = {d: i for i, d in enumerate(DTYPES)}
-    return (order.get(c["dtype"], 9), c["oracle"], c["inputs"], c["device"])
+    return (order.get(c["dtype"], 9), c["oracle"], subject(c), inputs_label(c), c["device"])
 
 
 # -- rendering ------------------------------------------------------------------------------
 
 
-def _impl_section(seed: Seed, impl: SeedImpl, cells: Sequence[Cell], show_skipped: bool) -> list[str]:
-    out = [f"### {impl.label}" + (" (built-in)" if impl.builtin else ""), ""]
-    out.append(f"`{impl.impl}` computes `{_md(impl.code)}`.")
-    out.append("")
-    for claim in impl.claims:
+def _claim_lines(impl: SeedImpl, claims: Iterable[Claim], cells: Sequence[Cell]) -> list[str]:
+    out = []
+    for claim in claims:
         out.append(f"- Claim: “{_md(claim.quote)}” — {claim.meaning}. Decided by: {claim.check.describe()}.")
         for dtype in DTYPES:
             out.append(f"  - {dtype}: {decide(claim, impl.impl, dtype, cells).text()}")
-    if not impl.claims:
+    return out
+
+
+def _impl_section(
+    seed: Seed, impl: SeedImpl, cells: Sequence[Cell], show_skipped: bool, with_grad: bool = True
+) -> list[str]:
+    out = [f"### {impl.label}" + (" (built-in)" if impl.builtin else ""), ""]
+    out.append(f"`{impl.impl}` computes `{_md(impl.code)}`.")
+    out.append("")
+    forward = [c for c in impl.claims if not c.check.wrt]
+    out += _claim_lines(impl, forward, cells)
+    if not forward:
         out.append("- No claim: shown for comparison.")
-    mine = sorted((c for c in cells if c["impl"] == impl.impl), key=_dtype_key)
+    mine = sorted((c for c in cells if c["impl"] == impl.impl and not is_grad(c)), key=_dtype_key)
     if not show_skipped:
         mine = [c for c in mine if c["status"] != "skipped"]
     out.append("")
@@ -329,10 +394,50 @@ def _impl_section(seed: Seed, impl: SeedImpl, cells: Sequence[Cell], show_skippe
     else:
         out.append("_No cell of this implementation in the results._")
     out.append("")
-    return out
+    # results without a gradient cell (a forward-only run, a schema-1 file) get the page they always did
+    return out + (_grad_section(seed, impl, cells, show_skipped) if with_grad else [])
 
 
-def _overview(seeds: Sequence[Seed], cells: Sequence[Cell]) -> list[str]:
+def _broken(cell: Cell) -> bool:
+    inc = cell.get("incidence") or {}
+    return cell["status"] in ("pass", "fail") and any(inc.get(c) for c in GRAD_DEFECTS)
+
+
+def _grad_section(seed: Seed, impl: SeedImpl, cells: Sequence[Cell], show_skipped: bool) -> list[str]:
+    """The implementation's backward pass: its gradient claims, where the gradient breaks and
+    the mathematics' does not (from each cell's profile or examples, with what the truth is
+    there), and the table of its gradient cells."""
+    grads = sorted((c for c in cells if c["impl"] == impl.impl and is_grad(c)), key=_dtype_key)
+    if not show_skipped:
+        grads = [c for c in grads if c["status"] != "skipped"]
+    claims = [c for c in impl.claims if c.check.wrt]
+    if not grads and not claims and not impl.grad_note:
+        return []
+    out = [f"#### {impl.label}: the gradient", ""]
+    if impl.grad_note:
+        out += [_md(impl.grad_note), ""]
+    out += _claim_lines(impl, claims, cells)
+    if not grads:
+        return [*out, "", "_No gradient cell of this implementation in the results._", ""]
+    broken = [c for c in grads if _broken(c)]
+    if broken:
+        out.append(
+            "- Where the gradient is NaN, Inf or zero and the mathematics' is not"
+            " (or a number where it is NaN or ±inf):"
+        )
+        for c in broken:
+            found = [cat for cat in GRAD_DEFECTS if c["incidence"].get(cat)]
+            parts = [t for t in (_category_where(c, cat) for cat in found) if t]
+            where = "; ".join(parts) or ", ".join(f"{LABELS[cat]} {int(c['incidence'][cat]):,}" for cat in found)
+            judged = f"`{subject(c)}`{_md(_params(c, frozenset(seed.oracles)))}"
+            out.append(f"  - {judged} {c['dtype']}, {_md(inputs_label(c))}: {_md(where)}")
+    else:
+        out.append("- The gradient is NaN, Inf or zero only where the mathematics' is, in every gradient cell.")
+    seed_oracles = frozenset(seed.oracles)
+    return [*out, "", _TABLE_HEAD, *(_cell_row(c, seed_oracles) for c in grads), ""]
+
+
+def _overview(seeds: Sequence[Seed], cells: Sequence[Cell], *, grad: bool = False) -> list[str]:
     out = [
         "| seed | implementation | claim | " + " | ".join(DTYPES) + " |",
         "|---|---|---|" + "---|" * len(DTYPES),
@@ -340,9 +445,79 @@ def _overview(seeds: Sequence[Seed], cells: Sequence[Cell]) -> list[str]:
     for seed in seeds:
         for impl in seed.impls:
             for claim in impl.claims:
+                if bool(claim.check.wrt) != grad:
+                    continue
                 marks = [decide(claim, impl.impl, d, cells).short() for d in DTYPES]
-                out.append(f"| {seed.number} | {_md(impl.label)} | “{_md(claim.quote)}” | " + " | ".join(marks) + " |")
+                what = f"“{_md(claim.quote)}”" + (f" (`{claim.check.subject}`)" if grad else "")
+                out.append(f"| {seed.number} | {_md(impl.label)} | {what} | " + " | ".join(marks) + " |")
     return out
+
+
+def _grad_counts(cells: Sequence[Cell]) -> str:
+    """``NaN! 12,917; →0 3`` over gradient cells, or ``none`` / ``–`` (no cell)."""
+    measured = _measured(cells)
+    if not measured:
+        return "–"
+    shown = [f"{LABELS[cat]} {n:,}" for cat in GRAD_DEFECTS if (n := _count(measured, cat))]
+    return "; ".join(shown) if shown else "none"
+
+
+def _grad_overview(seeds: Sequence[Seed], cells: Sequence[Cell]) -> list[str]:
+    """One row per implementation and gradient subject: the elements, over every input set,
+    where the gradient differs in kind from the mathematics'."""
+    out = [
+        "| seed | implementation | gradient judged against | " + " | ".join(DTYPES) + " |",
+        "|---|---|---|" + "---|" * len(DTYPES),
+    ]
+    for seed in seeds:
+        for impl in seed.impls:
+            grads = [c for c in cells if c["impl"] == impl.impl and is_grad(c)]
+            for subj in dict.fromkeys(subject(c) for c in grads):
+                mine = [c for c in grads if subject(c) == subj]
+                marks = [_grad_counts([c for c in mine if c["dtype"] == d]) for d in DTYPES]
+                out.append(f"| {seed.number} | {_md(impl.label)} | `{subj}` | " + " | ".join(marks) + " |")
+    return out
+
+
+def _backward_lines(seeds: Sequence[Seed], cells: Sequence[Cell]) -> list[str]:
+    grads = [c for c in cells if is_grad(c)]
+    if not grads:
+        return []
+    others = sorted({f"`{subject(c)}`" for c in grads if cotangent(c) != "ones"})
+    cots = (
+        "cotangent all ones, what `loss.backward()` sends"
+        + (f"; other cotangents for {', '.join(others)}, as the tables say" if others else "")
+    )
+    return [
+        "## The backward pass",
+        "",
+        "Every case of the suite also judges the gradient: the vector-Jacobian product the"
+        f" framework's autodiff returns for the implementation ({cots}), against the correctly"
+        " rounded gradient of the same mathematics: `∂softplus` is the sigmoid,"
+        " `∂binary_cross_entropy/∂p` is `(p - y) / (p (1 - p))`."
+        " The seed modules register the gradients of their own oracles. At a clip bound the"
+        " truth is the one-sided derivative from inside the clipped range, and strictly outside"
+        " it is 0 (`suites/seeds/clipping.py` says why); NaN where the mathematics is undefined"
+        " (outside the domain, a constant row divided by its zero variance); the signed infinity"
+        " at a pole.",
+        "",
+        "Against the function the author meant, a clip's zero gradient shows as `→0` (or `noInf`"
+        " where that gradient overflows); against the clipped function it is the truth.",
+        "",
+        "### Which gradient claims hold",
+        "",
+        *_overview(seeds, cells, grad=True),
+        "",
+        "### Where each gradient differs in kind from the mathematics'",
+        "",
+        "Elements, over every input set of the dtype, where the gradient is NaN (`NaN!`), an"
+        " infinity (`Inf!`) or zero (`→0`) and the truth is not, or a number where the truth is"
+        " NaN (`noNaN`) or rounds to ±inf (`noInf`); `none`: no such element. Each"
+        " implementation's section below says where.",
+        "",
+        *_grad_overview(seeds, cells),
+        "",
+    ]
 
 
 def _run_lines(run: Mapping[str, Any]) -> list[str]:
@@ -357,7 +532,7 @@ def _run_lines(run: Mapping[str, Any]) -> list[str]:
 
 
 def render(results: Mapping[str, Any], seeds: Sequence[Seed] | None = None, *, source: str = "results/seeds.json") -> str:
-    """The Markdown of docs/seeds.md for a results dict (schema 1)."""
+    """The Markdown of docs/seeds.md for a results dict (schema 1 or 2)."""
     if seeds is None:
         seeds = SEEDS
     cells: list[Cell] = list(results.get("cells", []))
@@ -389,7 +564,7 @@ def render(results: Mapping[str, Any], seeds: Sequence[Seed] | None = None, *, s
         " arithmetic computes the fix.",
         "",
         "- `NaN!` unexpected NaN (the truth is a number); `noNaN` a number where the truth is NaN;",
-        "  `Inf!` an infinity the truth does not round to; `inf` an infinity that *is* the truth",
+        f"  `Inf!` an infinity the truth does not round to; `{LABELS['inherent_inf']}` an infinity that *is* the truth",
         "  rounded (correct, shown for information); `noInf` a finite value where the truth rounds to",
         "  an infinity; `→0` zero where the truth rounds to a non-zero value.",
         "- max ulp: the largest |computed − exact| / ulp(exact) over the elements where both are finite.",
@@ -398,18 +573,25 @@ def render(results: Mapping[str, Any], seeds: Sequence[Seed] | None = None, *, s
         " failing magnitudes) and the worst ULP error.",
         "- A claim *holds* or *fails* per dtype by the rule printed under it, decided over every"
         " cell of that dtype judged against the named oracle.",
+        "- Gradients: a cell judged against `∂oracle` (`∂oracle/∂p` for an oracle of several"
+        " arguments) judges the backward pass, against the oracle's correctly rounded gradient"
+        " (see *The backward pass*); the forward claims and tables read forward cells only.",
     ]
     if skipped and not ran_cuda:
         reasons = sorted({c.get("reason", "") for c in skipped})
-        lines.append(f"- {len(skipped)} cells were skipped and are not listed: {_md('; '.join(reasons))}.")
-    lines += ["", "## Which claims hold", "", *_overview(seeds, cells), ""]
+        grad_skipped = sum(1 for c in skipped if is_grad(c))
+        counted = f"{len(skipped) - grad_skipped} cells"
+        if grad_skipped:
+            counted += f" (and {grad_skipped:,} gradient cells)"
+        lines.append(f"- {counted} were skipped and are not listed: {_md('; '.join(reasons))}.")
+    lines += ["", "## Which claims hold", "", *_overview(seeds, cells), "", *_backward_lines(seeds, cells)]
     for seed in seeds:
         lines += [f"## {seed.number}: {_md(seed.title)}", "", f"Source: `shared/seeds/{seed.file}`; module `{seed.module}`."]
         if seed.oracles:
             lines.append("User oracles registered by the module: " + ", ".join(f"`{o}`" for o in seed.oracles) + ".")
         lines.append("")
         for impl in seed.impls:
-            lines += _impl_section(seed, impl, cells, show_skipped=ran_cuda)
+            lines += _impl_section(seed, impl, cells, show_skipped=ran_cuda, with_grad=any(is_grad(c) for c in cells))
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -67,6 +67,19 @@ SEED = Seed(
                     meaning="very negative x lose the result: the output is 0 where softplus(x) is not",
                     check=Check("softplus", "defect", ("lost_to_zero",)),
                 ),
+                Claim(
+                    quote="NaN values propagate through the network",
+                    meaning="the backward pass gives NaN where softplus' gradient, the sigmoid, is a number",
+                    check=Check("softplus", "defect", ("unexpected_nan",), wrt="x"),
+                ),
+            ),
+            grad_note=(
+                "Where exp(x) overflows, TensorFlow's backward pass of log(1 + exp(x)) multiplies"
+                " the gradient of the log, 1 / (1 + exp(x)) = 0, by the derivative of exp, exp(x) ="
+                " inf: 0 * inf = NaN, where the forward pass gave only Inf. The only NaN this"
+                " implementation produces, forward or backward, comes from large positive x in"
+                " the backward pass, not from exp(x) underflowing at very negative x (which loses"
+                " the value to 0 instead)."
             ),
         ),
         SeedImpl(
@@ -79,6 +92,21 @@ SEED = Seed(
                     meaning="no NaN and no Inf wherever softplus(x) is finite",
                     check=Check("softplus", "clean", ("unexpected_nan", "unexpected_inf")),
                 ),
+                Claim(
+                    quote="avoids NaN issues",
+                    meaning="no NaN and no Inf in the gradient wherever softplus' gradient is a number",
+                    check=Check("softplus", "clean", ("unexpected_nan", "unexpected_inf"), wrt="x"),
+                ),
+            ),
+            grad_note=(
+                "tf.where differentiates both branches: for x >= 20 the untaken branch"
+                " log(1 + exp(x)) still receives the gradient 0, and its backward pass computes"
+                " 0 * exp(x), NaN wherever exp(x) overflows, which tf.where's gradient then"
+                " passes on (tensorflow/tensorflow#38349). The switch to x does not reach the"
+                " backward pass at all: its gradient breaks wherever NaiveSoftplus' does. Masking"
+                " the input of the untaken branch (tf.where(x < 20, x, 0) inside the exp) avoids"
+                " the NaN above 20, though not in float16, whose exp(x) overflows below 20, in"
+                " the branch that is taken."
             ),
         ),
         SeedImpl(
@@ -91,6 +119,11 @@ SEED = Seed(
                     quote="designed to avoid this numerical instability issue",
                     meaning="no NaN, Inf or lost-to-zero, and accurate (we read 'acceptable' as within 4 ulp)",
                     check=Check("softplus", "clean", ("unexpected_nan", "unexpected_inf", "lost_to_zero"), max_ulp=4),
+                ),
+                Claim(
+                    quote="designed to avoid this numerical instability issue",
+                    meaning="its gradient has no NaN, Inf or lost-to-zero either",
+                    check=Check("softplus", "clean", ("unexpected_nan", "unexpected_inf", "lost_to_zero"), wrt="x"),
                 ),
             ),
         ),

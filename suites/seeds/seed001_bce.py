@@ -12,6 +12,13 @@ the clip changes that function, so we also register the modified function,
 changes the answer (``missing_inf``); judged against the second, what is left is the
 arithmetic.
 
+Its gradients (:func:`d_clipped_binary_cross_entropy_d_p`, ``..._d_y``) are binary
+cross-entropy's at the clipped point times the clip's derivative: 1 on ``[lo, hi]``, the
+bounds included, and 0 outside (the policy at a clip bound is in :mod:`suites.seeds.clipping`).
+So for ``p < 1e-7`` the truth of the clipped function's gradient is 0, where binary
+cross-entropy's own is ``-y / p + (1 - y) / (1 - p)``: judged against the first, a zero
+gradient is the clip working as written; against the second, it is the gradient lost.
+
 Two adapters, because the oracle takes ``(p, y)`` and the seed ``(y_true, y_pred)``:
 
 * :func:`custom_loss_with_log_per_sample` is the seed's expression without the final
@@ -26,8 +33,10 @@ from typing import Any
 
 from mpmath import mp, mpf
 
+from oracles.gradients import gradient, gradient_for
 from oracles.registry import Param, get_oracle, oracle
 from suites.seeds.claims import Check, Claim, Seed, SeedImpl
+from suites.seeds.clipping import clip, inside
 
 __all__ = [
     "SEED",
@@ -35,6 +44,8 @@ __all__ = [
     "custom_loss_with_log",
     "custom_loss_with_log_mean",
     "custom_loss_with_log_per_sample",
+    "d_clipped_binary_cross_entropy_d_p",
+    "d_clipped_binary_cross_entropy_d_y",
 ]
 
 MODULE = "suites.seeds.seed001_bce"
@@ -97,10 +108,58 @@ def clipped_binary_cross_entropy(p: mpf, y: mpf, *, lo: float = 1e-7, hi: float 
     return mp.mpf(bce(q, y))
 
 
+def _bce_gradient(wrt: str) -> Any:
+    found = gradient_for("binary_cross_entropy", wrt)
+    assert found is not None, "oracles.catalogue_gradients registers both gradients of binary_cross_entropy"
+    return found.fn
+
+
+@gradient("clipped_binary_cross_entropy", wrt="p")
+def d_clipped_binary_cross_entropy_d_p(p: mpf, y: mpf, *, lo: float = 1e-7, hi: float = 1.0) -> mpf:
+    """binary cross-entropy's d/dp at p on [lo, hi] (at a bound: from inside), 0 outside;
+    NaN where the forward is NaN.
+
+    Inside, the catalogue's derivative ``(p - y) / (p (1 - p))`` with its limits at the ends
+    of [0, 1]: with the seed's hi = 1.0, p = 1 gives -1 for y = 1 and +inf for y < 1 (the
+    pole of ``(1 - y) log(1 - p)``, approached from inside)."""
+    if p != p or y != y:
+        return mpf("nan")
+    q = clip(p, lo, hi)
+    if not (0 <= q <= 1 and 0 <= y <= 1):
+        return mpf("nan")
+    if not inside(p, lo, hi):
+        return mpf(0)
+    return mpf(_bce_gradient("p")(p, y))
+
+
+@gradient("clipped_binary_cross_entropy", wrt="y")
+def d_clipped_binary_cross_entropy_d_y(p: mpf, y: mpf, *, lo: float = 1e-7, hi: float = 1.0) -> mpf:
+    """``log(1 - q) - log q`` at q = clip(p, lo, hi) (the clip does not involve y); NaN
+    where the forward is NaN."""
+    if p != p or y != y:
+        return mpf("nan")
+    return mpf(_bce_gradient("y")(clip(p, lo, hi), y))
+
+
 _CLIP_CLAIM = Claim(
     quote="clipped the predicted probabilities to avoid such cases",
     meaning="with p clipped no probability gives an infinite or NaN loss",
     check=Check("binary_cross_entropy", "clean", ("unexpected_nan", "unexpected_inf", "inherent_inf")),
+)
+
+_CLIP_GRAD_CLAIM = Claim(
+    quote="clipped the predicted probabilities to avoid such cases",
+    meaning="the gradient with respect to p is never NaN or Inf where binary cross-entropy's is a number",
+    check=Check("binary_cross_entropy", "clean", ("unexpected_nan", "unexpected_inf"), wrt="p"),
+)
+
+_CLIP_GRAD_NOTE = (
+    "tf.clip_by_value passes no gradient where p is clipped: against binary cross-entropy that"
+    " zero is a gradient lost (→0, or noInf where the true gradient overflows); against the"
+    " clipped function it is the truth. At p = y = 1 the backward pass of (1 - y) * log(1 - p)"
+    " is 0 * inf = NaN, as the forward pass is, while the truth is -1. In float16 1 / p"
+    " overflows for small p, and with y = 0 the backward pass of y * log(p) is 0 * inf = NaN"
+    " where the truth is 1 / (1 - p)."
 )
 
 SEED = Seed(
@@ -113,7 +172,8 @@ SEED = Seed(
             label="custom_loss_with_log, per sample",
             impl=f"{MODULE}:custom_loss_with_log_per_sample",
             code="-(y*log(clip(p, 1e-7, 1.0)) + (1-y)*log(1 - clip(p, 1e-7, 1.0)))",
-            claims=(_CLIP_CLAIM,),
+            claims=(_CLIP_CLAIM, _CLIP_GRAD_CLAIM),
+            grad_note=_CLIP_GRAD_NOTE,
         ),
         SeedImpl(
             label="custom_loss_with_log, as written",
@@ -126,6 +186,7 @@ SEED = Seed(
                     check=Check("binary_cross_entropy", "defect", ("unexpected_nan",), inputs=("npz:",)),
                 ),
             ),
+            grad_note=_CLIP_GRAD_NOTE + " The mean divides every element's gradient by the batch size.",
         ),
         SeedImpl(
             label="keras.losses.binary_crossentropy (reference)",

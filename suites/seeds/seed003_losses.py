@@ -17,6 +17,13 @@ Example 3, ``reduce_mean(exp(square(y_true - y_pred)))`` and its clipped version
     oracles ``mean_exp_square(p, y)`` and ``clipped_mean_exp_square(p, y; lo, hi)``, one
     value per row.
 
+Every oracle has its gradients registered beside it (:func:`oracles.gradients.gradient`):
+``-1 / p`` for ``neg_log``; for the ratio, ``-sum(y) / D**2`` with respect to each ``p_j``
+and ``(sum(p) + eps) / D**2`` with respect to each ``y_j`` (``D`` the denominator), exact
+rationals rounded once; for Example 3, ``-+2 d_j e**(d_j**2) / n`` with ``d = y - p``. The
+clipped versions multiply by the clip's derivative, 1 on ``[lo, hi]`` with the bounds
+included and 0 outside (the policy at a bound, and why, is in :mod:`suites.seeds.clipping`).
+
 The losses of Examples 2 and 3 reduce over the whole tensor; the adapters apply the
 document's function, as written, to each row (one call per row, ``p`` the predictions
 and ``y`` the targets), so a row is one judged sample.
@@ -25,13 +32,16 @@ and ``y`` the targets), so a row is one judged sample.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from typing import Any
 
 from mpmath import mp, mpf
 
+from oracles.gradients import gradient
 from oracles.registry import Param, oracle
 from suites.seeds.claims import Check, Claim, Seed, SeedImpl
-from suites.seeds.exact import extended_add, extended_divide, extended_sum, to_fraction
+from suites.seeds.clipping import clip, inside
+from suites.seeds.exact import divide, extended_add, extended_divide, extended_sum, to_fraction
 
 __all__ = [
     "SEED",
@@ -41,6 +51,16 @@ __all__ = [
     "corrected_loss_ex1",
     "corrected_loss_ex2",
     "custom_loss_ex3",
+    "d_clipped_mean_exp_square_d_p",
+    "d_clipped_mean_exp_square_d_y",
+    "d_clipped_neg_log_d_p",
+    "d_mean_exp_square_d_p",
+    "d_mean_exp_square_d_y",
+    "d_neg_log_d_p",
+    "d_ratio_loss_d_p",
+    "d_ratio_loss_d_y",
+    "d_ratio_loss_eps_d_p",
+    "d_ratio_loss_eps_d_y",
     "ex1_corrected",
     "ex1_incorrect",
     "ex2_corrected_rows",
@@ -58,6 +78,7 @@ __all__ = [
 MODULE = "suites.seeds.seed003_losses"
 NAN = mpf("nan")
 INF = mpf("inf")
+ZERO = mpf(0)
 
 
 def _tf() -> Any:
@@ -188,6 +209,33 @@ def clipped_neg_log(p: mpf, *, lo: float = 1e-7, hi: float = 1 - 1e-7) -> mpf:
     return _neg_log(min(max(p, mpf(lo)), mpf(hi)))
 
 
+def _d_neg_log(q: mpf) -> mpf:
+    if q != q or q < 0:
+        return NAN
+    if not q:
+        return -INF  # the pole, approached from inside the domain
+    if mp.isinf(q):
+        return ZERO
+    return -1 / q
+
+
+@gradient("neg_log", wrt="p")
+def d_neg_log_d_p(p: mpf) -> mpf:
+    """-1 / p: -inf at 0 (the pole, from inside), 0 at +inf, NaN below 0 (as the forward)."""
+    return _d_neg_log(p)
+
+
+@gradient("clipped_neg_log", wrt="p")
+def d_clipped_neg_log_d_p(p: mpf, *, lo: float = 1e-7, hi: float = 1 - 1e-7) -> mpf:
+    """-1 / p on [lo, hi] (at a bound: from inside), 0 outside; NaN where the forward is."""
+    if p != p:
+        return NAN
+    q = clip(p, lo, hi)
+    if q != q or q < 0:
+        return NAN
+    return _d_neg_log(p) if inside(p, lo, hi) else ZERO
+
+
 # -- oracles: Example 2 -----------------------------------------------------------------------
 
 
@@ -220,6 +268,52 @@ def ratio_loss(p: Sequence[mpf], y: Sequence[mpf]) -> mpf:
 def ratio_loss_eps(p: Sequence[mpf], y: Sequence[mpf], *, eps: float = 1e-7) -> mpf:
     """sum(y) / (sum(p - y) + eps) over the last axis: the epsilon version."""
     return _ratio(p, y, eps)
+
+
+def _ratio_gradient(p: Sequence[mpf], y: Sequence[mpf], eps: float, wrt: str) -> list[mpf]:
+    """The gradient row of ``sum(y) / D`` with ``D = sum(p) - sum(y) + eps``, exact:
+    ``-sum(y) / D**2`` for every ``p_j`` and ``(D + sum(y)) / D**2 = (sum(p) + eps) / D**2``
+    for every ``y_j``. Edges: NaN where the forward is NaN (0/0, inf/inf, inf - inf); 0 where
+    ``D`` is infinite and the forward 0 (the limits); at ``D = 0`` with ``sum(y) != 0`` the
+    pole, whose sign does not depend on the side (``D**2 > 0``): ``-+inf`` by ``sum(y)``."""
+    n = len(p)
+    s_y = extended_sum(y)
+    s_p = extended_sum(p)
+    den = extended_add(s_p, -s_y)
+    if eps:
+        den = extended_add(den, to_fraction(eps))
+    forward = extended_divide(s_y, den)
+    if forward != forward:
+        return [NAN] * n
+    if not isinstance(den, Fraction):
+        return [ZERO] * n  # D = +-inf and sum(y) finite: the forward and the gradient tend to 0
+    assert isinstance(s_y, Fraction)  # an infinite sum(y) makes D infinite or NaN
+    num = -s_y if wrt == "p" else den + s_y
+    return [divide(num, den * den)] * n
+
+
+@gradient("ratio_loss", wrt="p")
+def d_ratio_loss_d_p(p: Sequence[mpf], y: Sequence[mpf]) -> list[mpf]:
+    """-sum(y) / sum(p - y)**2 for every p_j; -+inf at a zero denominator (the pole)."""
+    return _ratio_gradient(p, y, 0.0, "p")
+
+
+@gradient("ratio_loss", wrt="y")
+def d_ratio_loss_d_y(p: Sequence[mpf], y: Sequence[mpf]) -> list[mpf]:
+    """sum(p) / sum(p - y)**2 for every y_j; +-inf at a zero denominator (the pole)."""
+    return _ratio_gradient(p, y, 0.0, "y")
+
+
+@gradient("ratio_loss_eps", wrt="p")
+def d_ratio_loss_eps_d_p(p: Sequence[mpf], y: Sequence[mpf], *, eps: float = 1e-7) -> list[mpf]:
+    """-sum(y) / (sum(p - y) + eps)**2 for every p_j."""
+    return _ratio_gradient(p, y, eps, "p")
+
+
+@gradient("ratio_loss_eps", wrt="y")
+def d_ratio_loss_eps_d_y(p: Sequence[mpf], y: Sequence[mpf], *, eps: float = 1e-7) -> list[mpf]:
+    """(sum(p) + eps) / (sum(p - y) + eps)**2 for every y_j."""
+    return _ratio_gradient(p, y, eps, "y")
 
 
 # -- oracles: Example 3 -----------------------------------------------------------------------
@@ -258,7 +352,68 @@ def clipped_mean_exp_square(p: Sequence[mpf], y: Sequence[mpf], *, lo: float = -
     return _mean_exp_square(p, y, mpf(lo), mpf(hi))
 
 
+def _mean_exp_square_gradient(
+    p: Sequence[mpf], y: Sequence[mpf], bounds: tuple[float, float] | None, sign: int
+) -> list[mpf]:
+    """``sign * 2 d_j e**(d_j**2) / n`` with ``d = y - p`` exact (``sign`` -1 for p, +1 for
+    y), times the clip's derivative when ``bounds`` are given: 0 outside them. NaN rows
+    where the forward is NaN; +-inf for an infinite d_j inside the bounds (the limit)."""
+    ds: list[mpf] = []
+    for pi, yi in zip(p, y, strict=True):
+        d = yi - pi if mp.isinf(pi) or mp.isinf(yi) else mp.fsub(yi, pi, exact=True)
+        if d != d:
+            return [NAN] * len(p)
+        ds.append(d)
+    n = len(ds)
+    out: list[mpf] = []
+    for d in ds:
+        if (bounds is not None and not inside(d, *bounds)) or not d:
+            out.append(ZERO)
+        elif mp.isinf(d):
+            out.append(d if sign > 0 else -d)
+        else:
+            term = mp.ldexp(d, 1) * mp.exp(mp.fmul(d, d, exact=True)) / n
+            out.append(term if sign > 0 else -term)
+    return out
+
+
+@gradient("mean_exp_square", wrt="p")
+def d_mean_exp_square_d_p(p: Sequence[mpf], y: Sequence[mpf]) -> list[mpf]:
+    """-2 (y_j - p_j) e**((y_j - p_j)**2) / n."""
+    return _mean_exp_square_gradient(p, y, None, -1)
+
+
+@gradient("mean_exp_square", wrt="y")
+def d_mean_exp_square_d_y(p: Sequence[mpf], y: Sequence[mpf]) -> list[mpf]:
+    """2 (y_j - p_j) e**((y_j - p_j)**2) / n."""
+    return _mean_exp_square_gradient(p, y, None, 1)
+
+
+@gradient("clipped_mean_exp_square", wrt="p")
+def d_clipped_mean_exp_square_d_p(
+    p: Sequence[mpf], y: Sequence[mpf], *, lo: float = -100.0, hi: float = 100.0
+) -> list[mpf]:
+    """-2 d_j e**(d_j**2) / n where lo <= d_j = y_j - p_j <= hi, 0 where the clip holds d_j."""
+    return _mean_exp_square_gradient(p, y, (lo, hi), -1)
+
+
+@gradient("clipped_mean_exp_square", wrt="y")
+def d_clipped_mean_exp_square_d_y(
+    p: Sequence[mpf], y: Sequence[mpf], *, lo: float = -100.0, hi: float = 100.0
+) -> list[mpf]:
+    """2 d_j e**(d_j**2) / n where lo <= d_j <= hi, 0 where the clip holds d_j."""
+    return _mean_exp_square_gradient(p, y, (lo, hi), 1)
+
+
 _NON_FINITE = ("unexpected_nan", "unexpected_inf", "inherent_inf")
+
+_EX3_GRAD_NOTE = (
+    "The gradient 2 (p - y) exp((y - p)**2) / n overflows where the forward value does and a"
+    " little earlier (the factor 2 |y - p|). In float16, tf.reduce_mean's backward pass divides"
+    " by the element count in float16: a row of 65520 entries or more (the count rounds to inf;"
+    " the special inputs hold one of 65537) gets the gradient 0, or 0 * inf = NaN where exp"
+    " overflows."
+)
 
 SEED = Seed(
     file="003_6f7bd129f115a9be.txt",
@@ -300,6 +455,19 @@ SEED = Seed(
                     meaning="near 0 and 1 the result is -log of p clipped to [1e-7, 1 - 1e-7], within 1 ulp",
                     check=Check("clipped_neg_log", "clean", ("lost_to_zero", "unexpected_inf"), max_ulp=1),
                 ),
+                Claim(
+                    quote="prevents issues with values very close to zero or one",
+                    meaning="near 0 and 1 the gradient is still -1/p's: not lost to zero, NaN or Inf",
+                    check=Check("neg_log", "clean", ("unexpected_nan", "unexpected_inf", "lost_to_zero"), wrt="p"),
+                ),
+            ),
+            grad_note=(
+                "tf.clip_by_value passes no gradient where p is clipped (below 1e-7 and above"
+                " 1 - 1e-7): against -log p that zero is a gradient lost (→0, or noInf where -1/p"
+                " overflows the format); against the clipped function it is the truth. In float16"
+                " 1 - 1e-7 rounds to 1, so the implementation does not clip p = 1, while the"
+                " clipped function does: its truth there is 0, the implementation gives -1 (the"
+                " worst ULP error of that cell)."
             ),
         ),
         SeedImpl(
@@ -324,12 +492,18 @@ SEED = Seed(
                     meaning="rows with sum(y_pred - y_true) == 0 now give a finite loss",
                     check=Check("ratio_loss_eps", "clean", _NON_FINITE, inputs=("npz:",)),
                 ),
+                Claim(
+                    quote="adds a small epsilon to the denominator, preventing this",
+                    meaning="on those rows the gradient -sum(y) / (sum(p - y) + eps)**2 is finite too",
+                    check=Check("ratio_loss_eps", "clean", _NON_FINITE, inputs=("npz:",), wrt="p"),
+                ),
             ),
         ),
         SeedImpl(
             label="Example 3 custom_loss",
             impl=f"{MODULE}:ex3_custom_rows",
             code="tf.reduce_mean(tf.exp(tf.square(y_true - y_pred)))",
+            grad_note=_EX3_GRAD_NOTE,
             claims=(
                 Claim(
                     quote="likely infinities",
@@ -348,6 +522,16 @@ SEED = Seed(
                     meaning="with y - p clipped to [-100, 100] the loss never overflows",
                     check=Check("clipped_mean_exp_square", "clean", ("unexpected_inf", "inherent_inf")),
                 ),
+                Claim(
+                    quote="Clipping the differences to a reasonable range prevents this",
+                    meaning="nor does its gradient, 2 (p - y) exp((y - p)**2) / n inside the clip",
+                    check=Check("clipped_mean_exp_square", "clean", ("unexpected_inf", "inherent_inf"), wrt="p"),
+                ),
+            ),
+            grad_note=_EX3_GRAD_NOTE + (
+                " A clip at 100 leaves every difference whose exp(d**2) is finite unclipped, so"
+                " the clip changes neither: where it engages, the truth of the clipped function's"
+                " gradient is 0 and the implementation's is 0 too."
             ),
         ),
     ),

@@ -76,6 +76,18 @@ SEED = Seed(
                     meaning="on the document's example rows (1000 ... 6000) the output is NaN",
                     check=Check("softmax", "defect", ("unexpected_nan",), inputs=("npz:",)),
                 ),
+                Claim(
+                    quote="results in NaN output",
+                    meaning="and so does the backward pass on those rows, where the softmax's gradient is finite",
+                    check=Check("softmax", "defect", ("unexpected_nan",), inputs=("npz:",), wrt="x"),
+                ),
+            ),
+            grad_note=(
+                "Without the max subtraction exp(x) overflows (or underflows to 0 in every entry of"
+                " a row), and autograd's backward pass of exp_x / sum(exp_x) divides and"
+                " multiplies those infinities and zeros: NaN, where the softmax and its gradient are"
+                " finite. stable_softmax's backward pass goes through the same operations on"
+                " x - max(x) and has no NaN."
             ),
         ),
         SeedImpl(

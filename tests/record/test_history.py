@@ -163,7 +163,7 @@ def test_migrates_a_version_1_database(tmp_path: Path) -> None:
         assert h.resolve("last-accepted") == 2
         assert h.record(base) == 3
     conn = sqlite3.connect(str(db))
-    assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+    assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3]
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'cells_by_key'").fetchone() is not None
     # a fresh database has exactly the schema a migrated one has
     History(tmp_path / "new.sqlite").close()
@@ -310,3 +310,25 @@ def test_record_with_shard_is_refused(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "merge the shards and record that" in capsys.readouterr().err
     assert not (tmp_path / "h.sqlite").exists()
 
+
+
+def test_forward_and_gradient_cells_of_one_implementation_are_two_history_rows(tmp_path: Path) -> None:
+    """Same oracle, implementation, dtype, device, inputs and parameters: the pass tells
+    them apart (the v3 key column ``judged``), in recording, loading, trends and compare."""
+    from dataclasses import replace
+
+    from harness.record.compare import compare
+    from harness.record.results import Results
+
+    base, _ = baseline_and_current()
+    forward = base.cells[0]
+    grad = replace(forward, spec=replace(forward.spec, wrt="x"))
+    results = Results(base.run, (forward, grad))
+    db = tmp_path / "h.sqlite"
+    with History(db) as h:
+        run_id = h.record(results)
+        assert h.load(run_id) == results
+        trends = h.trends()
+    assert sorted(t.id for t in trends) == sorted([forward.spec.id, grad.spec.id])
+    assert {t.key for t in trends} == {forward.spec.key, grad.spec.key}
+    assert len(compare(results, results).verdicts) == 2

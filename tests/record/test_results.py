@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def test_roundtrip_keeps_every_field(tmp_path: Path, judged: tuple[CellResult, .
     path = tmp_path / "r.json"
     res.write(path)
     data = json.loads(path.read_text())
-    assert data["schema"] == SCHEMA == 1
+    assert data["schema"] == SCHEMA == 2
     loaded = load_results(path)
     assert loaded.to_json() == res.to_json() == data
     assert loaded.run.seeds == (1, 3)
@@ -151,7 +152,7 @@ def test_results_are_strict_json(tmp_path: Path, judged: tuple[CellResult, ...])
         pytest.param("{not json", "is not valid JSON", id="invalid-json"),
         pytest.param("[1, 2]", "is not an fpharness results file (no 'schema' key)", id="not-an-object"),
         pytest.param('{"cells": []}', "no 'schema' key", id="no-schema"),
-        pytest.param('{"schema": 2, "cells": []}', "has results schema 2; this fpharness reads schema 1 (upgrade fpharness)",
+        pytest.param('{"schema": 3, "cells": []}', "has results schema 3; this fpharness reads schemas 1 and 2 (upgrade fpharness)",
                      id="newer-schema"),
         pytest.param('{"schema": "1", "cells": []}', "it is not a known version", id="schema-as-text"),
         pytest.param('{"schema": 1, "cells": [{"oracle": "exp"}]}', "has a malformed cell: KeyError", id="malformed-cell"),
@@ -182,3 +183,31 @@ def test_budget_json_roundtrip() -> None:
                                           "missing_nan": 0, "unexpected_inf": 0, "unexpected_nan": 0}}
     assert Budget.from_json(d) == budget
     assert Budget.from_json(None) == Budget()
+
+
+def test_schema_1_files_load_as_forward_cells(tmp_path: Path, judged: tuple[CellResult, ...]) -> None:
+    """A file written before gradient cells existed: no "pass" key, schema 1."""
+    data = make(judged).to_json()
+    data["schema"] = 1
+    for cell in data["cells"]:
+        del cell["pass"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    loaded = load_results(path)
+    assert [c.spec.key for c in loaded.cells] == [c.spec.key for c in judged]
+    assert all(not c.spec.is_grad and c.spec.key[-1] == "" for c in loaded.cells)
+
+
+def test_gradient_cells_round_trip_and_differ_from_forward(tmp_path: Path, judged: tuple[CellResult, ...]) -> None:
+    forward = judged[0]
+    grad = replace(forward, spec=replace(forward.spec, wrt="x", cotangent="random"))
+    path = tmp_path / "r.json"
+    make((forward, grad)).write(path)
+    data = json.loads(path.read_text())
+    assert [c["pass"] for c in data["cells"]] == ["forward", "grad"]
+    assert data["cells"][1]["wrt"] == "x" and data["cells"][1]["cotangent"] == "random"
+    assert "wrt" not in data["cells"][0]
+    loaded = load_results(path)
+    assert loaded.cells[1].spec == grad.spec
+    assert loaded.cells[0].spec.key != loaded.cells[1].spec.key
+    assert loaded.cells[1].spec.id.startswith("∂") and loaded.cells[1].spec.id.endswith("-cotangent=random]")

@@ -3,7 +3,9 @@ documents mean, and the key verdicts come out as the mathematics says they must.
 
 Every expected count here is derived in the test from the mathematics (mpmath for exact
 values, numpy only for IEEE rounding of single operations, the way the kernels round), never
-copied from a run. Cells are run one at a time through :class:`harness.execution.runner.Runner`, on
+copied from a run. That holds for the gradient cells too (the backward pass each framework
+runs, judged against the oracles' gradients); the gradients themselves are checked against
+independent derivations in test_seed_gradients.py. Cells are run one at a time through :class:`harness.execution.runner.Runner`, on
 small input sets wherever the claim allows, so the file stays well under three minutes.
 """
 
@@ -62,9 +64,12 @@ def run_cell(
     *,
     framework: str = "tensorflow",
     params: dict[str, Any] | None = None,
+    wrt: str = "",
+    cotangent: str = "ones",
 ) -> CellResult:
     bound = get_oracle(oracle).bind(params or {})
-    spec = CellSpec(oracle, impl, framework, dtype, "cpu", inputs, tuple(sorted(bound.items())), custom=":" in impl)
+    spec = CellSpec(oracle, impl, framework, dtype, "cpu", inputs, tuple(sorted(bound.items())), custom=":" in impl,
+                    wrt=wrt, cotangent=cotangent)
     result = runner.run(spec)
     assert result.status in ("pass", "fail"), f"{spec.id}: {result.status}: {result.reason}"
     assert result.summary is not None
@@ -133,6 +138,25 @@ def test_every_seed_implementation_is_in_the_suite_and_back() -> None:
             for claim in impl.claims:
                 judged = {c.oracle for c in cells if c.impl == impl.impl}
                 assert claim.check.oracle in judged, f"{impl.label}: {claim.check.oracle} never judged"
+
+
+def test_every_seed_implementation_has_gradient_cells_and_every_gradient_claim_is_judged() -> None:
+    from harness.plan.suite import load_suite
+
+    cells = load_suite(SUITE).cells
+    for seed in SEEDS:
+        for impl in seed.impls:
+            mine = [c for c in cells if c.impl == impl.impl]
+            # whatever an implementation is judged against in a dtype, its gradient is too
+            # (on the same inputs, or on smaller ones where suites/seeds.toml says why)
+            forward = {(c.oracle, c.dtype, c.device, c.params) for c in mine if not c.is_grad}
+            grads = {(c.oracle, c.dtype, c.device, c.params) for c in mine if c.is_grad}
+            assert forward == grads, f"{impl.label}: no gradient cell for {sorted(forward - grads)}"
+            for claim in impl.claims:
+                if claim.check.wrt:
+                    judged = [c for c in mine if c.oracle == claim.check.oracle and c.wrt == claim.check.wrt
+                              and claim.check.applies_to(c.inputs)]
+                    assert judged, f"{impl.label}: {claim.check.describe()} is never judged"
 
 
 def test_every_registered_oracle_is_used_by_the_suite() -> None:
@@ -446,16 +470,152 @@ def test_naive_softmax_is_nan_on_the_document_rows_and_stable_softmax_exact(runn
     assert stable.summary is not None and stable.summary.correctly_rounded == rows.size
 
 
+# -- gradients (the backward pass) ----------------------------------------------------------
+
+
+def test_softplus_backward_is_nan_wherever_exp_overflows_tf_where_or_not(
+    runner: Runner, float16_softplus_sets: tuple[set[float], set[float]]
+) -> None:
+    """TensorFlow differentiates log(1 + exp(x)) as (1 / (1 + e)) * e: 0 * inf = NaN once
+    exp(x) overflows, and +inf, where the true gradient (the sigmoid) is 1. tf.where's
+    untaken branch is differentiated too (tensorflow/tensorflow#38349): the "stabilized"
+    version is NaN at the same inputs, x >= 20 included, where its forward value is x."""
+    needs("tensorflow")
+    overflow, _lost = float16_softplus_sets
+    assert any(x >= 20 for x in overflow)
+    results = {
+        impl: run_cell(runner, f"{S000}:{impl}", "softplus", "float16", "exhaustive", wrt="x")
+        for impl in ("naive_softplus", "stabilized_softplus")
+    }
+    for result in results.values():
+        inc = incidence(result)
+        assert inc["unexpected_nan"] == len(overflow) + 1  # and x = +inf, whose gradient is 1
+        assert inc["missing_nan"] == inc["unexpected_inf"] == inc["lost_to_zero"] == 0
+        nan_inputs = {float(e.input_values[0]) for e in result.summary.examples  # type: ignore[union-attr]
+                      if e.category == "unexpected_nan"}
+        assert nan_inputs and nan_inputs <= overflow | {math.inf}
+    # the claims: the gradient claim is decided on the gradient cell alone, the forward one
+    # on the forward cell alone (adding gradient cells never changes a forward verdict)
+    forward = run_cell(runner, f"{S000}:stabilized_softplus", "softplus", "float16", "exhaustive")
+    stab = next(i for i in suites.seeds.seed000_softplus.SEED.impls if i.label == "StabilizedSoftplus")
+    fwd_claim, grad_claim = stab.claims
+    assert grad_claim.check.wrt == "x" and not fwd_claim.check.wrt
+    cells = [forward.to_json(), results["stabilized_softplus"].to_json()]
+    alone = decide(fwd_claim, stab.impl, "float16", [forward.to_json()])
+    assert decide(fwd_claim, stab.impl, "float16", cells) == alone
+    verdict = decide(grad_claim, stab.impl, "float16", cells)
+    assert verdict.holds is False and dict(verdict.counts)["unexpected_nan"] == len(overflow) + 1
+
+
+def test_corrected_log_loss_float16_gradient_is_zero_where_clipped(runner: Runner, tmp_path: Path) -> None:
+    """tf.clip_by_value(p, 1e-7, 1 - 1e-7) passes no gradient where it clips. In float16 the
+    bounds are 2**-23 and 1: every finite p > 1 gets 0 where -1/p is a float16 number (lost
+    to zero), and p = +-0 and 2**-24 get 0 where -1/p is -inf (noInf). Against the clipped
+    function the zeros are right; only p = 1, which the float16 bound 1.0 does not clip but
+    the exact bound 1 - 1e-7 does, is off: -1 where the truth is 0."""
+    needs("tensorflow")
+    xs = all_float16().astype(np.float64)
+    above = xs[np.isfinite(xs) & (xs > 1.0)]
+    with np.errstate(over="ignore", divide="ignore"):
+        assert np.all(np.float16(-1.0) / above.astype(np.float16) != 0)
+    tiny = [0.0, -0.0, 2.0**-24]
+    with np.errstate(over="ignore"):
+        assert all(float(np.float16(1e-7)) > v for v in tiny) and np.float16(-1 / 2.0**-24) == -np.inf
+    inc = incidence(run_cell(runner, f"{S003}:ex1_corrected", "neg_log", "float16", "exhaustive", wrt="p"))
+    assert inc["lost_to_zero"] == above.size == 0x7BFF - 0x3C00
+    assert inc["missing_inf"] == len(tiny)
+    assert inc["unexpected_nan"] == inc["unexpected_inf"] == 0
+    # against the clipped function, on the values that decide it (the exhaustive sweep of
+    # the user oracle's gradient would take as long as the rest of this file)
+    ps = np.array([*tiny, 2.0**-23, 0.5, 1.0, 2.0, 65504.0, np.inf, -1.0], np.float16)
+    clipped = run_cell(runner, f"{S003}:ex1_corrected", "clipped_neg_log", "float16", write_npz(tmp_path, "p", p=ps),
+                       wrt="p")
+    cinc = incidence(clipped)
+    assert cinc["lost_to_zero"] == cinc["missing_inf"] == cinc["unexpected_nan"] == 0
+    assert cinc["inherent_inf"] == 1  # p = 2**-23 is inside both bounds: -1/p overflows, truly
+    assert clipped.summary is not None
+    worst = clipped.summary.worst[0]
+    assert [float(v) for v in worst.input_values] == [1.0, 1.0]  # p = 1, cotangent 1
+    assert float(worst.got_value) == -1.0 and float(worst.want_value) == 0.0
+    assert clipped.summary.ulp_max == 2.0**24  # |-1 - 0| / ulp(0) = 1 / 2**-24
+
+
+def test_custom_loss_with_log_float16_gradient_nan_where_y_over_p_overflows(runner: Runner, tmp_path: Path) -> None:
+    """The backward pass of y * log(q) is y * (1 / q): with y = 0 and 1 / q above float16's
+    range that is 0 * inf = NaN where the truth is 1 / (1 - p); and (1 - y) * log(1 - q) at
+    p = y = 1 is 0 * inf too (the truth is -1). The clip passes no gradient below its float16
+    bound 2**-23, so only q in [2**-23, 1 / 65520] and p = y = 1 are NaN."""
+    needs("tensorflow")
+    xs = all_float16().astype(np.float64)
+    lo = float(np.float16(1e-7))
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        recip_inf = np.isinf(np.float16(1.0) / xs.astype(np.float16))
+    inside = np.isfinite(xs) & (xs >= lo) & (xs <= 1.0)
+    nan_expected = int(np.sum(inside & recip_inf)) + 1  # y = 0 ones, and p = y = 1
+    assert nan_expected == 256
+    # every float16 p with the labels 0, 1/2, 1 (the built-in gradient oracle is fast) ...
+    r = run_cell(runner, f"{S001}:custom_loss_with_log_per_sample", "binary_cross_entropy", "float16", "exhaustive",
+                 wrt="p")
+    assert incidence(r)["unexpected_nan"] == nan_expected
+    shown = {tuple(float(v) for v in e.input_values[:2]) for e in r.summary.examples  # type: ignore[union-attr]
+             if e.category == "unexpected_nan"}
+    assert shown and all((y == 0.0 and lo <= p <= 2.0**-16) or (p, y) == (1.0, 1.0) for p, y in shown)
+    # ... and against the clipped function (a user oracle, evaluated in mpmath) the same NaNs,
+    # on p from 0 to 2**-14 and at 1 with y = 0 and 1: the clip's zeros below 2**-23 are right
+    small = xs[(xs >= 0) & (xs <= 2.0**-14)]
+    ps = np.concatenate([small, small, [1.0, 1.0]]).astype(np.float16)
+    ys = np.concatenate([np.zeros(small.size), np.ones(small.size), [0.0, 1.0]]).astype(np.float16)
+    spec = write_npz(tmp_path, "bce", p=ps, y=ys)
+    clipped = incidence(run_cell(runner, f"{S001}:custom_loss_with_log_per_sample", "clipped_binary_cross_entropy",
+                                 "float16", spec, params={"lo": 1e-7, "hi": 1.0}, wrt="p"))
+    assert clipped["unexpected_nan"] == nan_expected
+    assert clipped["lost_to_zero"] == clipped["missing_nan"] == clipped["missing_inf"] == 0
+
+
+def test_variance_layers_backward_on_the_document_rows(runner: Runner, tmp_path: Path) -> None:
+    """Constant rows have no gradient (NaN is the truth), so MyCustomLayer's NaN there is
+    right. The revised layer's backward pass divides x by var + eps twice: in float16 eps is
+    2**-23, and on the row of ones that overflows while d var / d x_j = 0, so 0 * inf = NaN
+    where the truth 1 / 1e-7 rounds to inf; on the zero row it is 1 / 2**-23 = inf, as the
+    truth rounds. In float32 every value is right."""
+    needs("tensorflow")
+    rows = np.array([[1.0] * 10, list(range(1, 11)), [0.0] * 10], np.float32)
+    spec = write_npz(tmp_path, "x_train", x=rows)
+    none = dict.fromkeys(CATEGORIES, 0)
+    with np.errstate(over="ignore"):
+        assert np.float16(1) / np.float16(1e-7) == np.inf and np.float16(1 / 1e-7) == np.inf
+    fixed = f"{S002}:my_custom_layer_fixed"
+    assert incidence(run_cell(runner, fixed, "variance_normalize_eps", "float16", spec, wrt="x")) == none | {
+        "unexpected_nan": 10, "inherent_inf": 10}
+    assert incidence(run_cell(runner, fixed, "variance_normalize_eps", "float32", spec, wrt="x")) == none
+    assert incidence(run_cell(runner, f"{S002}:my_custom_layer", "variance_normalize", "float32", spec, wrt="x")) == none
+
+
+def test_naive_softmax_backward_is_nan_on_the_document_rows(runner: Runner, tmp_path: Path) -> None:
+    needs("torch")
+    rows = np.array([[1000.0, 2000.0, 3000.0], [4000.0, 5000.0, 6000.0]], np.float32)
+    spec = write_npz(tmp_path, "ex1", x=rows)
+    naive = run_cell(runner, f"{S004}:naive_softmax", "softmax", "float32", spec, framework="torch",
+                     wrt="x", cotangent="random")
+    assert incidence(naive)["unexpected_nan"] == rows.size
+    stable = run_cell(runner, f"{S004}:stable_softmax", "softmax", "float32", spec, framework="torch",
+                      wrt="x", cotangent="random")
+    assert stable.summary is not None and stable.summary.correctly_rounded == rows.size
+
+
 # -- deciding claims and rendering ---------------------------------------------------------
 
 
-def _cell(impl: str, oracle: str, dtype: str, inputs: str, **counts: int) -> dict[str, Any]:
-    return {
+def _cell(impl: str, oracle: str, dtype: str, inputs: str, *, wrt: str = "", **counts: int) -> dict[str, Any]:
+    cell: dict[str, Any] = {
         "id": f"{oracle}[{impl}-cpu-{dtype}-{inputs}]", "impl": impl, "oracle": oracle, "dtype": dtype,
         "device": "cpu", "inputs": inputs, "status": "fail" if counts else "pass", "params": {},
         "n": 10, "ulp": {"max": 0.5}, "incidence": dict.fromkeys(CATEGORIES, 0) | counts,
-        "examples": [], "worst": [],
+        "examples": [], "worst": [], "pass": "forward",
     }
+    if wrt:
+        cell |= {"pass": "grad", "wrt": wrt, "cotangent": "ones", "id": f"∂{cell['id']}"}
+    return cell
 
 
 def test_decide_clean_defect_and_inputs() -> None:
@@ -492,6 +652,47 @@ def test_decide_like_compares_input_set_by_input_set() -> None:
         Check("softplus", "like", ("lost_to_zero",))
 
 
+def test_decide_keeps_forward_and_gradient_claims_apart() -> None:
+    fwd = Claim("q", "m", Check("softplus", "clean", ("unexpected_nan",)))
+    grad = Claim("q", "m", Check("softplus", "clean", ("unexpected_nan",), wrt="x"))
+    cells = [
+        _cell("a", "softplus", "float16", "exhaustive"),
+        _cell("a", "softplus", "float16", "exhaustive", wrt="x", unexpected_nan=7),
+    ]
+    assert decide(fwd, "a", "float16", cells).holds is True
+    assert decide(fwd, "a", "float16", cells[:1]) == decide(fwd, "a", "float16", cells)
+    verdict = decide(grad, "a", "float16", cells)
+    assert verdict.holds is False and verdict.counts == (("unexpected_nan", 7),)
+    assert decide(grad, "a", "float16", cells[:1]).holds is None  # no gradient cell: not measured
+    assert "`∂softplus` (the gradient)" in grad.check.describe()
+    bce = Check("binary_cross_entropy", "clean", ("unexpected_nan",), wrt="p")
+    assert bce.subject == "∂binary_cross_entropy/∂p"
+
+
+def test_render_puts_gradients_in_their_own_sections_and_keeps_the_forward_part() -> None:
+    forward = [_cell(f"{S000}:naive_softplus", "softplus", "float16", "exhaustive", unexpected_inf=3)]
+    grad = _cell(f"{S000}:naive_softplus", "softplus", "float16", "exhaustive", wrt="x", unexpected_nan=5)
+    grad["profile"] = {
+        "version": 1, "bins": 256,
+        "incidence": {"unexpected_nan": [[200, 4, 11.09375, 20.0], [256, 1, None, None]]},
+    }
+    grad["examples"] = [{"category": "unexpected_nan", "input_values": ["11.09375", "1.0"], "got_value": "nan",
+                         "want_value": "1.0"}]
+    bce = _cell(f"{S001}:custom_loss_with_log_per_sample", "binary_cross_entropy", "float32", "special", wrt="p",
+                lost_to_zero=2)
+    bce["examples"] = [{"category": "lost_to_zero", "input_values": ["1e-08", "1.0", "1.0"], "got_value": "0.0",
+                        "want_value": "-1e+08"}]
+    plain = render({"schema": 2, "run": {}, "cells": forward})
+    both = render({"schema": 2, "run": {}, "cells": [*forward, grad, bce]})
+    assert "## The backward pass" not in plain and "## The backward pass" in both
+    lines = iter(both.splitlines())
+    assert all(line in lines for line in plain.splitlines())  # the forward page, in order, unchanged
+    assert "#### NaiveSoftplus: the gradient" in both
+    assert "NaN! 11.0938 ≤ x ≤ 20 (4), x = +inf (1), e.g. x=11.0938: got nan, want 1" in both
+    assert "→0 first at p=1e-08, y=1 (got 0, want -1e+08)" in both  # named arguments, the ones cotangent left out
+    assert "| 000 | NaiveSoftplus | `∂softplus` | NaN! 5 | – | – |" in both
+
+
 def test_where_reads_profile_ranges() -> None:
     from suites.seeds.report import _profile_ranges, _where
 
@@ -508,6 +709,9 @@ def test_where_reads_profile_ranges() -> None:
     assert _profile_ranges(_cell("a", "softplus", "float16", "exhaustive"), "unexpected_inf") is None
 
 
+GRAD_HEADINGS = ("Which gradient claims hold", "Where each gradient differs in kind from the mathematics'")
+
+
 def test_render_names_every_claim_and_is_generated() -> None:
     text = render({"schema": 1, "run": {}, "cells": []})
     for seed in SEEDS:
@@ -520,7 +724,13 @@ def test_render_names_every_claim_and_is_generated() -> None:
         committed = docs.read_text(encoding="utf-8")
         assert "Generated by `python -m suites.seeds.report" in committed
         headings = re.findall(r"^### (.+)$", text, flags=re.M)
-        assert headings == re.findall(r"^### (.+)$", committed, flags=re.M)
+        committed_headings = re.findall(r"^### (.+)$", committed, flags=re.M)
+        # the page adds the backward-pass tables' headings to the implementations'
+        assert [h for h in committed_headings if h not in GRAD_HEADINGS] == headings
+        assert "## The backward pass" in committed
+        for seed in SEEDS:
+            for impl in seed.impls:  # each implementation's gradient subsection
+                assert f"#### {impl.label}: the gradient" in committed, impl.label
 
 
 def test_a_user_file_can_register_an_oracle_and_implement_it(tmp_path: Path) -> None:

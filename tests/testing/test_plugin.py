@@ -79,7 +79,7 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 def _cells(path: Path) -> list[dict[str, Any]]:
     data = json.loads(path.read_text(encoding="utf-8"))
-    assert data["schema"] == 1
+    assert data["schema"] == 2
     cells: list[dict[str, Any]] = data["cells"]
     return cells
 
@@ -267,7 +267,7 @@ def test_typo(precision):
         ["*UsageError: precision(...) needs oracle, framework: pass them, set them with @pytest.mark.precision*"]
     )
     result.stdout.fnmatch_lines(
-        ["*UsageError: @pytest.mark.precision: unknown argument 'max_ulps'; pick from: allow, devices, dtypes,*"]
+        ["*UsageError: @pytest.mark.precision: unknown argument 'max_ulps'; pick from: allow, atol, cotangent, devices, dtypes,*did you mean 'max_ulp'?*"]
     )
 
 
@@ -344,3 +344,36 @@ def test_example_file_runs(pytester: pytest.Pytester) -> None:
     shutil.copy(example, pytester.path / example.name)
     result = pytester.runpytest("-rs")
     result.assert_outcomes(passed=3, skipped=3)
+
+
+GRAD_TESTS = """
+import numpy as np
+import pytest
+
+
+def softplus(x):
+    return np.logaddexp(np.zeros_like(x), x)
+
+
+def sigmoid_vjp(x, cotangent):
+    with np.errstate(over="ignore"):
+        return (cotangent.astype(np.float64) / (1 + np.exp(-x.astype(np.float64)))).astype(x.dtype)
+
+
+softplus.vjp = sigmoid_vjp
+
+
+@pytest.mark.precision(oracle="softplus", framework="numpy", grad=True, inputs="special")
+def test_grad(precision):
+    results = precision(softplus, dtypes=["float32"], max_ulp=1)
+    assert [r.spec.id for r in results] == [
+        "∂softplus[test_grad.py:softplus-cpu-float32-special]"]
+"""
+
+
+def test_precision_fixture_judges_gradients(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_grad=GRAD_TESTS)
+    result = pytester.runpytest("--precision-report", "report")
+    result.assert_outcomes(passed=1)
+    (cell,) = _cells(pytester.path / "report" / "results.json")
+    assert (cell["pass"], cell["wrt"], cell["status"]) == ("grad", "x", "pass")

@@ -1,4 +1,5 @@
-"""The findings (issue 14): what breaks a budget, the ranked defects, collapsed devices.
+"""The findings (issue 14): what breaks a budget, the ranked defects, the short list a
+screen shows, collapsed devices.
 
 Layer: reports. Cells are schema-1 dicts written here, shaped like the cells of the main
 job (``exp`` in bfloat16 on JAX: inherent overflows stored as examples, the results flushed
@@ -15,7 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
-from reports.findings import collapsed_devices, failing_elements, findings
+from reports.findings import SHORTLIST, collapsed_devices, failing_elements, findings, not_run_lines, shortlist
 from reports.terminal import findings_lines, print_results
 
 GOLDEN = Path(__file__).parent.parent / "golden"
@@ -161,3 +162,72 @@ def test_metric_picks_what_the_table_shows_and_missing_fields_read_as_a_dash() -
     assert "- →0 ✗" in bits and "109 ulp" not in bits.split("findings")[0]
     cells[0]["bits"] = {"count": 49715, "max": 7.0, "p50": 0.0}
     assert "7 bits →0 ✗" in _render(cells, metric="bits")
+
+
+# -- the short list: what a screen shows of many findings ---------------------------------
+
+
+def many_findings() -> list[dict[str, Any]]:
+    """More findings than a screen holds: one spurious NaN in three dtypes (in the same
+    words), a flush to zero, errors over budget in fifty implementations, and one
+    implementation that raises in two dtypes."""
+    cells = [
+        _cell("jax.silu", dtype, oracle="silu", inputs="special", ulp={"count": 40, "max": 2.0 if dtype == "float16" else 0.5},
+              incidence=_incidence(unexpected_nan=1), examples=[_example(3, "unexpected_nan", "-inf", "nan", "-0.0", None)])
+        for dtype in ("float32", "float16", "bfloat16")
+    ]
+    cells.append(flushed_exp())
+    cells += [_cell(f"impl{i:02d}.expm1", "float16", oracle="expm1", reason=f"max ulp {2 + i} > 1",
+                    ulp={"count": 65000, "max": 2.0 + i}, incidence=_incidence(),
+                    worst=[_example(7, "worst", "0.05576", "0.05737", "0.05734", 2.0 + i, bits="0x2b23")])
+              for i in range(50)]
+    cells += [_cell("torch.bce", dtype, status="error", oracle="binary_cross_entropy", inputs="special",
+                    reason="RuntimeError: all elements of input should be between 0 and 1") for dtype in ("float16", "bfloat16")]
+    return cells
+
+
+def test_a_short_list_merges_dtypes_and_gives_every_kind_a_share() -> None:
+    found = findings(many_findings())
+    assert len(found) == 54
+    shown, left = shortlist(found, limit=4)
+    # one line for the three dtypes with the same NaN, the flush to zero, then the worst two over budget
+    assert [f.category for f in shown] == ["unexpected_nan", "lost_to_zero", "budget", "budget"]
+    assert shown[0].subject == "jax.silu float16, bfloat16, float32"
+    assert shown[0].text == "1 spurious NaN (e.g. x=-inf) in each, max 2 ulp"  # the largest error of the three
+    assert shown[0].cell_id == "silu[jax.silu-cpu-float16-special]"  # the most severe one's cell
+    assert [f.subject for f in shown[2:]] == ["impl49.expm1 float16", "impl48.expm1 float16"]
+    assert left == {"budget": 48}
+    # a kind with fewer lines than its share leaves the rest to the others
+    shown, left = shortlist(found, limit=SHORTLIST)
+    assert len(shown) == SHORTLIST and left == {"budget": 12}
+    shown, left = shortlist(found, limit=100)  # room for every line: nothing is left out
+    assert len(shown) == 52 and left == {}
+
+
+def test_not_run_lines_merge_dtypes_only_when_asked() -> None:
+    cells = many_findings()
+    assert not_run_lines(cells) == [
+        f"torch.bce {d}: error: RuntimeError: all elements of input should be between 0 and 1"
+        f"  [binary_cross_entropy[torch.bce-cpu-{d}-special]]" for d in ("float16", "bfloat16")]
+    assert not_run_lines(cells, merge_dtypes=True) == [
+        "torch.bce float16, bfloat16: error: RuntimeError: all elements of input should be between 0 and 1"
+        "  [binary_cross_entropy[torch.bce-cpu-float16-special]]"]
+
+
+def test_short_findings_golden() -> None:
+    """The terminal's default list: at most SHORTLIST lines, then what it leaves out and
+    where to see it; --details lists every finding, each dtype on its own line."""
+    lines = findings_lines(many_findings(), details=False)
+    assert sum(1 for line in lines if line.startswith("  ") and "[" in line) == SHORTLIST + 1  # and the error line
+    assert lines[SHORTLIST + 1].startswith("  … 12 more defects, the less severe of each kind (12 over budget):")
+    _golden("findings_short_terminal.txt", "\n".join(lines) + "\n")
+    every = findings_lines(many_findings())
+    assert len(every) == 1 + 54 + 1 + 2 and not any("more defects" in line for line in every)
+
+
+def test_default_output_prints_the_short_list_and_details_everything() -> None:
+    out = _render(many_findings()).splitlines()
+    assert any("… 12 more defects" in line for line in out)
+    assert sum(1 for line in out if line.startswith("  impl")) == SHORTLIST - 2
+    details = _render(many_findings(), details=True).splitlines()
+    assert sum(1 for line in details if line.startswith("  impl") and "ulp > 1" in line) == 50

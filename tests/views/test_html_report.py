@@ -74,22 +74,30 @@ def test_matrix_rows_are_implementations_and_columns_dtype_device(tree: Node) ->
     assert rows == sorted(rows)
     assert set(rows) == {SCRIPT_IMPL, "boom.softplus", "naive.softplus", "numpy.logaddexp", "torch.softplus"}
     for tr in table.find("tbody").find_all("tr"):
-        assert len(tr.find_all("td", "m")) == len(columns)  # empty slots are cells too
+        assert len(tr.find_all("td")) == 1 + len(columns)  # the inputs, then a slot per column, empty or not
+
+
+def _by_id(tree: Node, table: Node) -> dict[str, Node]:
+    """The matrix cells of ``table`` by the id of the cell they link to (the details say it)."""
+    details = {d.attrs["id"]: d.find("span", "cid").text() for d in tree.find_all("details", "cell")}
+    return {details[td.find("a").attrs["href"][1:]]: td for td in table.find_all("td", "m")}
 
 
 def test_matrix_cells_are_coloured_by_max_ulp_and_marked_with_status(tree: Node) -> None:
     table = _matrix(tree, "softplus")
-    by_title = {td.find("a").attrs["title"].split(":")[0]: td for td in table.find_all("td", "m") if td.find_all("a")}
+    by_title = _by_id(tree, table)
     assert {"u0", "st-pass"} <= by_title["softplus[numpy.logaddexp-cpu-float16-exhaustive]"].classes
     assert {"u1", "st-pass"} <= by_title["softplus[torch.softplus-cpu-float16-exhaustive]"].classes
     assert {"u3", "st-pass"} <= by_title["softplus[torch.softplus-cpu-bfloat16-exhaustive]"].classes
     naive = by_title["softplus[naive.softplus-cpu-float16-exhaustive]"]
     assert {"u4", "st-fail"} <= naive.classes
     assert naive.find("span", "v").text() == "2,040"
-    assert "✗" in naive.find("span", "mark").text()
-    badges = [b.text() for b in naive.find_all("span", "badge")]
+    assert "n" in naive.find("span", "v").classes  # a number: the style sheet writes its unit, and ✓/✗ by status
+    badges = [b.text() for b in naive.find_all("i")]  # after the value, no wrapper
     assert badges == ["Inf!", "ovf", "→0"] or badges == ["Inf!", "→0", "ovf"]
-    assert naive.find("span", "b-inherent_inf").attrs["title"].startswith("inherent overflow")
+    # the counts are in the cell's details: its summary badges say them
+    d = _details(tree, "naive.softplus", "float16")
+    assert d.find("summary").find("span", "b-inherent_inf").text() == "ovf 21"
 
 
 def test_errors_and_skips_show_their_reason(tree: Node) -> None:
@@ -116,9 +124,12 @@ def test_every_matrix_cell_links_to_its_details(results: Results, tree: Node) ->
     assert len(details) == len(ran)
     links = [td.find("a") for t in tree.find_all("table", "matrix") for td in t.find_all("td", "m") if td.find_all("a")]
     assert len(links) == len(ran)
-    for a in links:
-        target = details[a.attrs["href"][1:]]
-        assert target.find("span", "cid").text() == a.attrs["title"].split(": ")[0]
+    ids = {c.spec.id for c in ran}
+    assert {details[a.attrs["href"][1:]].find("span", "cid").text() for a in links} == ids
+    # short ids, a hash of the cell key: the same cell has the same id in every report
+    assert all(re.fullmatch(r"c-[0-9a-f]{7,}", i) for i in details)
+    again = parse(render_html([Results(results.run, tuple(reversed(results.cells)))]))
+    assert {d.attrs["id"] for d in again.find_all("details", "cell")} == set(details)
 
 
 # -- escaping and self-containment ----------------------------------------------------------------
@@ -155,7 +166,7 @@ def test_page_size_stays_small_for_hundreds_of_cells() -> None:
     assert len(page.encode()) < 5_000_000, len(page.encode())
     # in a large report only the cells that failed or errored start open
     for d in parse(page).find_all("details", "cell"):
-        assert ("open" in d.attrs) == (d.attrs["data-status"] in ("fail", "error"))
+        assert ("open" in d.attrs) == bool(d.classes & {"st-fail", "st-error"})
 
 
 # -- incidence tables ----------------------------------------------------------------------------------
@@ -174,7 +185,7 @@ def test_incidence_table_counts_rates_and_inherent_overflow_apart(tree: Node) ->
     col = {name: i + 5 for i, name in enumerate(header)}
     assert "defect" in naive[col["spurious Inf"]].classes
     assert naive[col["spurious Inf"]].text().startswith("1,593")
-    assert naive[col["spurious Inf"]].find("span", "rate").text().endswith("%")
+    assert naive[col["spurious Inf"]].find("i").text().endswith("%")  # the rate
     assert "inherent" in naive[col["inherent overflow"]].classes
     assert naive[col["unexpected NaN"]].text() == "·"
 
@@ -205,10 +216,11 @@ def test_small_reports_start_with_every_cell_open(tree: Node) -> None:
     assert all("open" in d.attrs for d in tree.find_all("details", "cell"))
 
 
-def test_histogram_and_error_plot_from_the_profile(tree: Node) -> None:
+def test_error_plot_from_the_profile(tree: Node) -> None:
     d = _details(tree, "naive.softplus", "float16")
-    hist = d.find("svg", "hist")
-    assert _svg_drawn(hist) >= 5
+    # beside an error plot, the ULP percentiles of the facts give the histogram's shape
+    assert not d.find_all("svg", "hist")
+    assert "p50 / p90 / p99 / p99.9" in d.find("dl", "facts").text()
     err = d.find("svg", "err")
     assert _svg_drawn(err) >= 3
     nodes = _plot_nodes(tree, err)  # the frame (axes, ticks, band rows) is drawn once per page
@@ -223,7 +235,7 @@ def test_plot_frames_are_drawn_once_at_the_top(tree: Node, page: str) -> None:
     frames = tree.find("svg", "frames")
     ids = [g.attrs["id"] for g in frames.find_all("g") if "id" in g.attrs]
     assert ids and len(ids) == len(set(ids))
-    used = set(re.findall(r'<use href="#(frame-\d+)"/>', page))
+    used = set(re.findall(r'<use href="#(f-\d+)"/>', page))
     assert used == set(ids)  # every frame is used, every use finds its frame
     assert page.index('class="plot frames"') < page.index('<section id="details">')
 
@@ -246,29 +258,48 @@ def test_error_plot_falls_back_to_the_stored_examples(tree: Node) -> None:
 def test_passing_cells_have_their_worst_input_and_no_plots(tree: Node) -> None:
     d = next(d for d in tree.find_all("details", "cell") if "log_softmax" in d.find("span", "cid").text())
     assert not d.find_all("svg")  # a passing cell: its facts and worst input tell it
-    assert "row 0, col 0" in d.find("table", "examples").text()
+    worst = d.find("ul", "ex").find("li")  # a line, not a table: a header would be most of it
+    assert worst.text().startswith("worst ") and "at row 0, col 0 gave" in worst.text()
     assert "p50 / p90 / p99 / p99.9" in d.text()
+    assert not d.find_all("pre", "repro")  # its command is its id's; failing cells carry one
 
 
 def test_failing_rowwise_cells_have_a_histogram_but_no_error_plot() -> None:
     cell = replace(rowwise_cell("torch.log_softmax"), status="fail", reason="max ulp 3 > 1")
     d = parse(render_html([Results(run_info(), (cell,))])).find("details", "cell")
     assert d.find_all("svg", "hist") and not d.find_all("svg", "err")
-    assert "row 0, col 0" in d.find("table", "examples").text()
+    assert "row 0, col 0" in d.find("table", "examples").find("tbody", "failing").text()
+
+
+def _lines(td: Node) -> list[str]:
+    """The text of a table cell, a string per line (its ``<br>`` break them)."""
+    lines = [""]
+    for n in td.children:
+        if n.tag == "br":
+            lines.append("")
+        else:
+            lines[-1] += n.text()
+    return lines
 
 
 def test_worst_inputs_show_bits_values_and_the_repro_command(tree: Node) -> None:
     d = _details(tree, "naive.softplus", "float16")
     # first the inputs that break the budget (spurious Inf), never the correct inherent overflow
-    failing = d.find("table", "failing")
-    first = failing.find("tbody").find("tr").find_all("td")
-    assert first[0].find("span", "badge").text() == "unexpected_inf"
-    assert re.fullmatch(r"0x[0-9a-f]{4}", first[1].text())
-    assert float(first[2].text()) > 11
-    assert {b.text() for b in failing.find_all("span", "badge")} == {"unexpected_inf"}
+    table = d.find("table", "examples")
+    assert [th.text() for th in table.find("thead").find_all("th")] == [
+        "input", "computed", "correctly rounded", "exact (oracle)", "ulp"]
+    failing = table.find_all("tbody", "failing")
+    assert [t.find("tr", "cap").text() for t in failing] == ["Breaks the budget: unexpected_inf, 1593 inputs like these"]
+    first = failing[0].find_all("tr")[1].find_all("td")
+    bits, value = _lines(first[0])  # input, result and truth: bits over value
+    assert re.fullmatch(r"0x[0-9a-f]{4}", bits)
+    assert float(value) > 11
+    assert _lines(first[1]) == ["0x7c00", "inf"]  # the caption names the category: no badge
+    assert not first[1].find_all("span")
+    assert len(failing[0].find_all("tr")) == 1 + 2  # two inputs of each part of the budget it breaks
     assert d.find("pre", "repro").text().startswith("fpharness check naive.softplus --oracle softplus")
-    examples = d.find_all("table", "examples")[-1]
-    assert {b.text() for b in examples.find_all("span", "badge")} == {"lost_to_zero"}
+    others = table.find("tbody", "first")
+    assert {b.attrs["class"] for b in others.find_all("span", "badge")} == {"badge b-lost_to_zero"}
 
 
 def test_run_metadata(tree: Node) -> None:
@@ -371,7 +402,9 @@ def test_cli_report_exits_0_and_writes_the_page(
     assert main(["report", str(results_files[1]), "-o", str(out)]) == 0
     assert capsys.readouterr().out.strip() == f"report: {out}"
     tree = parse(out.read_text(encoding="utf-8"))
-    assert len(tree.find_all("details", "cell")) == len(load_results(results_files[1]).cells)
+    # a block per cell, or a line in the block of the cell with the same results
+    listed = [s.text() for s in tree.find("section", id="details").find_all("span", "cid")]
+    assert sorted(listed) == sorted(c.spec.id for c in load_results(results_files[1]).cells)
     assert not tree.find_all("section", id="comparison")
 
 
@@ -443,7 +476,7 @@ def test_a_later_results_file_replaces_the_same_cell() -> None:
                                                                            ulps=lambda x: np.where(x > 1, 2.0, 0.0)),))
     tree = parse(render_html([first, second], sources=["a.json", "b.json"]))
     assert len(tree.find_all("details", "cell")) == 2
-    assert [d.attrs["data-status"] for d in tree.find_all("details", "cell")] == ["fail", "pass"]
+    assert [d.find("b", "pill").text() for d in tree.find_all("details", "cell")] == ["fail", "pass"]
     assert [h.text() for h in tree.find("section", id="runs").find_all("h3")] == ["a.json", "b.json"]
 
 
@@ -465,6 +498,72 @@ def test_the_first_section_is_the_ranked_findings_linking_to_cells(tree: Node) -
 
 def test_identical_plots_are_drawn_once() -> None:
     cell = judged_cell("a.softplus", "float16", ulps=lambda x: np.where(x > 1, 9.0, 0.0), max_ulp=1)
-    twin = judged_cell("b.softplus", "float16", ulps=lambda x: np.where(x > 1, 9.0, 0.0), max_ulp=1)
-    page = render_html([Results(run_info(), (cell, twin))])
+    other = judged_cell("b.sigmoid", "float16", oracle="sigmoid", ulps=lambda x: np.where(x > 1, 9.0, 0.0), max_ulp=1)
+    page = render_html([Results(run_info(), (cell, other))])
     assert page.count('<use href="#plot-0"/>') == 1
+
+
+def test_cells_with_the_same_results_share_one_block() -> None:
+    """keras and tensorflow share kernels: the second cell is a line in the first one's
+    block (its id, its command), which the matrix and the incidence row link to; the facts,
+    plot, inputs and reason are the first one's, shown once."""
+    cell = judged_cell("keras.softplus", "float16", ulps=lambda x: np.where(x > 1, 9.0, 0.0), max_ulp=1,
+                       inf=lambda x: x > 60000)
+    twin = judged_cell("tensorflow.softplus", "float16", ulps=lambda x: np.where(x > 1, 9.0, 0.0), max_ulp=1,
+                       inf=lambda x: x > 60000)
+    other = judged_cell("numpy.softplus", "float16", ulps=lambda x: np.where(x > 1, 2.0, 0.0), max_ulp=1)
+    tree = parse(render_html([Results(run_info(), (cell, twin, other))]))
+    blocks = tree.find_all("details", "cell")
+    assert len(blocks) == 2
+    first = next(d for d in blocks if d.find("span", "cid").text() == cell.spec.id)
+    assert first.find_all("svg", "err") and first.find_all("table", "examples")
+    assert "and 1 more cell with these results" in first.find("summary").text()
+    assert first.find("p", "reason").text() == cell.reason  # spurious Inf and max ulp: shown
+    line = first.find("ul", "same").find("li")
+    assert line.find("span", "cid").text() == twin.spec.id
+    assert line.find("pre", "repro").text().startswith("fpharness check tensorflow.softplus")
+    # the matrix links each cell to its own place; the incidence table gives them one row
+    links = {a.text(): a.attrs["href"] for a in tree.find("table", "incidence").find_all("a")}
+    assert links == {"keras.softplus": f"#{first.attrs['id']}", "tensorflow.softplus": f"#{line.attrs['id']}"}
+    assert len(tree.find("table", "incidence").find("tbody").find_all("tr")) == 1
+    matrix = [a.attrs["href"] for a in _matrix(tree, "softplus").find_all("a")]
+    assert sorted(matrix) == sorted({f"#{first.attrs['id']}", f"#{line.attrs['id']}", f"#{blocks[1].attrs['id']}"})
+
+
+def test_cells_skipped_for_one_reason_share_one_block() -> None:
+    reason = "float64 needs jax_enable_x64, which is off"
+    cells = (
+        other_cell("jax.softplus", "skipped", reason, dtype="float64"),
+        other_cell("jax.softplus2", "skipped", reason, dtype="float64"),
+        other_cell("jax.softplus3", "skipped", "something else", dtype="float64"),
+        judged_cell("numpy.softplus", "float16"),
+    )
+    tree = parse(render_html([Results(run_info(), cells)]))
+    skipped = tree.find_all("details", "st-skipped")
+    assert [d.find("p", "reason").text() for d in skipped] == [reason, "something else"]
+    assert [li.find("span", "cid").text() for li in skipped[0].find("ul", "same").find_all("li")] == [
+        cells[1].spec.id]
+    assert "and 1 more cell skipped for the same reason" in skipped[0].find("summary").text()
+    ids = {n.attrs["id"] for n in tree.iter() if "id" in n.attrs}
+    assert all(a.attrs["href"][1:] in ids for a in _matrix(tree, "softplus").find_all("a"))
+
+
+def test_a_reason_that_only_restates_the_max_ulp_is_left_out(tree: Node) -> None:
+    cell = judged_cell("numpy.softplus", "float16", ulps=lambda x: np.where((x > 1) & (x < 1e3), 9.0, 0.0), max_ulp=1)
+    assert cell.reason == "max ulp 9 > 1"
+    d = parse(render_html([Results(run_info(), (cell,))])).find("details", "cell")
+    assert not d.find_all("p", "reason")  # the summary, the budget and the caption say it
+    assert d.find("span", "mini").text() == "9 ulp"
+    assert "max 1 ulp" in d.find("dl", "facts").text()
+    assert "worst errors over 1 ulp" in d.find("table", "examples").find("tbody", "failing").text()
+    # a reason that says more is shown whole
+    assert _details(tree, "naive.softplus", "float16").find("p", "reason").text().startswith("unexpected_inf")
+
+
+def test_a_cells_time_is_shown_from_a_second_on() -> None:
+    quick = judged_cell("numpy.softplus", "float16", seconds=0.25)
+    slow = judged_cell("numpy.softplus", "bfloat16", seconds=2.5)
+    tree = parse(render_html([Results(run_info(), (quick, slow))]))
+    facts = {d.find("span", "cid").text(): d.find("dl", "facts").text() for d in tree.find_all("details", "cell")}
+    assert "time" not in facts[quick.spec.id]
+    assert "time2.5 s (impl. 250 ms)" in facts[slow.spec.id]

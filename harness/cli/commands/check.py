@@ -9,7 +9,7 @@ from harness.cli.options import add_exec_options, check_exec_outputs, exec_optio
 from harness.cli.session import execute
 from harness.frameworks.catalogue import get_impl
 from harness.frameworks.registry import FRAMEWORKS
-from harness.plan.cells import Budget, CellSpec
+from harness.plan.cells import COTANGENTS, MODES, Budget, CellSpec, passes
 from harness.plan.inputs import parse_inputs
 from oracles.errors import UsageError
 from oracles.formats import get_format
@@ -37,6 +37,12 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow", action="append", default=[], metavar="CAT[=N]",
                    help="allow an incidence category (all, or N elements, or a fraction below 1)")
     p.add_argument("--timeout", type=float, default=300.0, help="per-cell timeout in seconds (default 300)")
+    p.add_argument("--grad", nargs="?", const="", action="append", metavar="ARG",
+                   help="judge the gradient (autodiff's vector-Jacobian product) instead of the forward values;"
+                        " ARG picks the argument (repeatable; default: every real argument)")
+    p.add_argument("--mode", choices=MODES, help="forward (the default), grad (as --grad), or both passes")
+    p.add_argument("--cotangent", action="append", choices=COTANGENTS, metavar="C",
+                   help="a gradient's cotangent: ones (loss.backward(), the default), random or special (repeatable)")
     add_exec_options(p)
 
 
@@ -75,9 +81,15 @@ def check_command(args: argparse.Namespace) -> int:
     dtypes = [get_format(d).name for d in args.dtype]
     devices = args.device or ["cpu"]
     inputs = [parse_inputs(s).text for s in (args.inputs or ["special", "random:10000"])]
+    wrt = [w for w in (args.grad or []) if w]
+    mode = args.mode or ("grad" if args.grad is not None else "forward")
+    if mode == "forward" and (args.grad is not None or args.cotangent):
+        raise UsageError("--mode forward judges no gradient: drop --grad/--cotangent, or use --mode both")
+    judged = passes(oracle, mode, wrt, args.cotangent or ["ones"])
     cells = [
-        CellSpec(oracle.name, args.impl, framework, dtype, device, spec, params, budget, custom, args.timeout)
-        for dtype in dtypes for device in devices for spec in inputs
+        CellSpec(oracle.name, args.impl, framework, dtype, device, spec, params, budget, custom, args.timeout,
+                 wrt=w, cotangent=cot)
+        for w, cot in judged for dtype in dtypes for device in devices for spec in inputs
     ]
     check_exec_outputs(options, cells)
     return execute(cells, options).exit_code

@@ -20,7 +20,7 @@ from reports.html import write_html
 
 def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", nargs="+", metavar="RESULTS.json",
-                   help="results files (schema 1); a cell in a later file replaces the same cell in an earlier one")
+                   help="results files (schema 1 or 2); a cell in a later file replaces the same cell in an earlier one")
     p.add_argument("-o", "--output", metavar="PATH", default="report.html",
                    help="where to write the report (default: report.html)")
     p.add_argument("--baseline", metavar="BASE.json", help="compare with these results: what got better or worse")
