@@ -37,7 +37,9 @@ Edge policy (docs/gradients.md, "The edge policy"): NaN in any input gives NaN; 
 derivative is a limit (an infinite input, a masked ``-inf`` entry, a point where the
 forward value is infinite but the derivative's limit from inside the domain exists) it
 is that limit; where it has a pole it is the signed infinity; where it does not exist
-(outside the domain, a kink, ``inf/inf``) it is NaN. In the VJP, ``0 * inf`` is NaN (the
+(outside the domain, ``inf/inf``) it is NaN. At a kink a registered gradient says what it
+means (the seed suite's clips take the one-sided derivative from inside the clipped
+range); the numerical fallback refuses. In the VJP, ``0 * inf`` is NaN (the
 product of an infinite derivative and a zero cotangent is undefined).
 
 Where no gradient is registered, an elementwise oracle is differentiated numerically
@@ -95,6 +97,9 @@ class Gradient:
     doc: str = ""
     #: the module whose code registered it, which another process imports to know it
     module: str = field(default="", compare=False)
+    #: the oracle function it is the derivative of, and that oracle's version: a gradient
+    #: of a definition since replaced is not the replacement's
+    of: tuple[Callable[..., Any] | None, int] = field(default=(None, 0), compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -125,7 +130,8 @@ def gradient(
         caller = sys._getframe(1).f_globals.get("__name__", "")
         doc = inspect.getdoc(fn) or ""
         GRADIENTS.add(
-            Gradient(orc.name, arg, fn, version, doc.splitlines()[0] if doc else "", module=str(caller)),
+            Gradient(orc.name, arg, fn, version, doc.splitlines()[0] if doc else "", module=str(caller),
+                     of=(orc.fn, orc.version)),
             replace=replace,
         )
         return fn
@@ -150,9 +156,19 @@ def gradient_name(oracle_name: str, wrt: str) -> str:
 
 
 def gradient_for(oracle_name: str, wrt: str) -> Gradient | None:
-    """The registered gradient of ``oracle_name`` with respect to ``wrt``, or None."""
+    """The registered gradient of ``oracle_name`` with respect to ``wrt``, or None; None
+    too when it was registered for a definition of the oracle that has since been
+    replaced (``@oracle(..., replace=True)``): it is the derivative of other mathematics."""
     key = f"{oracle_name}/{wrt}"
-    return GRADIENTS.get(key) if key in GRADIENTS else None
+    if key not in GRADIENTS:
+        return None
+    found = GRADIENTS.get(key)
+    current = get_oracle(oracle_name)
+    fn, version = found.of
+    # the same line of the same file counts as the same definition: a file imported under
+    # two module names registers its oracle twice (see oracles.registry._same_definition)
+    same = fn is not None and (fn is current.fn or _same_definition(fn, current.fn))
+    return found if same and version == current.version else None
 
 
 # -- the derived oracle ---------------------------------------------------------------

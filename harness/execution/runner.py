@@ -632,5 +632,4 @@ def _rows(ref: Reference, batch: Batch) -> Reference:
 def _profiled(group: _Group) -> bool:
     """Elementwise cells get an error profile, except streamed float32 ones: it would add
     minutes to 1024 chunks."""
-    reduction = str(group.params.get("reduction", "none"))
-    return group.oracle.kind == "elementwise" and reduction == "none" and not group.inputs.streamed
+    return group.oracle.kind == "elementwise" and group.reduction == "none" and not group.inputs.streamed

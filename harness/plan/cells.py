@@ -244,6 +244,8 @@ class CellSpec:
     def __post_init__(self) -> None:
         if self.cotangent not in COTANGENTS:
             raise UsageError(f"unknown cotangent {self.cotangent!r}; {choices(COTANGENTS, given=self.cotangent)}")
+        if not self.wrt and self.cotangent != "ones":
+            object.__setattr__(self, "cotangent", "ones")  # a forward cell has none: one spelling of it
         # every way of making a cell (check, a suite, assert_precision) passes through here:
         # a timeout the runner cannot wait for must be refused before anything runs
         t = self.timeout
@@ -375,6 +377,11 @@ class CellResult:
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> CellResult:
+        judged = d.get("pass", "forward")
+        if judged not in ("forward", "grad") or (judged == "grad" and not d.get("wrt")):
+            # a gradient cell read as a forward one would take the forward cell's key
+            raise ValueError(f"cell {d.get('id')!r}: pass {judged!r} (with wrt {d.get('wrt')!r}) is not"
+                             " 'forward' or 'grad' with the argument differentiated")
         spec = CellSpec(
             oracle=d["oracle"],
             impl=d["impl"],
@@ -385,7 +392,7 @@ class CellResult:
             params=tuple(sorted((d.get("params") or {}).items())),
             budget=Budget.from_json(d.get("budget")),
             custom=bool(d.get("custom", False)),
-            wrt=str(d.get("wrt", "")) if d.get("pass", "forward") == "grad" else "",
+            wrt=str(d["wrt"]) if judged == "grad" else "",
             cotangent=str(d.get("cotangent", "ones")),
         )
         summary = Summary.from_json(d) if d.get("exact_summary") else None

@@ -338,8 +338,8 @@ def _passes(where: str, oracle: Any, case: Mapping[str, Any]) -> list[tuple[str,
     chosen = mode or ("grad" if grad else "forward")
     wrt = _list_of_str(where, "wrt", case["wrt"]) if "wrt" in case else None
     cotangents = _list_of_str(where, "cotangents", case["cotangents"]) if "cotangents" in case else ["ones"]
-    if chosen == "forward" and ("wrt" in case or "cotangents" in case):
-        raise UsageError(f'{where}: wrt and cotangents need mode = "grad" or "both" (or grad = true)')
+    if chosen == "forward" and ("wrt" in case or "cotangents" in case or "grad_budget" in case):
+        raise UsageError(f'{where}: wrt, cotangents and grad_budget need mode = "grad" or "both" (or grad = true)')
     try:
         return passes(oracle, chosen, wrt, cotangents)
     except UsageError as exc:

@@ -164,7 +164,9 @@ def implementation_ref(fn: Callable[..., Any]) -> tuple[str, bool]:
 
 
 def _names(value: str | Sequence[str], what: str) -> list[str]:
-    items = [value] if isinstance(value, str) else list(value)
+    items = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
+    if items is None or not all(isinstance(v, str) for v in items):
+        raise UsageError(f"assert_precision: {what} must be a name or a list of names, got {value!r}")
     if not items:
         raise UsageError(f"assert_precision: {what} must name at least one")
     return items

@@ -57,6 +57,8 @@ def test_mode_both_judges_both_passes(tmp_path: Path) -> None:
         pytest.param(["torch.cross_entropy", "--grad", "target"], "a class index has no gradient", id="index"),
         pytest.param(["torch.sigmoid", "--mode", "forward", "--grad"], "--mode forward judges no gradient",
                      id="contradiction"),
+        pytest.param(["torch.sigmoid", "--cotangent", "random"], "--cotangent is a gradient's: add --grad",
+                     id="cotangent-without-grad"),
     ],
 )
 def test_bad_gradient_options_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str],

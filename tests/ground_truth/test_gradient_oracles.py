@@ -828,3 +828,21 @@ def test_every_builtin_real_argument_has_a_gradient() -> None:
         assert "reduction" not in names and ("count" in names) == get_oracle(name).reducible
     # the MPFR reference covers the same gradients
     assert set(gref.ELEMENTWISE) | set(gref.ROWS) == expected
+
+
+def test_a_replaced_oracle_does_not_keep_the_old_definitions_gradient() -> None:
+    """@oracle(..., replace=True) is other mathematics: the gradient registered for the
+    old definition no longer applies (the numerical fallback, or a new @gradient, does)."""
+    from oracles.registry import REGISTRY, oracle
+
+    original = REGISTRY.get("softplus")
+    try:
+        @oracle("softplus", params={"beta": 1.0}, replace=True)
+        def doubled(x: Any, *, beta: float = 1.0) -> Any:
+            return 2 * mp.log1p(mp.exp(x))
+
+        derived = gradient_oracle("softplus")
+        assert evaluate(derived, [np.array([0.0]), np.ones(1)], FLOAT32, {"beta": 1.0}).want.tolist() == [1.0]
+    finally:
+        REGISTRY.add(original, replace=True)
+    assert evaluate(gradient_oracle("softplus"), [np.array([0.0]), np.ones(1)], FLOAT32, {"beta": 1.0}).want.tolist() == [0.5]

@@ -211,3 +211,15 @@ def test_gradient_cells_round_trip_and_differ_from_forward(tmp_path: Path, judge
     assert loaded.cells[1].spec == grad.spec
     assert loaded.cells[0].spec.key != loaded.cells[1].spec.key
     assert loaded.cells[1].spec.id.startswith("∂") and loaded.cells[1].spec.id.endswith("-cotangent=random]")
+
+
+@pytest.mark.parametrize("change", [{"pass": "backward"}, {"wrt": ""}], ids=["unknown-pass", "grad-without-wrt"])
+def test_a_gradient_cell_never_loads_as_a_forward_one(tmp_path: Path, judged: tuple[CellResult, ...],
+                                                      change: dict[str, str]) -> None:
+    grad = replace(judged[0], spec=replace(judged[0].spec, wrt="x"))
+    data = make((grad,)).to_json()
+    data["cells"][0].update(change)
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(UsageError, match=r"has a malformed cell: ValueError: .* is not 'forward' or 'grad'"):
+        load_results(path)

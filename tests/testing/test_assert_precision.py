@@ -359,6 +359,12 @@ def test_gradient_arguments_are_checked() -> None:
     with pytest.raises(UsageError, match="no real argument 'q'"):
         check_precision(stable_softplus, oracle="binary_cross_entropy", framework="numpy", dtypes="float16",
                         grad=True, wrt="q")
+    with pytest.raises(UsageError, match="wrt must be a name or a list of names, got 5"):
+        check_precision(stable_softplus, oracle="softplus", framework="numpy", dtypes="float16",
+                        grad=True, wrt=5)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="cotangent must be a name or a list of names, got None"):
+        check_precision(stable_softplus, oracle="softplus", framework="numpy", dtypes="float16",
+                        grad=True, cotangent=None)  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="grad must be True or False"):
         check_precision(stable_softplus, oracle="softplus", framework="numpy", dtypes="float16",
                         grad="yes")  # type: ignore[arg-type]

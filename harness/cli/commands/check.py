@@ -83,8 +83,10 @@ def check_command(args: argparse.Namespace) -> int:
     inputs = [parse_inputs(s).text for s in (args.inputs or ["special", "random:10000"])]
     wrt = [w for w in (args.grad or []) if w]
     mode = args.mode or ("grad" if args.grad is not None else "forward")
-    if mode == "forward" and (args.grad is not None or args.cotangent):
-        raise UsageError("--mode forward judges no gradient: drop --grad/--cotangent, or use --mode both")
+    if mode == "forward" and args.grad is not None:
+        raise UsageError("--mode forward judges no gradient: drop --grad, or use --mode both")
+    if mode == "forward" and args.cotangent:
+        raise UsageError("--cotangent is a gradient's: add --grad (or --mode grad|both)")
     judged = passes(oracle, mode, wrt, args.cotangent or ["ones"])
     cells = [
         CellSpec(oracle.name, args.impl, framework, dtype, device, spec, params, budget, custom, args.timeout,
