@@ -106,8 +106,9 @@ def erfc(t: F64) -> F64:
 # -- shared float64 building blocks ----------------------------------------------------
 
 
-def two_prod(a: F64, b: float) -> tuple[F64, F64]:
-    """p + e == a * b exactly (Dekker with Veltkamp's split; |a| <= 2**900)."""
+def two_prod(a: F64, b: F64 | float) -> tuple[F64, F64]:
+    """p + e == a * b exactly (Dekker with Veltkamp's split; |a|, |b| <= 2**900); ``b`` a
+    number or an array like ``a``."""
     p = a * b
     c = a * 134217729.0
     ah = c - (c - a)

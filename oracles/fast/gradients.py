@@ -29,9 +29,23 @@ from collections.abc import Callable
 import numpy as np
 
 from oracles.fast.decided import Decided
-from oracles.fast.float64 import ERFC, F64, HUGE_X, LIBM, MARGIN, RSQRT2, Mask, Params, U, erfc, log2_exp, sigmoid64
+from oracles.fast.float64 import (
+    ERFC,
+    F64,
+    HUGE_X,
+    LIBM,
+    MARGIN,
+    RSQRT2,
+    Mask,
+    Params,
+    U,
+    erfc,
+    log2_exp,
+    sigmoid64,
+    two_prod,
+)
 from oracles.fast.tier import TierFn, fast_tier
-from oracles.fast.vjp import Vjp, two_prod2
+from oracles.fast.vjp import Vjp
 from oracles.gradients import COUNT, gradient_name
 
 __all__: list[str] = []  # the tiers are reached through FAST_TIERS, never by name
@@ -418,9 +432,9 @@ def _d_bce_p(xs: list[F64], params: Params, out: Decided) -> None:
     pp, yy = np.where(mid, p, 0.5), np.where(mid, y, 0.0)
     num, num_ok = _two_sum_exact(pp, -yy)
     q, q_ok = _two_sum_exact(np.ones_like(pp), -pp)
-    den, den_err = two_prod2(pp, q)
+    den, den_err = two_prod(pp, q)
     ratio = num / den
-    back, back_err = two_prod2(ratio, den)
+    back, back_err = two_prod(ratio, den)
     inexact = 1.0 + np.count_nonzero(np.stack([~num_ok, ~q_ok, den_err != 0]), axis=0)
     d.exact(mid & num_ok & q_ok & (den_err == 0) & (back == num) & (back_err == 0), ratio)
     # beside +-1, one correctly rounded division (mimic): y = 0, p <= 2**-4: d = 1/(1 - p) =

@@ -26,11 +26,11 @@ import numpy as np
 import numpy.typing as npt
 
 from oracles.fast.decided import Decided
-from oracles.fast.float64 import F64, L2E_HI, LIBM, MAX_V, MIN_V, Mask, U
+from oracles.fast.float64 import F64, L2E_HI, LIBM, MAX_V, MIN_V, Mask, U, two_prod
 from oracles.rounding import round_float64
 from oracles.ziv import FIRST_GUARD
 
-__all__ = ["HI_BOUND", "Vjp", "scaled_bound", "two_prod2"]
+__all__ = ["HI_BOUND", "Vjp", "scaled_bound"]
 
 _LN2 = math.log(2.0)
 #: the loosest relative bound :meth:`Vjp.value` decides from: ``hi`` is v / ulp(y), so it is
@@ -43,19 +43,6 @@ I64 = npt.NDArray[np.int64]
 def scaled_bound(b: F64 | float) -> F64 | float:
     """The relative bound of y = g v / count (two roundings on mantissas) from that of v."""
     return b * (1 + 2.0**-50) + 2.02 * U
-
-
-def two_prod2(a: F64, b: F64) -> tuple[F64, F64]:
-    """p + e == a * b exactly for arrays a, b (Dekker with Veltkamp's split; |a|, |b| <= 2**900)."""
-    p = a * b
-    c = a * 134217729.0
-    ah = c - (c - a)
-    al = a - ah
-    cb = b * 134217729.0
-    bh = cb - (cb - b)
-    bl = b - bh
-    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
-    return p, e
 
 
 def _full(a: F64 | float, n: int) -> F64:
@@ -245,9 +232,9 @@ class Vjp:
         if not idx.size:
             return vy, ok
         mv, ev = np.frexp(v[idx])
-        p, err = two_prod2(self.mg[idx], mv)
+        p, err = two_prod(self.mg[idx], mv)
         q = p / self.mc
-        back, err2 = two_prod2(q, np.full_like(q, self.mc))
+        back, err2 = two_prod(q, self.mc)
         big_e = np.clip(self.eg[idx] + ev.astype(np.int64) + e[idx] - self.ec, -1100, 1100).astype(np.int32)
         vy[idx] = np.ldexp(q, big_e)
         ok[idx] = (err == 0) & (err2 == 0) & (back == p) & (q != 0)
