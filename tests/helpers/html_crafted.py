@@ -246,6 +246,17 @@ class _TreeBuilder(HTMLParser):
         self.stack[-1].children.append(Node("#text", {}, text_parts=[data]))
 
 
+def cell_lines(td: Node) -> list[str]:
+    """The text of a table cell, a string per line (its ``<br>`` break them)."""
+    lines = [""]
+    for n in td.children:
+        if n.tag == "br":
+            lines.append("")
+        else:
+            lines[-1] += n.text()
+    return lines
+
+
 def parse(html: str) -> Node:
     builder = _TreeBuilder()
     builder.feed(html)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from html_crafted import Node, judged_cell, other_cell, parse, run_info
+from html_crafted import Node, cell_lines, judged_cell, other_cell, parse, run_info
 from rich.console import Console
 
 from harness.judgement.summary import Example
@@ -298,17 +298,6 @@ def test_html_gradient_groups_follow_their_forward_group(mixed_tree: Node) -> No
     assert "2 oracles" in mixed_tree.find("p", "sub").text()
 
 
-def _lines(td: Node) -> list[str]:
-    """The text of a table cell, a string per line (its ``<br>`` break them)."""
-    lines = [""]
-    for n in td.children:
-        if n.tag == "br":
-            lines.append("")
-        else:
-            lines[-1] += n.text()
-    return lines
-
-
 def test_html_gradient_cells_say_what_they_judge(mixed_tree: Node) -> None:
     table = mixed_tree.find("table", "matrix", data_pass="grad", data_wrt="x")
     assert sorted(td.text() for td in table.find_all("td", "inputs")) == ["exhaustive", "exhaustive · cot=random"]
@@ -322,10 +311,10 @@ def test_html_gradient_cells_say_what_they_judge(mixed_tree: Node) -> None:
     assert "gradient∂/∂x, cotangent ones" in facts
     rows = grad.find("table", "examples").find("tbody", "failing").find_all("tr")[1:]
     # the input cell: its bits over its values
-    assert rows and all(re.fullmatch(r"x=[-0-9.e]+, cotangent=1\.0", _lines(r.find_all("td")[0])[1]) for r in rows)
+    assert rows and all(re.fullmatch(r"x=[-0-9.e]+, cotangent=1\.0", cell_lines(r.find_all("td")[0])[1]) for r in rows)
     assert grad.find("pre", "repro").text().endswith("--grad x")
     bce = cells["∂binary_cross_entropy/∂p[torch.binary_cross_entropy-cpu-float16-exhaustive]"]
-    values = _lines(bce.find("table", "examples").find_all("tr")[2].find_all("td")[0])[1]
+    values = cell_lines(bce.find("table", "examples").find_all("tr")[2].find_all("td")[0])[1]
     assert re.fullmatch(r"p=[-0-9.e]+, y=1\.0, cotangent=1\.0", values)
     assert "gradient" not in cells["softplus[torch.softplus-cpu-float16-exhaustive]"].find("dl", "facts").text()
     findings_ = [li.text() for li in mixed_tree.find("ol", "findings").find_all("li")]

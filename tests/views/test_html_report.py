@@ -17,6 +17,7 @@ import pytest
 from html_crafted import (
     SCRIPT_IMPL,
     Node,
+    cell_lines,
     judged_cell,
     naive_softplus_like,
     other_cell,
@@ -271,17 +272,6 @@ def test_failing_rowwise_cells_have_a_histogram_but_no_error_plot() -> None:
     assert "row 0, col 0" in d.find("table", "examples").find("tbody", "failing").text()
 
 
-def _lines(td: Node) -> list[str]:
-    """The text of a table cell, a string per line (its ``<br>`` break them)."""
-    lines = [""]
-    for n in td.children:
-        if n.tag == "br":
-            lines.append("")
-        else:
-            lines[-1] += n.text()
-    return lines
-
-
 def test_worst_inputs_show_bits_values_and_the_repro_command(tree: Node) -> None:
     d = _details(tree, "naive.softplus", "float16")
     # first the inputs that break the budget (spurious Inf), never the correct inherent overflow
@@ -291,10 +281,10 @@ def test_worst_inputs_show_bits_values_and_the_repro_command(tree: Node) -> None
     failing = table.find_all("tbody", "failing")
     assert [t.find("tr", "cap").text() for t in failing] == ["Breaks the budget: unexpected_inf, 1593 inputs like these"]
     first = failing[0].find_all("tr")[1].find_all("td")
-    bits, value = _lines(first[0])  # input, result and truth: bits over value
+    bits, value = cell_lines(first[0])  # input, result and truth: bits over value
     assert re.fullmatch(r"0x[0-9a-f]{4}", bits)
     assert float(value) > 11
-    assert _lines(first[1]) == ["0x7c00", "inf"]  # the caption names the category: no badge
+    assert cell_lines(first[1]) == ["0x7c00", "inf"]  # the caption names the category: no badge
     assert not first[1].find_all("span")
     assert len(failing[0].find_all("tr")) == 1 + 2  # two inputs of each part of the budget it breaks
     assert d.find("pre", "repro").text().startswith("fpharness check naive.softplus --oracle softplus")
