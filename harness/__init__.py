@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from oracles.errors import UsageError
 
 if TYPE_CHECKING:
-    from harness.testing.assertions import assert_precision
+    from harness.testing.assertions import assert_consistent, assert_precision
 
-__all__ = ["UsageError", "assert_precision"]
+__all__ = ["UsageError", "assert_consistent", "assert_precision"]
 
 
 def __getattr__(name: str) -> Any:
@@ -29,4 +29,10 @@ def __getattr__(name: str) -> Any:
         )
 
         return assert_precision
+    if name == "assert_consistent":
+        from harness.testing.assertions import (
+            assert_consistent,  # lazy: pulls in the runner; `import harness` stays light
+        )
+
+        return assert_consistent
     raise AttributeError(f"module 'harness' has no attribute {name!r}")

@@ -13,11 +13,17 @@ Cells are matched with their pass (the seventh element of the cell key: ``""`` f
 ``∂x:ones`` a gradient), so a forward cell and the gradient of the same implementation are
 two rows, the gradient's id reading ``∂softplus[…]``. Within a kind, an oracle's gradient
 rows follow its forward rows; forward-only comparisons keep the order by id.
+
+A consistency cell (key ending ``≡position``) follows its oracle's gradient rows. It has
+no accuracy summary: its max ulp column is the largest distance between two of its answers
+(``NaN`` where a NaN met a number), its correctly rounded column ``-``, and its incidence
+column the differing comparisons before and after (``differ 3 → 12``).
 """
 
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Iterable
 
 from harness.plan.cells import CellResult
@@ -58,6 +64,8 @@ _SHORT: dict[str, str] = {
     "inherent_inf": "inf",
     "missing_inf": "noInf",
     "lost_to_zero": "→0",
+    # a consistency cell's comparisons that differed (the Markdown view writes "differing")
+    "differing": "differ",
 }
 
 
@@ -79,12 +87,24 @@ def _side(cell: CellResult | None, what: str) -> str:
         return "n/a"
     if cell.status == "error":
         return "ERR"
+    if cell.spec.check:
+        return _consistency_side(cell, what)
     s = cell.summary
     if s is None:
         return "?"
     if what == "ulp":
         return format_ulp(s.ulp_max) if s.ulp_count else "-"
     return f"{100 * s.correctly_rounded / s.n:.2f}%" if s.n else "-"
+
+
+def _consistency_side(cell: CellResult, what: str) -> str:
+    """A consistency cell's max ULP distance between answers; it has no correctly rounded share."""
+    v = cell.consistency
+    if v is None:
+        return "?"
+    if what != "ulp" or v.max_ulp is None:
+        return "-"
+    return "NaN" if math.isinf(v.max_ulp) else format_ulp(v.max_ulp)
 
 
 def _pair(v: CellVerdict, what: str) -> str:

@@ -8,9 +8,9 @@ failure message render what these return.
   allowance (in definition order), then the worst errors over ``max_ulp``. Correct
   elements (inherent overflow, correctly rounded, within budget) are never among them.
 * :func:`findings`: the defects of the failing cells, ranked by severity (spurious NaN,
-  spurious Inf, numbers where the result is undefined, results lost to zero, missing Inf,
-  then errors over budget), one per implementation, dtype and device, each with the cell
-  to look up.
+  spurious Inf, numbers where the result is undefined, inconsistent answers, results lost
+  to zero, missing Inf, then errors over budget), one per implementation, dtype and device,
+  each with the cell to look up.
 * :func:`shortlist`: the findings a screen shows (the terminal's default list): lines that
   differ only in dtype merged into one, then at most :data:`SHORTLIST` lines, an equal share
   for each kind of defect, its most severe ones; and how many of each kind are left out
@@ -22,6 +22,12 @@ Gradient cells (``"pass": "grad"``) are findings of their own, never merged with
 forward cell of the same implementation: their lines start with the cell's subject
 (``∂softplus keras.softplus float16: …``, :func:`reports.labels.subject`) and name an
 example's cotangent (``e.g. x=-87.5, cotangent=1.0``). Forward lines read as they always did.
+
+Consistency cells (``"pass": "consistency"``) are findings of their own too, one per check:
+``torch.softplus float32: answers depend on position: 12 of 4096 comparisons differ
+(lengths 17-65; positions 16-64; max 1 ulp); e.g. x=… gave … at length 17, position 16; …``,
+with the command that reproduces them (:attr:`Finding.repro`). Where they rank is
+:data:`_KINDS`'s comment.
 
 Fields that older results files lack (``bits``, ``abs_error``, ``rel_error``,
 ``rejected``, the ``unsupported`` status, a budget) are read defensively: absent means
@@ -39,7 +45,18 @@ from typing import Any
 from harness.judgement.definitions import CATEGORIES
 from harness.judgement.summary import Example
 from oracles.registry import get_oracle
-from reports.labels import format_metric, input_names, is_grad, metric_value, named_values, subject, wrt
+from reports.consistency import CHECK_WORDS, verdict_of
+from reports.labels import (
+    check,
+    format_metric,
+    input_names,
+    is_consistency,
+    is_grad,
+    metric_value,
+    named_values,
+    subject,
+    wrt,
+)
 from reports.svg import profile_bands
 
 __all__ = [
@@ -70,16 +87,28 @@ SEVERITY: tuple[tuple[str, str], ...] = (
     ("lost_to_zero", "result lost to 0"),
     ("missing_inf", "finite result where the correctly rounded result is Inf"),
 )
-_RANK = {cat: i for i, (cat, _w) in enumerate(SEVERITY)}
+#: every kind of finding, most severe first: the categories of :data:`SEVERITY`, with the
+#: failing consistency checks between the defects the mathematics never produces (spurious
+#: NaN and Inf, a number where the result is undefined) and the budgeted categories; errors
+#: over budget last. Why there: one input with two answers (or an answer the function's
+#: range excludes) is wrong whatever the budget, as a spurious NaN is, and code that relies
+#: on bitwise reproducibility (a cache, a test, a sharded run) breaks on it; but the
+#: answers are usually 1 ulp apart, not NaN for a number, so the defects come first. Results
+#: lost to zero, a missing Inf and an error over budget are each a matter of degree that a
+#: budget allows or not, and rank after it.
+_KINDS: tuple[str, ...] = ("unexpected_nan", "unexpected_inf", "missing_nan", "consistency", "lost_to_zero",
+                           "missing_inf", "budget")
+_RANK = {kind: i for i, kind in enumerate(_KINDS)}
 #: what the line saying what a short list leaves out calls each kind of finding
 _KIND = {"unexpected_nan": "spurious NaN", "unexpected_inf": "spurious Inf", "missing_nan": "missing NaN",
-         "lost_to_zero": "lost to 0", "missing_inf": "missing Inf", "budget": "over budget"}
+         "consistency": "inconsistent", "lost_to_zero": "lost to 0", "missing_inf": "missing Inf",
+         "budget": "over budget"}
 
 #: lines of a short list of findings (:func:`shortlist`): the main job has some 270 findings,
 #: and its terminal output was 600 lines, most of them findings; 40 fit a screen or two
 SHORTLIST = 40
 #: the rank of "over budget, no defect": after every category
-_OVER_BUDGET = len(SEVERITY)
+_OVER_BUDGET = _RANK["budget"]
 
 #: the smallest normal number of each format (a lost-to-zero result below it was subnormal)
 _SMALLEST_NORMAL = {"float16": 2.0**-14, "bfloat16": 2.0**-126, "float32": 2.0**-126, "float64": 2.0**-1022}
@@ -190,7 +219,7 @@ class Finding:
     cell to look it up by. ``rank`` orders findings (lower: more severe)."""
 
     rank: int
-    category: str  # a SEVERITY category, or "budget"
+    category: str  # a SEVERITY category, "consistency" or "budget"
     subject: str
     text: str
     cell_id: str
@@ -205,6 +234,9 @@ class Finding:
     plain: str = ""
     #: how many findings this line stands for (more than one once dtypes are merged)
     covers: int = 1
+    #: the command that reproduces the cell, where the line is to show it (a consistency
+    #: finding: its example alone does not say which context to run); "" otherwise
+    repro: str = ""
 
     def line(self) -> str:
         return f"{self.subject}: {self.text}  [{self.cell_id}]"
@@ -324,9 +356,19 @@ def _label(cell: Mapping[str, Any]) -> str:
     return str(cell.get("impl")) + (f" ({shown})" if shown else "")
 
 
-def _judged(cell: Mapping[str, Any]) -> str:
-    """What opens a gradient cell's line (``∂softplus ``): empty for a forward cell."""
+def _judged(cell: Mapping[str, Any], *, checks: bool = False) -> str:
+    """What opens a gradient cell's line (``∂softplus ``): empty for a forward cell. With
+    ``checks`` (a line that does not say what was judged otherwise: an error) a consistency
+    cell's opens with its check (``consistency (position) ``)."""
+    if checks and is_consistency(cell):
+        return f"consistency ({check(cell)}) "
     return f"{subject(cell)} " if is_grad(cell) else ""
+
+
+def _judgement(cell: Mapping[str, Any]) -> str:
+    """Which pass of an implementation a cell judges: ``""`` forward, the differentiated
+    argument of a gradient, ``≡position`` for a consistency check (as the cell key writes it)."""
+    return f"≡{check(cell)}" if is_consistency(cell) else wrt(cell)
 
 
 def _subject(cell: Mapping[str, Any], with_device: bool, label: str | None = None) -> str:
@@ -342,7 +384,26 @@ def _shown_params(oracle: str, params: Mapping[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(params.items()) if defaults.get(k) != v)
 
 
+def _consistency_finding(cell: Mapping[str, Any], with_device: bool) -> Finding:
+    """``torch.softplus float32: answers depend on position: 12 of 4096 comparisons differ
+    (lengths 17-65; positions 16-64; max 1 ulp); e.g. <the first mismatch>``, with the repro.
+    ``plain`` (what dtypes must share to merge) is the text without its example: two dtypes
+    with the same headline are one line."""
+    v = verdict_of(cell)
+    name = check(cell)
+    words = CHECK_WORDS.get(name, f"the {name} check fails")
+    headline = v.headline() if v is not None else str(cell.get("reason") or "answers differ")
+    plain = f"{words}: {headline}"
+    text = plain + (f"; e.g. {v.examples[0].describe()}" if v is not None and v.examples else "")
+    error = -1.0 if v is None or v.max_ulp is None else v.max_ulp
+    return Finding(_RANK["consistency"], "consistency", _subject(cell, with_device), text, str(cell["id"]),
+                   v.differing if v is not None else 0, error, _label(cell), str(cell.get("dtype")),
+                   str(cell.get("device")) if with_device else "", plain, repro=str(cell.get("repro") or ""))
+
+
 def _cell_finding(cell: Mapping[str, Any], metric: str, with_device: bool) -> Finding:
+    if is_consistency(cell):
+        return _consistency_finding(cell, with_device)
     incidence = cell.get("incidence") or {}
     value = metric_value(cell, metric)
     error = -1.0 if value is None or math.isnan(value) else value
@@ -365,7 +426,8 @@ def findings(cells: Iterable[Mapping[str, Any]], *, metric: str = "ulp") -> list
     over the input sets and cotangents, so a defect that three input sets show is one line;
     implementations of one oracle with the same defect in the same words (keras and
     tensorflow share kernels) are one line naming them all, with the first one's cell.
-    The device is named only when more than one device ran."""
+    The device is named only when more than one device ran. A failing consistency check is
+    a finding of its own (one per check), ranked as :data:`_KINDS` says."""
     cells = list(cells)
     devices = {c.get("device") for c in cells if c.get("status") not in NOT_RUN}
     best: dict[tuple[Any, ...], tuple[Finding, Mapping[str, Any]]] = {}
@@ -373,14 +435,14 @@ def findings(cells: Iterable[Mapping[str, Any]], *, metric: str = "ulp") -> list
         if c.get("status") != "fail":
             continue
         f = _cell_finding(c, metric, len(devices) > 1)
-        key = (c.get("oracle"), wrt(c), c.get("impl"), tuple(sorted((c.get("params") or {}).items())),
+        key = (c.get("oracle"), _judgement(c), c.get("impl"), tuple(sorted((c.get("params") or {}).items())),
                c.get("dtype"), c.get("device"))
         old = best.get(key)
         if old is None or _order(f) < _order(old[0]):
             best[key] = (f, c)
     merged: dict[tuple[Any, ...], list[tuple[Finding, Mapping[str, Any]]]] = {}
     for f, c in sorted(best.values(), key=lambda fc: (*_order(fc[0]), fc[0].subject)):
-        merged.setdefault((c.get("oracle"), wrt(c), c.get("dtype"), c.get("device"), f.category, f.text),
+        merged.setdefault((c.get("oracle"), _judgement(c), c.get("dtype"), c.get("device"), f.category, f.text),
                           []).append((f, c))
     out = []
     for group in merged.values():
@@ -460,7 +522,8 @@ def not_run_lines(cells: Iterable[Mapping[str, Any]], *, merge_dtypes: bool = Fa
     """One line per implementation and dtype whose cells raised (``error``), and one per
     framework and dtype that does not support it (``unsupported``), with the message:
     what did not run, apart from the collapsed devices. Gradient cells' lines start with
-    their subject (``∂softplus torch.softplus float16: error: …``). With ``merge_dtypes``
+    their subject (``∂softplus torch.softplus float16: error: …``), consistency cells' with
+    their check (``consistency (position) torch.softplus float16: error: …``). With ``merge_dtypes``
     (a short list) the dtypes of one implementation with one message share a line, where
     the first of them was (``torch.bce float16, bfloat16: error: …``)."""
     # (status, who, reason) -> dtype -> (the first cell's id, its input sets or implementations)
@@ -469,11 +532,12 @@ def not_run_lines(cells: Iterable[Mapping[str, Any]], *, merge_dtypes: bool = Fa
     for c in cells:
         status, dtype = str(c.get("status")), str(c.get("dtype"))
         if status == "error":
-            key = (status, f"{_judged(c)}{c.get('impl')}",
+            key = (status, f"{_judged(c, checks=True)}{c.get('impl')}",
                    str(c.get("reason") or "").splitlines()[0] if c.get("reason") else "")
             name = str(c.get("inputs"))
         elif status == "unsupported":
-            key, name = (status, f"{_judged(c)}{c.get('framework')}", str(c.get("reason") or "")), str(c.get("impl"))
+            key, name = (status, f"{_judged(c, checks=True)}{c.get('framework')}",
+                         str(c.get("reason") or "")), str(c.get("impl"))
         else:
             continue
         by_dtype = found.setdefault(key, {})

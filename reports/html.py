@@ -21,6 +21,13 @@ unsupported or raising for one reason, are a line each (id, command) in that cel
 and share its incidence row. Then the run metadata. Given a baseline it also shows what
 got better or worse, cell by cell.
 
+Consistency cells (no oracle evaluated; :mod:`reports.html_consistency`) are a section of
+their own, after the incidence tables: a table per subject whose columns are the checks
+(``ok``, ``12 differ``, ``error``, ``skip``, ``n/a``), and under it a block per failing
+check with its contexts, first mismatches, notes and command. Its section, its link in the
+contents and its few style rules (``reports/static/consistency.css``) are on the page only
+when there are such cells: a report without them is byte for byte what it was before.
+
 What keeps it small (benchmarks/bench_report_size.py and tests/views/test_gradient_views.py:
 the main job's report must stay under 3 MB, and is held to 2.6 MB to leave room, as the
 suite doubles with gradients): cell ids in the page are short hashes of the cell key
@@ -62,6 +69,7 @@ from oracles.atomic import atomic_write_text
 from oracles.registry import get_oracle
 from reports import svg
 from reports.comparison import KIND_LABELS, ordered
+from reports.consistency import CHECKS, MEANING
 from reports.findings import collapsed_devices, findings, not_run_lines
 from reports.html_cells import (
     PLOT_MIN,
@@ -75,8 +83,10 @@ from reports.html_cells import (
     share_results,
     verdict_view,
 )
+from reports.html_consistency import ConsistencyGroup, consistency_groups
 from reports.labels import (
     CATEGORY_LABELS,
+    CONSISTENCY_GROUP,
     METRICS,
     ULP_CLASSES,
     cotangent,
@@ -84,6 +94,7 @@ from reports.labels import (
     grad_heading,
     group_key,
     group_order,
+    is_consistency,
     subject,
 )
 
@@ -186,11 +197,11 @@ def _run_view(title: str, res: Results) -> RunView:
 def _build(
     results: Sequence[Results], comparison: Comparison | None, metric: str = "ulp", hidden: frozenset[str] = frozenset(),
     frames: svg.Frames | None = None,
-) -> tuple[list[OracleView], list[CellView]]:
+) -> tuple[list[OracleView], list[CellView], list[ConsistencyGroup]]:
     """The groups (an oracle's forward cells, then each of its gradients) and their cells
-    as the page shows them; cells on the ``hidden`` devices (collapsed: nothing ran there)
-    are left out of the matrices and the details. The plots' shared frames go to
-    ``frames`` (drawn once at the top of the page)."""
+    as the page shows them, and the consistency groups; cells on the ``hidden`` devices
+    (collapsed: nothing ran there) are left out of the matrices and the details. The plots'
+    shared frames go to ``frames`` (drawn once at the top of the page)."""
     latest: dict[CellKey, tuple[dict[str, Any], int]] = {}
     for i, res in enumerate(results):
         for c in res.cells:
@@ -198,8 +209,12 @@ def _build(
     verdicts = {v.key: verdict_view(v) for v in comparison.verdicts} if comparison is not None else {}
     anchors = CellAnchors()
     by_group: dict[tuple[str, str], list[CellView]] = {}
+    checks: list[tuple[CellKey, dict[str, Any]]] = []
     for key, (cell, i) in latest.items():
         if str(cell["device"]) in hidden and key not in verdicts:
+            continue
+        if is_consistency(cell):  # their own section, after the accuracy cells took their anchors
+            checks.append((key, cell))
             continue
         kind = _oracle_info(cell["oracle"])[0]
         view = cell_view(cell, results[i].run, i, kind, anchors(key), metric, frames)
@@ -250,7 +265,10 @@ def _build(
     if len(results) > 1:
         for v in every:
             v.several_runs = True
-    return oracles, every
+    order = group_order(sorted({*by_group, *(group_key(c) for _k, c in checks)}))
+    consistency = consistency_groups(checks, anchors, verdicts, [k for k in order if k[1] == CONSISTENCY_GROUP],
+                                     lambda name: _anchor("consistency", name, (name, CONSISTENCY_GROUP)))
+    return oracles, every, consistency
 
 
 def _cotangent_order(name: str) -> tuple[int, str]:
@@ -319,9 +337,10 @@ def render_html(
     every = [c.to_json() for c in _merged(results).cells]
     collapsed = collapsed_devices(every)
     frames = svg.Frames("f")
-    oracles, cells = _build(results, comparison, metric, frozenset(d.device for d in collapsed), frames)
+    oracles, cells, consistency = _build(results, comparison, metric, frozenset(d.device for d in collapsed), frames)
     counts = {s: sum(1 for c in every if c["status"] == s) for s in _STATUSES}
     anchors = {c.data["id"]: c.anchor for c in cells}
+    anchors.update((c.data["id"], c.anchor) for g in consistency for c in g.cells if c.linked)
     runs = [_run_view(sources[i] if i < len(sources) else f"run {i + 1}", r) for i, r in enumerate(results)]
     base_view = _run_view(baseline_source or "baseline", baseline) if baseline is not None else None
     template = _environment().get_template("report.html.j2")
@@ -329,6 +348,9 @@ def render_html(
         title=title or "fpharness report",
         generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         oracles=oracles,
+        consistency=consistency,
+        consistency_checks=[(name, MEANING[name]) for name in CHECKS
+                            if any(name == n for g in consistency for n, _m in g.checks)],
         oracle_count=len({o.oracle for o in oracles}),
         cells=cells,
         counts=counts,
@@ -353,6 +375,7 @@ def render_html(
         metric_unit=METRICS[metric][1],
         plot_frames=frames.defs(),
         css=_static("report.css"),
+        consistency_css=_static("consistency.css") if consistency else Markup(""),
         js=_static("report.js"),
     ))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -109,6 +110,11 @@ def _side_text(cell: CellResult | None, what: str) -> str:
         return "–"
     if cell.status in ("skipped", "unsupported", "error"):
         return cell.status
+    if cell.spec.check:  # a consistency cell: the largest distance between two answers
+        v = cell.consistency
+        if v is None or what != "ulp" or v.max_ulp is None:
+            return "?" if v is None else "–"
+        return "NaN" if math.isinf(v.max_ulp) else format_ulp(v.max_ulp, none="–")
     s = cell.summary
     if s is None:
         return "?"
@@ -126,9 +132,11 @@ def verdict_view(v: CellVerdict) -> VerdictView:
     """How ``v`` marks its cell and reads in the comparison table."""
     mark, css = _MARKS.get(v.kind, ("", "same"))
     incidence = tuple(
-        (d.effect, CATEGORY_LABELS[d.metric][0], f"{int(d.before):,} → {int(d.after):,}")
+        (d.effect, CATEGORY_LABELS[d.metric][0] if d.metric in CATEGORY_LABELS else "differ",
+         f"{int(d.before):,} → {int(d.after):,}")
         for d in v.deltas
-        if d.metric in CATEGORY_LABELS and d.effect != "same"
+        # a consistency cell's differing comparisons read as its incidence does
+        if (d.metric in CATEGORY_LABELS or d.metric == "differing") and d.effect != "same"
     )
     return VerdictView(v, KIND_LABELS[v.kind], css, mark, _pair(v, "ulp"), _pair(v, "cr"), incidence)
 

@@ -1,8 +1,8 @@
 """The words and numbers every view shows: incidence labels, ULP colour classes, the ULP
 formatter, and what a cell judges (its subject: ``softplus``, the gradient ``∂softplus``,
-or ``∂binary_cross_entropy/∂p``). One definition, so the terminal, Markdown, HTML and SVG
-views never disagree about what a category is called, how an error is written or how a
-gradient cell is told from a forward one.
+or ``∂binary_cross_entropy/∂p``; a consistency cell's check). One definition, so the
+terminal, Markdown, HTML and SVG views never disagree about what a category is called, how
+an error is written or how a gradient or consistency cell is told from a forward one.
 
 Cells are results-file dicts. A schema-1 file has no ``pass`` field: every cell in it is a
 forward cell, and reads as it always did."""
@@ -23,17 +23,22 @@ from oracles.registry import get_oracle
 
 __all__ = [
     "CATEGORY_LABELS",
+    "CONSISTENCY_GROUP",
     "INCIDENCE_LABELS",
     "METRICS",
     "ULP_CLASSES",
+    "check",
+    "consistency_heading",
     "cotangent",
     "format_metric",
     "format_ulp",
     "grad_heading",
     "group_key",
     "group_order",
+    "impl_label",
     "input_names",
     "inputs_label",
+    "is_consistency",
     "is_grad",
     "metric_class",
     "metric_value",
@@ -177,35 +182,75 @@ def cotangent(cell: Mapping[str, Any]) -> str:
     return str(cell.get("cotangent") or "ones") if is_grad(cell) else ""
 
 
+def check(cell: Mapping[str, Any]) -> str:
+    """The consistency check a cell runs (``position``, ``bounds``; one of
+    :data:`harness.judgement.consistency.CHECKS`); ``""`` for an accuracy cell. The rule of
+    :meth:`harness.plan.cells.CellResult.from_json`: ``"pass": "consistency"`` and a check."""
+    return str(cell.get("check") or "") if cell.get("pass") == "consistency" else ""
+
+
+def is_consistency(cell: Mapping[str, Any]) -> bool:
+    """Whether ``cell`` is a consistency cell (no oracle evaluated; a check of the answers)."""
+    return bool(check(cell))
+
+
 @cache
-def _subject(oracle: str, arg: str) -> str:
-    # CellSpec.subject is the one definition (it decides when ``/∂p`` is needed); the other
-    # fields do not enter it. Cached: a report asks once per cell and several times at that
-    return CellSpec(oracle, "", "", "", "", "", wrt=arg).subject
+def _subject(oracle: str, arg: str, impl: str = "") -> str:
+    # CellSpec.subject is the one definition (it decides when ``/∂p`` is needed, and names
+    # an operation without an oracle by its function); the other fields do not enter it.
+    # Cached: a report asks once per cell and several times at that
+    return CellSpec(oracle, impl, "", "", "", "", wrt=arg).subject
 
 
 def subject(cell: Mapping[str, Any]) -> str:
     """What ``cell`` judges, as tables title it: ``softplus`` (forward), ``∂softplus``
     (the gradient of a one-argument oracle) or ``∂binary_cross_entropy/∂p``. An oracle
-    unknown here (a file from a build with more oracles) gets the long form."""
-    return _subject(str(cell.get("oracle")), wrt(cell))
+    unknown here (a file from a build with more oracles) gets the long form. A consistency
+    cell of a user's operation without an oracle is titled by its function's name."""
+    oracle = str(cell.get("oracle") or "")
+    return _subject(oracle, wrt(cell), "" if oracle else str(cell.get("impl") or ""))
+
+
+#: the second element of a consistency cell's :func:`group_key`: its subject's checks are
+#: one group (a table whose columns are the checks), shown after the subject's other groups
+CONSISTENCY_GROUP = "≡"
 
 
 def group_key(cell: Mapping[str, Any]) -> tuple[str, str]:
     """The group a view shows ``cell`` in: (oracle, differentiated argument). Cotangents
-    are not a group of their own: like input sets they are rows of the subject's table."""
+    are not a group of their own: like input sets they are rows of the subject's table.
+    A consistency cell's group is (its subject, :data:`CONSISTENCY_GROUP`): every check of
+    one subject is a column of one table."""
+    if is_consistency(cell):
+        return (subject(cell), CONSISTENCY_GROUP)
     return (str(cell.get("oracle")), wrt(cell))
 
 
 def group_order(keys: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     """``keys`` (of :func:`group_key`) in the order views show them: the oracles in the order
-    given (their first appearance), each forward group first and its gradient groups right
-    after it, in the order given."""
+    given (their first appearance), each forward group first, its gradient groups right
+    after it, in the order given, and its consistency group last."""
     first: dict[str, int] = {}
     for oracle, _wrt in keys:
         first.setdefault(oracle, len(first))
     seen = list(dict.fromkeys(keys))
-    return sorted(seen, key=lambda k: (first[k[0]], k[1] != "", seen.index(k)))
+    return sorted(seen, key=lambda k: (first[k[0]], 2 if k[1] == CONSISTENCY_GROUP else k[1] != "", seen.index(k)))
+
+
+def consistency_heading(name: str) -> str:
+    """The heading of a consistency group: ``softplus — consistency``."""
+    return f"{name} — consistency"
+
+
+def impl_label(cell: Mapping[str, Any]) -> str:
+    """The implementation with the parameters that differ from its oracle's defaults:
+    ``torch.softplus (beta=2.0)``; every parameter for an oracle unknown here."""
+    try:
+        defaults = {p.name: p.default for p in get_oracle(str(cell.get("oracle"))).params}
+    except UsageError:
+        defaults = {}
+    shown = ",".join(f"{k}={v}" for k, v in sorted((cell.get("params") or {}).items()) if defaults.get(k) != v)
+    return str(cell.get("impl")) + (f" ({shown})" if shown else "")
 
 
 def inputs_label(cell: Mapping[str, Any]) -> str:

@@ -16,6 +16,14 @@ input set, with every incidence count, and under each failing cell the elements 
 its budget and the command that reproduces it. The text forms
 (:func:`cell_text`, :func:`findings_lines`) are what golden tests pin.
 
+Consistency cells (no oracle evaluated; :mod:`reports.consistency`) have a table per
+subject after its accuracy tables, titled ``softplus — consistency``: a row per
+implementation, device, dtype and input set, a column per check present, each entry ``ok``,
+``12 differ`` (styled as a pass or a failure), ``error``, ``skip`` or ``n/a``
+(unsupported). With ``details``, under it each failing check's headline, its first
+mismatches and its command; a failing check is a finding like any defect. A run without
+consistency cells prints exactly what it printed before they existed.
+
 Everything from a result or a registry is printed verbatim: repro commands, ids, input
 specs, file names and exception messages go in as :class:`rich.text.Text` (never parsed as
 markup) on a console with emoji codes off, so ``random:100:0`` is not ``random💯0`` and a
@@ -30,6 +38,7 @@ from typing import Any
 
 from oracles.errors import UsageError
 from oracles.registry import get_oracle
+from reports.consistency import check_text, consistency_table, mismatch_lines, verdict_of
 from reports.findings import (
     collapsed_devices,
     failing_elements,
@@ -39,12 +48,15 @@ from reports.findings import (
     shortlist,
 )
 from reports.labels import (
+    CONSISTENCY_GROUP,
     INCIDENCE_LABELS,
+    consistency_heading,
     cotangent,
     format_metric,
     group_key,
     group_order,
     inputs_label,
+    is_consistency,
     metric_value,
     named_example,
     subject,
@@ -85,7 +97,9 @@ def print_registry(title: str, columns: Sequence[str], rows: Sequence[Sequence[s
 def cell_text(cell: dict[str, Any], metric: str = "ulp") -> str:
     """One cell as plain text: ``0.5 ulp`` / ``2,047 ulp Inf!=12916 →0=1206`` / ``ERR``;
     ``metric`` picks the error shown (:data:`reports.labels.METRICS`; ``-`` when the cell
-    has no such summary)."""
+    has no such summary). A consistency cell reads as its table shows it (``ok``, ``12 differ``)."""
+    if is_consistency(cell):
+        return check_text(cell)
     status = cell["status"]
     if status == "skipped":
         return "skip"
@@ -108,6 +122,8 @@ def group_text(cells: Sequence[dict[str, Any]], metric: str = "ulp") -> str:
     """Several input sets of one implementation, dtype and device as one table entry: the
     largest error of those that ran, the defect categories any of them shows, and how many
     failed (``109 ulp →0 ✗ 1/3``); ``ERR`` when any raised, ``skip`` when none ran."""
+    if cells and all(is_consistency(c) for c in cells):
+        return ", ".join(check_text(c) for c in cells)
     ran = [c for c in cells if c["status"] in ("pass", "fail")]
     if any(c["status"] == "error" for c in cells):
         bad = sum(1 for c in cells if c["status"] == "error")
@@ -158,8 +174,10 @@ def print_results(
     the ranked findings, then the counts. By default a table has a row per implementation
     (the worst of its input sets); with ``details`` a row per input set, and under each
     failing cell the elements that break its budget (:func:`reports.findings.failing_elements`)
-    and the command that reproduces it. Every text from the cells goes in as ``Text``, so it
-    is printed as given on any console."""
+    and the command that reproduces it. A subject's consistency cells are a table after its
+    others (a column per check), and with ``details`` each failing check's first mismatches
+    and command under it. Every text from the cells goes in as ``Text``, so it is printed as
+    given on any console."""
     from rich.text import Text
 
     console = console or verbatim_console(140)
@@ -170,12 +188,15 @@ def print_results(
     by_group: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for c in shown:
         by_group.setdefault(group_key(c), []).append(c)
-    if by_group and not details:
+    if any(k[1] != CONSISTENCY_GROUP for k in by_group) and not details:
         console.print(Text(f"Max error ({metric}) per implementation and dtype: the worst of its input sets;"
                            " ✗ n/m: n of m input sets over budget (--details: every input set)", style="dim"),
                       soft_wrap=True)
     for key in group_order(list(by_group)):
         group = by_group[key]
+        if key[1] == CONSISTENCY_GROUP:
+            _print_consistency(console, group, details=details, max_examples=max_examples)
+            continue
         console.print(_table(group, details=details, metric=metric))
         if details:
             for c in group:
@@ -203,7 +224,8 @@ def findings_lines(cells: Sequence[dict[str, Any]], *, metric: str = "ulp", deta
         lines.append(f"findings: {_count(len(found), 'defect')} in {_count(failing, 'failing cell')}, most severe first"
                      " (the cell id in brackets; --details or the HTML report for its inputs)")
         shown, left = (found, {}) if details else shortlist(found)
-        lines += [f"  {f.line()}" for f in shown]
+        for f in shown:  # a consistency finding's command on a line of its own, to be copied
+            lines += [f"  {f.line()}"] + ([f"      repro: {f.repro}"] if f.repro else [])
         if left:
             lines.append(f"  {left_out_text(left, len(found))}")
     if others:
@@ -261,6 +283,57 @@ def _print_failure(console: Any, c: dict[str, Any], max_examples: int) -> None:
             console.print(Text(f"    {named_example(c, e).describe()}"), soft_wrap=True)
     if c.get("rejected"):
         console.print(Text(f"  rejects {c['rejected']:,} out-of-domain inputs (their truth is NaN)"), soft_wrap=True)
+    if c["status"] == "fail":
+        console.print(Text(f"    repro: {c['repro']}", style="dim"), soft_wrap=True)
+
+
+def _print_consistency(console: Any, group: Sequence[dict[str, Any]], *, details: bool, max_examples: int) -> None:
+    """A subject's consistency table; with ``details`` each failing (or raising) check under
+    it: its headline, first mismatches, notes and command."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    checks, rows = consistency_table(group)
+    table = Table(title=Text(consistency_heading(subject(group[0])), style="bold"), header_style="bold",
+                  title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1))
+    for name in ("implementation", "device", "dtype", "inputs"):
+        table.add_column(name, overflow="fold", style="dim" if name == "inputs" else "")
+    for name in checks:
+        table.add_column(Text(name), overflow="fold")
+    for row in rows:
+        entries = [Text(row.label), Text(row.device), Text(row.dtype), Text(row.inputs)]
+        for name in checks:
+            c = row.cell(name)
+            entries.append(Text(check_text(c), style=_style(str(c["status"]))) if c is not None else Text(""))
+        table.add_row(*entries)
+    console.print(table)
+    if not details:
+        return
+    for row in rows:
+        for name in checks:
+            c = row.cell(name)
+            if c is not None and c["status"] in ("fail", "error"):
+                _print_consistency_failure(console, dict(c), max_examples)
+
+
+def _print_consistency_failure(console: Any, c: dict[str, Any], max_examples: int) -> None:
+    from rich.text import Text
+
+    # as _print_failure: the id and headline, the first mismatches, then the command
+    console.print(Text.assemble((c["id"], "bold red"), f" {c['status']}: {c.get('reason') or ''}"), soft_wrap=True)
+    examples = mismatch_lines(c, max_examples) if c["status"] == "fail" else []
+    if examples:
+        v = verdict_of(c)
+        differing = v.differing if v is not None else len(examples)
+        heading = "differing answers" if differing <= len(examples) else \
+            f"the first {len(examples)} of {differing:,} differing answers"
+        console.print(Text(f"  {heading}:"), soft_wrap=True)
+        for line in examples:
+            console.print(Text(f"    {line}"), soft_wrap=True)
+    v = verdict_of(c)
+    for note in v.notes if v is not None else ():
+        console.print(Text(f"  note: {note}"), soft_wrap=True)
     if c["status"] == "fail":
         console.print(Text(f"    repro: {c['repro']}", style="dim"), soft_wrap=True)
 

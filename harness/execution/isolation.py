@@ -11,8 +11,10 @@ sits at the custom implementations (``CellSpec.custom``: ``path/to/file.py:funct
   the child imports it (:func:`harness.plan.implementations.load_custom`) and answers with
   a one-line :class:`UsageError` (a missing function, an import that raised) or "ok".
 * Inputs go over a socket as numpy arrays (raw bytes, no pickle of the data); the child
-  converts them with the framework's adapter (``to_native``), calls the function, converts
-  the result back (``from_native``) and returns the array and the call's duration.
+  converts them with the framework's adapter (``to_native``, or
+  :func:`~harness.frameworks.layouts.to_native_layout` for a forward call in another memory
+  layout), calls the function, converts the result back (``from_native``) and returns the
+  array and the call's duration.
 * Whatever the implementation does becomes a one-line reason and the next cell gets a
   fresh process: ``sys.exit`` (caught in the child), ``os._exit``, a signal, a segfault or
   abort (the parent reads the exit status), holding the GIL past ``timeout`` (the parent
@@ -52,6 +54,7 @@ import numpy as np
 
 from harness.frameworks.adapters import get_backend
 from harness.frameworks.autodiff import NotDifferentiable, vjp
+from harness.frameworks.layouts import layout_unavailable, to_native_layout
 from harness.plan.implementations import load_custom
 from oracles.errors import UsageError, one_line
 from oracles.formats import get_format
@@ -218,7 +221,7 @@ def _resolve(spec: str, oracle: str, framework: str) -> tuple[str, str]:
 
 
 def _call(conn: Connection, spec: str, oracle: str, framework: str, device: str, params: dict[str, Any],
-          grad: tuple[int, str] | None, shapes: Sequence[tuple[Any, tuple[int, ...], int]]) -> None:
+          grad: tuple[int, str] | None, layout: str, shapes: Sequence[tuple[Any, tuple[int, ...], int]]) -> None:
     arrays = _recv_arrays(conn, shapes)
     backend = get_backend(framework)
     try:
@@ -228,14 +231,17 @@ def _call(conn: Connection, spec: str, oracle: str, framework: str, device: str,
         conn.send(_failure(exc))
         return
     try:
-        native = [backend.to_native(a, device) for a in arrays]
+        if grad is None:
+            native = to_native_layout(backend, arrays, layout, device)
+        else:  # the parent refuses any other layout with a gradient
+            native = [backend.to_native(a, device) for a in arrays]
     except Exception as exc:  # noqa: BLE001 - e.g. a dtype the framework lacks
         conn.send(("inputs", one_line(exc)))
         return
     t0 = time.perf_counter()
     try:
         # overflow and invalid operations are what we measure, not warnings to print
-        with np.errstate(all="ignore"), warnings.catch_warnings():
+        with np.errstate(all="ignore"), warnings.catch_warnings(), backend.placed(device):
             warnings.simplefilter("ignore")
             if grad is None:
                 out = backend.from_native(fn(*native, **kwargs))
@@ -287,6 +293,23 @@ def _death(returncode: int | None) -> str:
             name = "unknown signal"
         return f"killed by signal {-returncode} ({name})"
     return f"the implementation ended it with exit code {returncode} (os._exit or a C exit)"
+
+
+def _check_call_layout(framework: str, layout: str, arrays: Sequence[np.ndarray],
+                       grad: tuple[int, str] | None) -> None:
+    """Refuse in the parent what the child could only report as a failed cell: the caller
+    asked for a layout that cannot be given. The default, contiguous, is today's call as it was."""
+    if layout == "contiguous":
+        return
+    # first: an unknown layout or framework is a UsageError naming the choices
+    why = layout_unavailable(framework, layout, arrays[0].ndim if arrays else 0)
+    if grad is not None:
+        # Rejected for now: autodiff of a view is a different graph (torch's backward of a
+        # transposed view, TensorFlow's of a strided slice) and the cotangent would need the
+        # same layout; gradient cells judge contiguous inputs only.
+        raise UsageError(f"layout {layout!r} is for forward calls; a gradient call takes contiguous inputs")
+    if why is not None:
+        raise UsageError(f"{framework}: cannot lay out the inputs as {layout}: {why}")
 
 
 _LIVE: weakref.WeakSet[Isolated] = weakref.WeakSet()
@@ -399,17 +422,25 @@ class Isolated:
         return self._reason(kind, text, " while importing the implementation")
 
     def call(self, spec: str, oracle: str, framework: str, device: str, arrays: Sequence[np.ndarray],
-             params: Mapping[str, Any], *, timeout: float, repro: str, grad: tuple[int, str] | None = None) -> Call:
+             params: Mapping[str, Any], *, timeout: float, repro: str, grad: tuple[int, str] | None = None,
+             layout: str = "contiguous") -> Call:
         """Call the implementation on ``arrays``; never raises for what it does. A process
         that has not imported it yet (a fresh one, after a timeout or a death) imports it
         first, under :meth:`resolve`'s own time limit rather than the call's. With ``grad``
         (the argument's position and name) the last array is a cotangent and the value is
-        the gradient autodiff returns (:func:`harness.frameworks.autodiff.vjp`)."""
+        the gradient autodiff returns (:func:`harness.frameworks.autodiff.vjp`).
+
+        ``layout`` (one of :data:`~harness.frameworks.layouts.LAYOUTS`) is how the inputs
+        are laid out in memory for the call (:func:`~harness.frameworks.layouts.to_native_layout`).
+        Raises :class:`UsageError`, before anything is sent, for an unknown layout, one the
+        framework cannot give the first array (:func:`~harness.frameworks.layouts.layout_unavailable`),
+        and any layout but ``contiguous`` with ``grad``."""
+        _check_call_layout(framework, layout, arrays, grad)
         if (spec, oracle, framework) not in self._imported:
             why = self.resolve(spec, oracle, framework, timeout=timeout, repro=repro)
             if why is not None:
                 return Call(failure=why)
-        header = ("call", spec, oracle, framework, device, dict(params), grad)
+        header = ("call", spec, oracle, framework, device, dict(params), grad, layout)
         try:
             reply, conn = self._ask(lambda c: _send_arrays(c, header, arrays), timeout)
             if reply[0] == "notdiff":

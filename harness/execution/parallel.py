@@ -56,6 +56,7 @@ from harness.plan.cells import CellResult, CellSpec
 from harness.plan.loader import import_source, source_of
 from oracles.gradients import gradient_for
 from oracles.lifetime import die_with_parent
+from oracles.properties import PROPERTIES
 from oracles.reference import Reference
 from oracles.registry import get_oracle
 
@@ -109,14 +110,17 @@ def _init_worker(setup: WorkerSetup, parent: int) -> None:
 
 
 #: modules every process has imported with the oracles package
-_BUILT_IN = ("oracles.catalogue", "oracles.catalogue_gradients")
+_BUILT_IN = ("oracles.catalogue", "oracles.catalogue_gradients", "oracles.catalogue_properties")
 
 
 def _oracle_sources(cells: Sequence[CellSpec]) -> tuple[str, ...]:
-    """The modules and files defining the plan's oracles that are not built in."""
-    modules = {get_oracle(name).module for name in {c.oracle for c in cells}}
-    # a user's gradient may be registered in another module than its oracle
+    """The modules and files defining the plan's oracles that are not built in ("" names
+    no oracle: a consistency cell of a user's operation)."""
+    names = {c.oracle for c in cells} - {""}
+    modules = {get_oracle(name).module for name in names}
+    # a user's gradient, or properties, may be registered in another module than its oracle
     modules |= {g.module for g in (gradient_for(c.oracle, c.wrt) for c in cells if c.is_grad) if g is not None}
+    modules |= {PROPERTIES.get(name).module for name in names if name in PROPERTIES}
     sources = {source_of(m) for m in modules if m and m not in _BUILT_IN}
     return tuple(sorted(s for s in sources if s is not None))
 

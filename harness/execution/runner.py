@@ -18,6 +18,7 @@ every other exception but ``KeyboardInterrupt`` still become the cell's error).
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 import time
@@ -30,16 +31,20 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from harness.execution.consistency import CallFailed, Subject, run_check
 from harness.execution.isolation import ISOLATION_SUPPORTED, Isolated, accepted_kwargs
 from harness.execution.progress import Progress
 from harness.frameworks.adapters import DEVICES, get_backend
 from harness.frameworks.autodiff import NotDifferentiable, differentiable, vjp
 from harness.frameworks.catalogue import get_impl
+from harness.frameworks.layouts import to_native_layout
 from harness.frameworks.registry import Impl
+from harness.judgement.consistency import Consistency
 from harness.judgement.error_vs_input import ProfileInputs, merge_profiles
 from harness.judgement.summary import Example, Summary, summarize
 from harness.judgement.tally import Baseline, tally
 from harness.plan.cells import CellResult, CellSpec
+from harness.plan.consistency import signature
 from harness.plan.cotangents import cotangent_values
 from harness.plan.implementations import custom_impl, load_custom
 from harness.plan.inputs import Batch, InputSet, StreamedPatterns, parse_inputs
@@ -47,6 +52,7 @@ from oracles.errors import OracleError, UsageError, choices, one_line
 from oracles.evaluate import evaluate
 from oracles.formats import Format, format_of_dtype, get_format
 from oracles.gradients import COUNT, gradient_oracle
+from oracles.properties import Properties, properties_of
 from oracles.reference import Reference
 from oracles.registry import Oracle, get_oracle
 
@@ -188,6 +194,8 @@ class Runner:
     #: importing each there gave: None (callable) or the reason its cells fail
     _isolated: Isolated | None = None
     _resolved: dict[tuple[str, str, str], str | None] = field(default_factory=dict)
+    #: this process's resident memory after its first position cell (see RELEASE_ABOVE)
+    _resident_before: int = 0
 
     # -- planning ---------------------------------------------------------------------
     def isolated(self, cell: CellSpec) -> bool:
@@ -230,11 +238,14 @@ class Runner:
     def validate(self, cells: Iterable[CellSpec]) -> None:
         """Raise :class:`UsageError` for anything wrong in the plan before running it."""
         for cell in cells:
-            oracle = get_oracle(cell.oracle)
+            oracle = signature(cell.oracle) if cell.check else get_oracle(cell.oracle)
             get_format(cell.dtype)
             oracle.bind(dict(cell.params))
             fmt = get_format(cell.dtype)
             if parse_inputs(cell.inputs).kind == "exhaustive" and fmt.bits > 16:
+                if cell.check:
+                    raise UsageError(f"{cell.id}: consistency checks hold their inputs in memory, and exhaustive"
+                                     f" {fmt.name} is 2**{fmt.bits} inputs; use special or random:N for {fmt.name}")
                 StreamedPatterns(fmt, oracle)  # raises the UsageError that explains the choices
             impl = self.impl_for(cell)
             if cell.is_grad:
@@ -252,7 +263,8 @@ class Runner:
         key: GroupKey = cell.group
         group = self._groups.get(key)
         if group is None:
-            oracle = get_oracle(cell.oracle)
+            # a consistency cell needs only the signature: a user's operation may have no oracle
+            oracle = signature(cell.oracle) if cell.check else get_oracle(cell.oracle)
             fmt = get_format(cell.dtype)
             inputs = parse_inputs(cell.inputs).generate(oracle, fmt)
             params = oracle.bind(dict(cell.params))
@@ -305,7 +317,7 @@ class Runner:
         the cells will run in other processes, which build their own) their baselines: the
         correctly rounded results judged, which each cell's judging starts from."""
         group = self._group(cell)
-        if group.inputs.streamed:
+        if group.inputs.streamed or cell.check:  # a consistency cell evaluates no oracle
             return
         for i in range(len(group.inputs.batches)):
             ref = self._reference(group, group.fmt, i)
@@ -382,6 +394,9 @@ class Runner:
                 why = str(exc)
             if why is not None:
                 return fail(todo[0] if len(todo) else 0, why)
+        if cell.check:
+            return self._consistency(cell, group, impl, backend, isolated, kwargs, started)
+
         def unsupported(index: int, message: str) -> Part:
             # the framework's own limitation: not a defect of the run
             part.failure = ("unsupported", message)
@@ -417,7 +432,8 @@ class Runner:
                 t0 = time.perf_counter()
 
                 try:
-                    raw = self._call(backend, impl.fn, native, kwargs, cell.timeout, impl.framework, group.wrt)
+                    raw = self._call(backend, impl.fn, native, kwargs, cell.timeout, impl.framework, group.wrt,
+                                     cell.device)
                 except _Timeout as exc:
                     return fail(index, str(exc))
                 except KeyboardInterrupt:
@@ -440,7 +456,8 @@ class Runner:
                     try:
                         again_arrays = judged.arrays if cot is None else (*judged.arrays, cot)
                         native = [backend.to_native(a, cell.device) for a in again_arrays]
-                        raw = self._call(backend, impl.fn, native, kwargs, cell.timeout, impl.framework, group.wrt)
+                        raw = self._call(backend, impl.fn, native, kwargs, cell.timeout, impl.framework, group.wrt,
+                                     cell.device)
                     except _Timeout as again:
                         return fail(index, f"{one_line(exc)}; without its inputs whose exact result is NaN: {again}")
                     except KeyboardInterrupt:
@@ -495,15 +512,88 @@ class Runner:
 
     @staticmethod
     def _call(backend: Any, fn: Callable[..., Any], native: list[Any], kwargs: dict[str, Any], timeout: float,
-              framework: str = "", grad: tuple[int, str] | None = None) -> Any:
-        """The implementation's output, or with ``grad`` (position and name of an argument;
-        the last of ``native`` is then the cotangent) the gradient its framework's autodiff
-        gives, as a numpy array."""
+              framework: str = "", grad: tuple[int, str] | None = None, device: str = "cpu") -> Any:
+        """The implementation's output on ``device``, or with ``grad`` (position and name of
+        an argument; the last of ``native`` is then the cotangent) the gradient its
+        framework's autodiff gives, as a numpy array."""
+        def forward() -> Any:
+            with backend.placed(device):
+                return backend.from_native(fn(*native, **kwargs))
+
         if grad is None:
-            return _call_with_timeout(lambda: backend.from_native(fn(*native, **kwargs)), timeout)
+            return _call_with_timeout(forward, timeout)
         *args, cotangent = native
-        return _call_with_timeout(lambda: backend.from_native(
-            vjp(framework, fn, args, kwargs, wrt=grad[0], wrt_name=grad[1], cotangent=cotangent)), timeout)
+
+        def backward() -> Any:
+            with backend.placed(device):
+                return backend.from_native(
+                    vjp(framework, fn, args, kwargs, wrt=grad[0], wrt_name=grad[1], cotangent=cotangent))
+
+        return _call_with_timeout(backward, timeout)
+
+    def _consistency(self, cell: CellSpec, group: _Group, impl: Impl, backend: Any, isolated: bool,
+                     kwargs: dict[str, Any], started: float) -> Part:
+        """Run ``cell``'s consistency check (harness.execution.consistency): the
+        implementation called in every context the check asks for, no oracle evaluated."""
+        part = Part()
+        spent = [0.0]
+
+        def call(arrays: Sequence[npt.NDArray[Any]], layout: str, device: str) -> npt.NDArray[Any]:
+            if isolated:
+                outcome = self._process().call(
+                    cell.impl, cell.oracle, cell.framework, device, arrays, group.params,
+                    timeout=cell.timeout, repro=cell.repro(), layout=layout)
+                if outcome.failure is not None:
+                    raise CallFailed(outcome.failure)
+                spent[0] += outcome.seconds
+                return np.asarray(outcome.value)
+            try:
+                native = to_native_layout(backend, arrays, layout, device)
+            except Exception as exc:  # noqa: BLE001 - e.g. a dtype the framework lacks
+                raise CallFailed(f"inputs: {one_line(exc)}") from None
+            t0 = time.perf_counter()
+            try:
+                with backend.placed(device):
+                    return np.asarray(backend.from_native(impl.fn(*native, **kwargs)))
+            except KeyboardInterrupt:
+                raise
+            except SystemExit as exc:
+                raise CallFailed(f"the implementation called sys.exit({exc.code!r})") from None
+            except BaseException as exc:  # noqa: BLE001 - the implementation's failure is the result
+                raise CallFailed(one_line(exc)) from None
+            finally:
+                spent[0] += time.perf_counter() - t0
+
+        subject = Subject(
+            oracle=group.oracle, params=group.params,
+            props=properties_of(group.oracle.name, group.params) if group.oracle.name else Properties(),
+            fmt=group.fmt, device=cell.device, framework=cell.framework, tolerance=cell.budget.max_ulp,
+        )
+
+        def check() -> Consistency:
+            return run_check(cell.check, subject, group.inputs.batches, call)
+
+        try:
+            # the isolated process keeps its own time limit per call; in this process the
+            # whole check runs under the cell's (a hang is abandoned, as for accuracy cells)
+            part.consistency = check() if isolated else _call_with_timeout(check, cell.timeout)
+        except _Timeout as exc:
+            part.failure, part.failed_at = ("error", str(exc)), 0
+        except CallFailed as exc:
+            kind = "unsupported" if cell.dtype in impl.unsupported_dtypes else "error"
+            part.failure, part.failed_at = (kind, str(exc)), 0
+        finally:
+            # the position check calls 65 shapes; what the framework compiled for them stays
+            # for the next cells (the implementation's other input sets have the same shapes)
+            # until this process has grown by RELEASE_ABOVE since its first position cell
+            if not isolated and cell.check == "position":
+                resident = _resident_bytes()
+                self._resident_before = self._resident_before or resident
+                if resident > self._resident_before + RELEASE_ABOVE:
+                    backend.release_caches()
+        part.impl_seconds = spent[0]
+        part.seconds = time.perf_counter() - started
+        return part
 
     def _without_nan_truth(
         self, cell: CellSpec, group: _Group, index: int, batch: Batch, reduction: str
@@ -539,6 +629,11 @@ class Runner:
         if part.failure is not None:
             status, reason = part.failure
             return CellResult(cell, status, reason, seconds=seconds if status != "skipped" else 0.0)
+        if part.consistency is not None:
+            found = part.consistency
+            reason = "; ".join([found.headline(), *found.notes])
+            return CellResult(cell, "pass" if found.consistent else "fail", reason, None, None,
+                              seconds=seconds, impl_seconds=part.impl_seconds, consistency=found)
         if part.summary is None:  # a cell with no batches: nothing was judged
             return CellResult(cell, "error", "no inputs", seconds=seconds)
         total = part.summary
@@ -582,6 +677,22 @@ def _positions_in_batch(summary: Summary, kept_rows: npt.NDArray[np.intp], size:
     return replace(summary, worst=tuple(map(moved, summary.worst)), examples=tuple(map(moved, summary.examples)))
 
 
+#: growth of resident memory (since the first position cell) above which a position cell
+#: releases its framework's compiled kernels (JAX keeps about 90 MB of them per
+#: implementation and dtype swept, over 10 GB in one worker over the frameworks suite)
+RELEASE_ABOVE = 3 << 29
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory (Linux ``/proc/self/statm``); where that cannot be
+    read, a number above any threshold, so that caches are released rather than kept."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 1 << 62
+
+
 @dataclass
 class Part:
     """What running some batches of a cell produced: the merged summary, profile and
@@ -600,6 +711,8 @@ class Part:
     #: first refusal's message (see Runner._without_nan_truth)
     rejected: int = 0
     rejected_why: str | None = None
+    #: a consistency cell's verdict (its cells run whole: never merged from parts)
+    consistency: Consistency | None = None
 
     def merge(self, later: Part) -> Part:
         """This part followed by ``later`` (batches after this one's). The first failure

@@ -62,7 +62,8 @@ def _run_cells(
     runner.validate(cells)
     progress = runner.progress
     results: list[CellResult] = []
-    firsts = list({c.group: c for c in reversed(cells)}.values())[::-1]
+    # one cell per group computes its references; consistency cells evaluate no oracle
+    firsts = list({c.group: c for c in reversed(cells) if not c.check}.values())[::-1]
     parallel = jobs > 1 and not runner.extra_impls and _worth_splitting(cells, runner)
     if progress:
         progress.label = "references"

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -263,6 +263,15 @@ class Backend:
         """Wait until queued work on ``device`` has finished (for timings; from_native
         already waits for the value it reads)."""
 
+    def release_caches(self) -> None:
+        """Drop what the framework keeps per tensor shape (compiled kernels), after work
+        that called it with many shapes. Nothing to drop by default."""
+
+    def placed(self, device: str) -> contextlib.AbstractContextManager[Any]:
+        """A context in which the implementation's ops run on ``device``. Frameworks whose
+        ops follow their inputs' device need none (the default)."""
+        return contextlib.nullcontext()
+
     # -- transfer -------------------------------------------------------------------------
     def to_native(self, arr: npt.ArrayLike, device: str) -> Any:
         """A tensor of this framework on ``device`` with exactly ``arr``'s bits and dtype
@@ -412,6 +421,12 @@ class TensorFlowBackend(Backend):
             return t
         with tf.device("/GPU:0"):
             return tf.identity(t)
+
+    def placed(self, device: str) -> contextlib.AbstractContextManager[Any]:
+        """TensorFlow runs an op on the GPU whenever there is one, wherever its inputs are:
+        without this a ``cpu`` cell (and the CPU side of the device check) would run there."""
+        tf = self._tf(self._require())
+        return cast("contextlib.AbstractContextManager[Any]", tf.device("/GPU:0" if device == "cuda" else "/CPU:0"))
 
     def _to_tf_tensor(self, fw: Any, value: Any) -> Any:
         tf = self._tf(fw)
@@ -564,6 +579,14 @@ class JaxBackend(Backend):
         if wanted != _jax_cache_seen[0]:  # cheap test first: _load runs for every cell
             _configure_jax_cache(jax, wanted)
         return jax
+
+    def release_caches(self) -> None:
+        """JAX compiles every primitive for every new shape and keeps the executables for
+        the life of the process: a consistency position check (65 lengths) leaves about
+        90 MB of them per implementation and dtype, which summed to over 10 GB in one
+        worker over the frameworks suite."""
+        if self.module in sys.modules:
+            sys.modules[self.module].clear_caches()
 
     def _cuda_device(self, fw: Any) -> Any | None:
         for platform_name in ("cuda", "gpu"):

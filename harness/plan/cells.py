@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.judgement.consistency import CHECKS, Consistency
 from harness.judgement.definitions import CATEGORIES, TORCH_TOLERANCES, Tolerance
 from harness.judgement.summary import Summary
 from oracles.errors import UsageError, choices
@@ -240,8 +241,17 @@ class CellSpec:
     wrt: str = ""
     #: a gradient cell's cotangent, one of :data:`COTANGENTS`
     cotangent: str = "ones"
+    #: "" for an accuracy cell; otherwise the consistency check the cell runs (one of
+    #: harness.judgement.consistency.CHECKS), which needs no oracle: ``oracle`` is then
+    #: the function the implementation computes, or "" for a user's operation without one
+    check: str = ""
 
     def __post_init__(self) -> None:
+        if self.check:
+            if self.check not in CHECKS:
+                raise UsageError(f"unknown consistency check {self.check!r}; {choices(CHECKS, given=self.check)}")
+            if self.wrt:
+                raise UsageError("a consistency check judges forward values: drop the gradient argument")
         if self.cotangent not in COTANGENTS:
             raise UsageError(f"unknown cotangent {self.cotangent!r}; {choices(COTANGENTS, given=self.cotangent)}")
         if not self.wrt and self.cotangent != "ones":
@@ -266,6 +276,11 @@ class CellSpec:
         return tuple((k, v) for k, v in self.params if defaults.get(k) != v)
 
     @property
+    def is_consistency(self) -> bool:
+        """Whether the cell runs a consistency check rather than judging accuracy."""
+        return bool(self.check)
+
+    @property
     def is_grad(self) -> bool:
         """Whether the cell judges a gradient rather than forward values."""
         return bool(self.wrt)
@@ -275,7 +290,8 @@ class CellSpec:
         """What the cell judges, as tables title it: ``softplus``, its gradient ``∂softplus``,
         or ``∂binary_cross_entropy/∂p`` for an oracle with several real arguments."""
         if not self.wrt:
-            return self.oracle
+            # an operation without an oracle is titled by its function's name
+            return self.oracle or self.impl.rpartition(":")[2] or self.impl
         try:
             single = len(get_oracle(self.oracle).real_args) == 1
         except UsageError:  # an oracle unknown here (a results file from another build)
@@ -287,28 +303,32 @@ class CellSpec:
         extra = "".join(f"-{k}={v}" for k, v in self.shown_params)
         if self.wrt and self.cotangent != "ones":
             extra += f"-cotangent={self.cotangent}"
+        if self.check:
+            extra += f"-consistency={self.check}"
         return f"{self.subject}[{self.impl}-{self.device}-{self.dtype}-{self.inputs}{extra}]"
 
     @property
     def pass_(self) -> str:
-        """``"forward"`` or ``"grad"``: the pass the cell judges (the JSON field ``pass``)."""
-        return "grad" if self.wrt else "forward"
+        """``"forward"``, ``"grad"`` or ``"consistency"``: what the cell judges (the JSON
+        field ``pass``)."""
+        return "consistency" if self.check else "grad" if self.wrt else "forward"
 
     @property
     def key(self) -> tuple[str, str, str, str, str, str, str]:
         """How cells are matched across runs (baseline comparison, merging)."""
         params = ",".join(f"{k}={v}" for k, v in self.params)
-        judged = f"∂{self.wrt}:{self.cotangent}" if self.wrt else ""
+        judged = f"∂{self.wrt}:{self.cotangent}" if self.wrt else f"≡{self.check}" if self.check else ""
         return (self.oracle, self.impl, self.dtype, self.device, self.inputs, params, judged)
 
     @property
     def group(self) -> tuple[Any, ...]:
-        """Cells with one group share their inputs and references."""
+        """Cells with one group share their inputs and references (a consistency cell shares
+        its forward cells' inputs and needs no references)."""
         return (self.oracle, self.dtype, self.inputs, self.params, self.wrt, self.cotangent if self.wrt else "")
 
     def repro(self) -> str:
         """The command line that reproduces this cell."""
-        parts = ["fpharness", "check", self.impl, "--oracle", self.oracle]
+        parts = ["fpharness", "check", self.impl] + (["--oracle", self.oracle] if self.oracle else [])
         if self.custom:
             parts += ["--framework", self.framework]
         parts += ["--dtype", self.dtype, "--device", self.device, "--inputs", self.inputs]
@@ -318,6 +338,11 @@ class CellSpec:
             parts += ["--grad", self.wrt]
             if self.cotangent != "ones":
                 parts += ["--cotangent", self.cotangent]
+        if self.check:
+            parts += ["--consistency", self.check]
+            if self.budget.max_ulp is not None:
+                # a consistency tolerance decides what differs, not only the verdict: keep it
+                parts += ["--consistency-ulp", f"{self.budget.max_ulp:g}"]
         return " ".join(_quote(p) for p in parts)
 
 
@@ -341,6 +366,8 @@ class CellResult:
     #: inputs (rows, for row-wise oracles) whose exact result is NaN that the implementation
     #: refused by raising; the cell was judged on the others
     rejected: int = 0
+    #: a consistency cell's findings (harness.judgement.consistency)
+    consistency: Consistency | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         s = self.spec
@@ -365,6 +392,10 @@ class CellResult:
         }
         if s.wrt:
             out["wrt"], out["cotangent"] = s.wrt, s.cotangent
+        if s.check:
+            out["check"] = s.check
+        if self.consistency is not None:
+            out["consistency"] = self.consistency.to_json()
         if self.profile is not None:
             out["profile"] = self.profile
         if self.rejected:
@@ -372,16 +403,19 @@ class CellResult:
         if self.summary is not None:
             out.update(self.summary.to_json())
         else:
-            out.update({"n": 0, "correctly_rounded": 0, "ulp": None, "incidence": None, "worst": [], "examples": []})
+            n = self.consistency.compared if self.consistency is not None else 0
+            out.update({"n": n, "correctly_rounded": 0, "ulp": None, "incidence": None, "worst": [], "examples": []})
         return out
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> CellResult:
         judged = d.get("pass", "forward")
-        if judged not in ("forward", "grad") or (judged == "grad" and not d.get("wrt")):
-            # a gradient cell read as a forward one would take the forward cell's key
-            raise ValueError(f"cell {d.get('id')!r}: pass {judged!r} (with wrt {d.get('wrt')!r}) is not"
-                             " 'forward' or 'grad' with the argument differentiated")
+        if (judged not in ("forward", "grad", "consistency") or (judged == "grad" and not d.get("wrt"))
+                or (judged == "consistency" and not d.get("check"))):
+            # a gradient or consistency cell read as a forward one would take its key
+            raise ValueError(f"cell {d.get('id')!r}: pass {judged!r} (with wrt {d.get('wrt')!r}, check"
+                             f" {d.get('check')!r}) is not 'forward', 'grad' with the argument differentiated"
+                             " or 'consistency' with its check")
         spec = CellSpec(
             oracle=d["oracle"],
             impl=d["impl"],
@@ -394,6 +428,7 @@ class CellResult:
             custom=bool(d.get("custom", False)),
             wrt=str(d["wrt"]) if judged == "grad" else "",
             cotangent=str(d.get("cotangent", "ones")),
+            check=str(d["check"]) if judged == "consistency" else "",
         )
         summary = Summary.from_json(d) if d.get("exact_summary") else None
         return CellResult(
@@ -406,4 +441,5 @@ class CellResult:
             impl_seconds=float(d.get("impl_seconds", 0.0)),
             profile=d.get("profile"),
             rejected=int(d.get("rejected", 0)),
+            consistency=Consistency.from_json(d["consistency"]) if d.get("consistency") else None,
         )

@@ -19,6 +19,10 @@
     wrt = ["x"]                  # the arguments differentiated (default: every real one)
     cotangents = ["ones", "random"]   # ones (default), random, special
     grad_budget = { max_ulp = 2 }     # the gradient cells' budget (default: budget)
+    consistency = true           # or a list: ["position", "layout", "monotone"] (README "Consistency")
+    consistency_inputs = ["special", "random:2000"]   # default: inputs
+    consistency_dtypes = ["bfloat16"]    # some of dtypes (default: all of them)
+    consistency_budget = { max_ulp = 0 }  # ULPs two answers may differ by (default: each check's own)
     [case.budget]
     max_ulp = { float16 = 1, bfloat16 = 1, float32 = 4 }   # or one number
     allow = { inherent_inf = true, lost_to_zero = 10 }
@@ -30,6 +34,11 @@
 Unknown keys, oracles, dtypes, devices and implementations are errors that name the bad
 value and the valid choices. A custom implementation that is a file path is resolved
 relative to the suite file.
+
+A case for a user's operation that has no oracle leaves ``oracle`` out: it needs
+``consistency`` and custom ``impls``, and its cells are consistency cells of an elementwise
+operation over one real argument (so ``params``, ``budget`` and the gradient keys are errors
+there).
 
 ``schema`` is required (a file without it may be of any format). ``impls``, ``dtypes``,
 ``devices``, ``inputs`` and ``imports`` are lists even for one entry (``dtypes =
@@ -56,12 +65,13 @@ from harness.frameworks.autodiff import differentiable
 from harness.frameworks.catalogue import get_impl, impls_for
 from harness.frameworks.registry import FRAMEWORKS
 from harness.plan.cells import Budget, CellSpec, passes
+from harness.plan.consistency import checks_for, consistency_params, signature
 from harness.plan.files import regular_file
 from harness.plan.inputs import parse_inputs
 from harness.plan.loader import load_file
 from oracles.errors import UsageError, choices
 from oracles.formats import FORMATS, get_format
-from oracles.registry import get_oracle
+from oracles.registry import Oracle, get_oracle
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -73,7 +83,10 @@ __all__ = ["NAME_RULE", "SUITE_SCHEMA", "Suite", "load_suite", "suite_name"]
 SUITE_SCHEMA = 1
 _TOP_KEYS = {"schema", "name", "description", "imports", "case"}
 _CASE_KEYS = {"oracle", "impls", "framework", "dtypes", "devices", "inputs", "params", "budget", "timeout", "name", "note",
-              "mode", "grad", "wrt", "cotangents", "grad_budget"}
+              "mode", "grad", "wrt", "cotangents", "grad_budget", "consistency", "consistency_inputs", "consistency_dtypes",
+              "consistency_budget"}
+#: the oracle's parameters and the accuracy cells' keys, which a case without an oracle cannot have
+_ORACLE_KEYS = {"params", "budget", "mode", "grad", "wrt", "cotangents", "grad_budget"}
 _BUDGET_KEYS = {"max_ulp", "allow", "max_bits", "atol", "rtol", "tolerance"}
 #: budget limits that may be one value or a table per dtype
 _PER_DTYPE = ("max_ulp", "max_bits", "atol", "rtol")
@@ -114,7 +127,9 @@ def _list_of_str(where: str, key: str, value: Any) -> list[str]:
     return list(value)
 
 
-_EXAMPLES = {"impls": '["*"]', "wrt": '["x"]', "cotangents": '["ones", "random"]', "dtypes": '["float16", "bfloat16"]', "devices": '["cpu"]',
+_EXAMPLES = {"impls": '["*"]', "consistency": '["position", "layout"]', "consistency_inputs": '["special"]',
+             "consistency_dtypes": '["bfloat16"]',
+              "wrt": '["x"]', "cotangents": '["ones", "random"]', "dtypes": '["float16", "bfloat16"]', "devices": '["cpu"]',
              "inputs": '["special", "random:10000"]', "imports": '["my_oracles.py"]'}
 
 
@@ -261,50 +276,36 @@ def _check_schema(p: Path, schema: Any) -> None:
 
 def _case_cells(p: Path, where: str, case: Mapping[str, Any]) -> list[CellSpec]:
     """The cells of one ``[[case]]`` table (its keys already checked)."""
-    for required in ("oracle", "impls", "dtypes", "inputs"):
+    for required in ("impls", "dtypes", "inputs"):
         if required not in case:
             raise UsageError(f"{where}: missing required key {required!r}")
+    if "oracle" not in case:
+        # a user's operation without an oracle: consistency cells only
+        if case.get("consistency", False) is False:
+            raise UsageError(f"{where}: missing required key 'oracle' (a case without one has only consistency"
+                             " checks: add consistency = true)")
+        needs_oracle = sorted(_ORACLE_KEYS & set(case))
+        if needs_oracle:
+            raise UsageError(f"{where}: a case without an oracle has only consistency checks, which take no"
+                             f" {needs_oracle[0]}; drop {needs_oracle[0]}, or add oracle = \"NAME\"")
+        return _consistency_cells(p, where, case, signature(""), ())
     if not isinstance(case["oracle"], str):
         raise UsageError(f"{where}: oracle must be a string, got {_toml_value(case['oracle'])}; e.g. oracle = \"softplus\"")
     oracle = get_oracle(case["oracle"])
     where = f"{where} ({oracle.name})"
     dtypes = [get_format(d).name for d in _list_of_str(where, "dtypes", case["dtypes"])]
-    devices = _list_of_str(where, "devices", case.get("devices", ["cpu"]))
-    for device in devices:
-        if device not in DEVICES:
-            raise UsageError(f"{where}: unknown device {device!r}; {choices(DEVICES, given=device)}")
+    devices = _devices(where, case)
     inputs = [parse_inputs(s).text for s in _list_of_str(where, "inputs", case["inputs"])]
     params_table = case.get("params") or {}
     if not isinstance(params_table, Mapping):
         raise UsageError(f"{where}: params must be a table such as {{ beta = 2.0 }}")
     bound = oracle.bind(params_table)
     params = tuple(sorted((k, v) for k, v in bound.items()))
-    timeout = case.get("timeout", 300)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
-        raise UsageError(f"{where}: timeout must be a positive number of seconds, got {_toml_value(timeout)};"
-                         " e.g. timeout = 300")
-    framework = case.get("framework")
-    if framework is not None and framework not in FRAMEWORKS:
-        raise UsageError(f"{where}: unknown framework {framework!r}; {choices(FRAMEWORKS, given=framework)}")
+    timeout = _timeout(where, case)
+    framework = _framework(where, case)
     judged = _passes(where, oracle, case)
-    impl_specs = _list_of_str(where, "impls", case["impls"])
-    resolved: list[tuple[str, str, bool]] = []
-    wildcard: set[str] = set()
-    for spec in impl_specs:
-        if spec == "*":
-            resolved += [(i.id, i.framework, False) for i in impls_for(oracle.name)]
-            wildcard |= {i.id for i in impls_for(oracle.name)}
-            continue
-        impl_id, custom = _resolve_impl(spec, p.parent)
-        if custom:
-            if framework is None:
-                raise UsageError(f"{where}: custom implementation {spec!r} needs framework = one of {', '.join(FRAMEWORKS)}")
-            resolved.append((impl_id, framework, True))
-        else:
-            impl = get_impl(impl_id)
-            if impl.oracle != oracle.name:
-                raise UsageError(f"{where}: {impl_id} implements {impl.oracle}, not {oracle.name}")
-            resolved.append((impl.id, impl.framework, False))
+    resolved = _impls(p, where, case, oracle, framework)
+    wildcard = {i.id for i in impls_for(oracle.name)} if "*" in case["impls"] else set()
     cells: list[CellSpec] = []
     for wrt, cotangent in judged:
         for impl_id, fw, custom in resolved:
@@ -322,7 +323,118 @@ def _case_cells(p: Path, where: str, case: Mapping[str, Any]) -> list[CellSpec]:
                             inputs=spec_text, params=params, budget=budget, custom=custom, timeout=float(timeout),
                             wrt=wrt, cotangent=cotangent,
                         ))
+    if case.get("consistency", False) is not False:  # [] or 0 is a mistake to name, not a false
+        cells += _consistency_cells(p, where, case, oracle, params)
+    elif {"consistency_inputs", "consistency_dtypes", "consistency_budget"} & set(case):
+        raise UsageError(f"{where}: consistency_inputs, consistency_dtypes and consistency_budget need"
+                         " consistency = true (or a list)")
     return cells
+
+
+
+def _devices(where: str, case: Mapping[str, Any]) -> list[str]:
+    devices = _list_of_str(where, "devices", case.get("devices", ["cpu"]))
+    for device in devices:
+        if device not in DEVICES:
+            raise UsageError(f"{where}: unknown device {device!r}; {choices(DEVICES, given=device)}")
+    return devices
+
+
+def _impls(p: Path, where: str, case: Mapping[str, Any], oracle: Oracle,
+           framework: str | None) -> list[tuple[str, str, bool]]:
+    """The case's implementations as (id, framework, custom): ``"*"`` is every built-in of
+    the oracle; a case without an oracle (consistency only) takes custom ones alone."""
+    resolved: list[tuple[str, str, bool]] = []
+    for spec in _list_of_str(where, "impls", case["impls"]):
+        if spec == "*" and oracle.name:
+            resolved += [(i.id, i.framework, False) for i in impls_for(oracle.name)]
+            continue
+        impl_id, custom = _resolve_impl(spec, p.parent)
+        if not custom and not oracle.name:
+            raise UsageError(f"{where}: a case without an oracle takes custom implementations (module:function or"
+                             f" file.py:function), got {spec!r}")
+        if custom:
+            if framework is None:
+                raise UsageError(f"{where}: custom implementation {spec!r} needs framework = one of {', '.join(FRAMEWORKS)}")
+            resolved.append((impl_id, framework, True))
+        else:
+            impl = get_impl(impl_id)
+            if impl.oracle != oracle.name:
+                raise UsageError(f"{where}: {impl_id} implements {impl.oracle}, not {oracle.name}")
+            resolved.append((impl.id, impl.framework, False))
+    return resolved
+
+def _consistency_cells(p: Path, where: str, case: Mapping[str, Any], oracle: Oracle,
+                       params: tuple[tuple[str, Any], ...]) -> list[CellSpec]:
+    """The consistency cells of a case (README "Consistency"): one per implementation,
+    dtype, device, input set and check."""
+    wanted = case["consistency"]
+    if isinstance(wanted, bool):
+        requested = None
+    elif isinstance(wanted, list):
+        requested = _list_of_str(where, "consistency", wanted)
+    else:
+        raise UsageError(f"{where}: consistency must be true, false or a list of checks, got {_toml_value(wanted)};"
+                         f" e.g. consistency = true or consistency = {_EXAMPLES['consistency']}")
+    table = case.get("consistency_budget", {})
+    if isinstance(table, Mapping):
+        # two answers of one implementation have no truth: only the ULPs between them count
+        _check_keys(f"{where}.consistency_budget", table, {"max_ulp"})
+    dtypes = [get_format(d).name for d in _list_of_str(where, "dtypes", case["dtypes"])]
+    if "consistency_dtypes" in case:
+        names = _list_of_str(where, "consistency_dtypes", case["consistency_dtypes"])
+        try:
+            wanted_dtypes = [get_format(d).name for d in names]
+        except UsageError as exc:
+            raise UsageError(f"{where}: consistency_dtypes: {exc}") from None
+        extra = [d for d in wanted_dtypes if d not in dtypes]
+        if extra:
+            raise UsageError(f"{where}: consistency_dtypes names {extra[0]}, which is not in dtypes"
+                             f" ({', '.join(dtypes)}); consistency_dtypes picks some of them")
+        dtypes = wanted_dtypes
+    budgets = {dtype: _budget_for(where, table, dtype, "consistency_budget") for dtype in dtypes}
+    devices = _devices(where, case)
+    if requested and "device" in requested and "cuda" not in devices:
+        raise UsageError(f"{where}: consistency check 'device' compares CPU with CUDA, and the case has no cuda"
+                         f" device; add \"cuda\" to devices, or drop \"device\" from consistency")
+    specs = case.get("consistency_inputs", case["inputs"])
+    inputs = [parse_inputs(s).text for s in _list_of_str(where, "consistency_inputs", specs)]
+    bound = consistency_params(oracle, dict(params))
+    cparams = tuple(sorted(bound.items()))
+    timeout = _timeout(where, case)
+    framework = _framework(where, case)
+    resolved = _impls(p, where, case, oracle, framework)
+    cells: list[CellSpec] = []
+    try:
+        for impl_id, fw, custom in resolved:
+            for dtype in dtypes:
+                budget = budgets[dtype]
+                for device in devices:
+                    for check in checks_for(oracle, bound, device, requested):
+                        for spec_text in inputs:
+                            cells.append(CellSpec(
+                                oracle=oracle.name, impl=impl_id, framework=fw, dtype=dtype, device=device,
+                                inputs=spec_text, params=cparams, budget=budget, custom=custom, timeout=timeout,
+                                check=check,
+                            ))
+    except UsageError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    return cells
+
+
+def _timeout(where: str, case: Mapping[str, Any]) -> float:
+    timeout = case.get("timeout", 300)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+        raise UsageError(f"{where}: timeout must be a positive number of seconds, got {_toml_value(timeout)};"
+                         " e.g. timeout = 300")
+    return float(timeout)
+
+
+def _framework(where: str, case: Mapping[str, Any]) -> str | None:
+    framework = case.get("framework")
+    if framework is not None and framework not in FRAMEWORKS:
+        raise UsageError(f"{where}: unknown framework {framework!r}; {choices(FRAMEWORKS, given=framework)}")
+    return framework
 
 
 def _passes(where: str, oracle: Any, case: Mapping[str, Any]) -> list[tuple[str, str]]:

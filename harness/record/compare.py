@@ -32,6 +32,17 @@
    lost_to_zero) are listed as information: their accuracy cost already shows in the max
    ULP and the correctly rounded fraction.
 
+Consistency cells (``"pass": "consistency"``; their key ends with ``≡<check>``, so they
+meet only the same check of the same cell) follow rules 1 to 4 as they stand: consistent
+before and differing now is ``new_failure``. Rules 5 and 6 read their
+:class:`~harness.judgement.consistency.Consistency` instead of a summary (they have none,
+and no accuracy delta is computed for them): they are comparable when both sides have a
+verdict that made the same number of comparisons with the same tolerance (else
+``incomparable``: the check or its inputs changed), and then *worse* is more differing
+comparisons, or a larger max ULP distance between the answers (``max_ulp_apart``; a NaN
+met by a number is the largest), and *better* the mirror image, both decisive and exact:
+the counts are of identical comparisons.
+
 ``regressed`` and ``new_failure`` fail a comparison (:attr:`Comparison.exit_code` 1).
 A changed framework version or device name is attached to every verdict of that
 framework's cells (:attr:`CellVerdict.environment`), so that "torch 2.3 -> 2.4 made
@@ -41,10 +52,12 @@ bfloat16 softmax worse" is one row. Views live in :mod:`reports.comparison`.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from harness.judgement.consistency import Consistency
 from harness.judgement.summary import CATEGORIES, DEFECTS, Summary
 from harness.plan.cells import CellResult
 from harness.record.results import Results, RunInfo
@@ -146,7 +159,9 @@ Effect = Literal["worse", "better", "same"]
 @dataclass(frozen=True, slots=True)
 class Delta:
     """One metric of a cell before and after. ``metric`` is ``max_ulp``,
-    ``correctly_rounded`` (a fraction) or an incidence category. ``decisive`` is False for
+    ``correctly_rounded`` (a fraction) or an incidence category; for a consistency cell
+    ``differing`` (comparisons that differed) or ``max_ulp_apart`` (the largest ULP distance
+    between two answers; ``inf`` for a NaN met by a number). ``decisive`` is False for
     metrics shown for information only (unwatched incidence categories)."""
 
     metric: str
@@ -161,6 +176,10 @@ class Delta:
             return f"max ulp {_num(self.before)} → {_num(self.after)} ({'+' if diff >= 0 else '-'}{_num(abs(diff))})"
         if self.metric == "correctly_rounded":
             return f"correctly rounded {_pct(self.before)} → {_pct(self.after)}"
+        if self.metric == "differing":
+            return f"differing comparisons {int(self.before)} → {int(self.after)}"
+        if self.metric == "max_ulp_apart":
+            return f"max ulp apart {_apart(self.before)} → {_apart(self.after)}"
         return f"{self.metric} {int(self.before)} → {int(self.after)}"
 
 
@@ -170,6 +189,10 @@ def _num(x: float) -> str:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
+
+
+def _apart(x: float) -> str:
+    return "NaN vs a number" if math.isinf(x) else _num(x)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,8 +317,12 @@ def _judge(
             return verdict(Kind.FIXED, f"passes now (was error: {b.reason})")
         return verdict(Kind.IMPROVED, f"runs again (was error: {b.reason}) but fails: {c.reason}")
 
-    comparable, why_not = _comparable(b, c)
-    deltas = _deltas(b, c, tol) if comparable else ()
+    if b.spec.check:  # the same key: both are consistency cells of one check
+        comparable, why_not = _consistency_comparable(b.consistency, c.consistency)
+        deltas = _consistency_deltas(b.consistency, c.consistency) if comparable else ()
+    else:
+        comparable, why_not = _comparable(b, c)
+        deltas = _deltas(b, c, tol) if comparable else ()
     budget_note = "; budget changed" if b.spec.budget != c.spec.budget else ""
     if b.status == "pass" and c.status == "fail":
         return verdict(Kind.NEW_FAILURE, f"fails now: {c.reason}{budget_note}", deltas)
@@ -321,6 +348,36 @@ def _comparable(b: CellResult, c: CellResult) -> tuple[bool, str]:
     if b.summary.n != c.summary.n:
         return False, f"inputs differ: {b.summary.n} → {c.summary.n} elements (input generator or file changed)"
     return True, ""
+
+
+def _consistency_comparable(b: Consistency | None, c: Consistency | None) -> tuple[bool, str]:
+    if b is None or c is None:
+        side = "baseline" if b is None else "current run"
+        return False, f"no consistency verdict in the {side} (a results file from another fpharness?)"
+    if b.compared != c.compared and not (c.differing > b.differing and c.compared <= b.compared):
+        # the count of comparisons moves with the implementation too (monotone and bounds
+        # leave NaN answers out): more differing answers out of no more comparisons is a
+        # regression whatever else changed; fewer differing out of fewer proves nothing
+        return False, (f"comparisons differ: {b.compared} → {c.compared} (the check, its inputs, or which"
+                       " answers are NaN changed)")
+    if b.tolerance != c.tolerance:
+        return False, f"tolerance {b.tolerance:g} → {c.tolerance:g} ulp: the answers are counted against another"
+    return True, ""
+
+
+def _consistency_deltas(b: Consistency | None, c: Consistency | None) -> tuple[Delta, ...]:
+    """Differing comparisons, and the largest distance between answers where both sides
+    measure one (the bounds check measures none). Exact: there is no noise to tolerate."""
+    assert b is not None and c is not None
+    out = [Delta("differing", float(b.differing), float(c.differing), _exact(c.differing - b.differing))]
+    if b.max_ulp is not None and c.max_ulp is not None:
+        growth = 0.0 if b.max_ulp == c.max_ulp else c.max_ulp - b.max_ulp  # inf - inf is NaN, not 0
+        out.append(Delta("max_ulp_apart", b.max_ulp, c.max_ulp, _exact(growth)))
+    return tuple(out)
+
+
+def _exact(growth: float) -> Effect:
+    return "worse" if growth > 0 else ("better" if growth < 0 else "same")
 
 
 def _effect(growth: float, allowed: float) -> Effect:

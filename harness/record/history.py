@@ -9,7 +9,7 @@ built by the same migrations, so a migrated and a fresh database are the same)::
     runs(id PK, started, finished, suite, host, git_commit, fpharness, python, platform,
          frameworks JSON, devices JSON, accepted, accepted_at [v2], run_json)
     cells(run_id -> runs.id, oracle, impl, dtype, device, inputs, params,   -- CellSpec.key
-          judged [v3: '' forward, '∂x:ones' a gradient],
+          judged [v3: '' forward, '∂x:ones' a gradient, '≡position' a consistency check],
           cell_id, framework, status, reason, out_dtype, n, correctly_rounded,
           max_ulp, mean_ulp, unexpected_nan, missing_nan, unexpected_inf,
           inherent_inf, missing_inf, lost_to_zero, cell_json)

@@ -1,9 +1,11 @@
-"""Results files (schema 2): ``{"schema": 2, "run": {...}, "cells": [...]}``.
+"""Results files (schema 3): ``{"schema": 3, "run": {...}, "cells": [...]}``.
 
 Schema 2 added gradient cells: every cell says which pass it judges (``"pass":
-"forward"`` or ``"grad"``, with ``"wrt"`` and ``"cotangent"`` for a gradient). Schema 1
-files (forward cells only) still load, as forward cells; an fpharness that reads only
-schema 1 refuses a schema 2 file rather than taking its gradient cells for forward ones.
+"forward"`` or ``"grad"``, with ``"wrt"`` and ``"cotangent"`` for a gradient). Schema 3
+added consistency cells (``"pass": "consistency"``, with ``"check"`` and the
+``"consistency"`` record instead of error statistics). Files of schemas 1 and 2 still
+load (schema 1: every cell a forward one); an fpharness that reads only older schemas
+refuses a newer file rather than misreading its cells.
 
 Written atomically (a temporary file in the same directory, flushed, fsynced and renamed
 over the target), so a crash never leaves a half-written file. Loading checks the schema
@@ -31,9 +33,10 @@ from oracles.errors import UsageError
 
 __all__ = ["SCHEMA", "Results", "RunInfo", "load_results", "run_info"]
 
-SCHEMA = 2
-#: the schemas this fpharness reads (1: before gradient cells, every cell a forward one)
-READABLE = (1, 2)
+SCHEMA = 3
+#: the schemas this fpharness reads (1: before gradient cells, every cell a forward one;
+#: 2: before consistency cells)
+READABLE = (1, 2, 3)
 
 
 def _now() -> str:
@@ -134,7 +137,7 @@ def load_results(path: str | os.PathLike[str]) -> Results:
     schema = data["schema"]
     if schema not in READABLE:
         hint = "upgrade fpharness" if isinstance(schema, int) and schema > SCHEMA else "it is not a known version"
-        readable = " and ".join(map(str, READABLE))
+        readable = ", ".join(map(str, READABLE[:-1])) + f" and {READABLE[-1]}"
         raise UsageError(f"{str(p)!r} has results schema {schema!r}; this fpharness reads schemas {readable} ({hint})")
     try:
         cells = tuple(CellResult.from_json(c) for c in data.get("cells", []))

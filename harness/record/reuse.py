@@ -44,6 +44,7 @@ writes by name), so a user's own ``results/frameworks.json`` in a directory pass
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -64,6 +65,7 @@ from harness.plan.inputs import parse_inputs
 from oracles.atomic import TEMP_NAME, atomic_write_text
 from oracles.cache import make_cache_dir
 from oracles.gradients import gradient_oracle
+from oracles.properties import properties_of
 from oracles.registry import get_oracle
 
 __all__ = ["RESULT_VERSION", "SCHEMA", "SUBDIR", "ResultStore", "fingerprint", "own_source_files"]
@@ -191,15 +193,18 @@ def fingerprint(cell: CellSpec, k_worst: int) -> str | None:
         "own_source": _own_source(),
         "cell": [cell.oracle, cell.impl, cell.framework, cell.dtype, cell.device, cell.inputs,
                  [[k, repr(v)] for k, v in cell.params], cell.budget.to_json(), cell.timeout, cell.custom,
-                 cell.wrt, cell.cotangent],
+                 cell.wrt, cell.cotangent, cell.check],
         "k_worst": k_worst,
-        "oracle_version": get_oracle(cell.oracle).version,
+        "oracle_version": get_oracle(cell.oracle).version if cell.oracle else 0,
         "truth_version": gradient_oracle(cell.oracle, cell.wrt).version if cell.is_grad else 0,
         "versions": {d: _dist_version(d) for d in ("numpy", "ml_dtypes", *_framework_distributions(cell.framework))},
         "machine": _machine(),
         "env": sorted((k, v) for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)),
     }
-    if cell.device != "cpu":
+    if cell.check and cell.oracle:
+        # what a property check holds the answers to is part of its verdict
+        record["properties"] = repr(properties_of(cell.oracle, dict(cell.params)))
+    if cell.device != "cpu" or cell.check == "device":
         record["gpus"] = _gpus()
     if cell.custom:
         source = _source_of(cell.impl)
@@ -268,8 +273,7 @@ class ResultStore:
         except (OSError, ValueError, KeyError, TypeError):
             return None
         # from_json rebuilds the spec from the stored record; keep the caller's (timeout, budget)
-        return CellResult(cell, result.status, result.reason, result.out_dtype, result.summary,
-                          result.seconds, result.impl_seconds, result.profile)
+        return dataclasses.replace(result, spec=cell)
 
     def put(self, result: CellResult, key: str | None) -> bool:
         """Store a pass or fail result (or the skip of a CUDA cell: no GPU) under ``key``,

@@ -41,9 +41,12 @@ import numpy.typing as npt
 
 from harness.execution.references import reference_function
 from harness.execution.runner import Runner
+from harness.frameworks.adapters import DEVICES
 from harness.frameworks.registry import FRAMEWORKS, Impl
+from harness.judgement.consistency import MEANING, Consistency
 from harness.judgement.summary import CATEGORIES, Example, Summary
 from harness.plan.cells import Budget, CellResult, CellSpec, passes
+from harness.plan.consistency import checks_for, consistency_params, signature
 from harness.plan.inputs import parse_inputs
 from oracles.errors import UsageError, choices
 from oracles.formats import FORMATS, Format, get_format
@@ -51,11 +54,14 @@ from oracles.registry import Oracle, get_oracle
 from reports.findings import failing_elements
 
 __all__ = [
+    "CONSISTENCY_INPUTS",
     "DEFAULT_INPUTS",
     "DEFAULT_MAX_ULP",
     "Recorder",
+    "assert_consistent",
     "assert_precision",
     "assert_results",
+    "check_consistent",
     "check_precision",
     "default_inputs",
     "failure_message",
@@ -163,18 +169,23 @@ def implementation_ref(fn: Callable[..., Any]) -> tuple[str, bool]:
 # -- arguments -------------------------------------------------------------------------------
 
 
-def _names(value: str | Sequence[str], what: str) -> list[str]:
+#: the helper named in usage errors: the accuracy one unless said otherwise
+_PRECISION = "assert_precision"
+_CONSISTENT = "assert_consistent"
+
+
+def _names(value: str | Sequence[str], what: str, where: str = _PRECISION) -> list[str]:
     items = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
     if items is None or not all(isinstance(v, str) for v in items):
-        raise UsageError(f"assert_precision: {what} must be a name or a list of names, got {value!r}")
+        raise UsageError(f"{where}: {what} must be a name or a list of names, got {value!r}")
     if not items:
-        raise UsageError(f"assert_precision: {what} must name at least one")
+        raise UsageError(f"{where}: {what} must name at least one")
     return items
 
 
-def _formats(dtypes: str | Sequence[str]) -> list[Format]:
+def _formats(dtypes: str | Sequence[str], where: str = _PRECISION) -> list[Format]:
     out: list[Format] = []
-    for d in _names(dtypes, "dtypes"):
+    for d in _names(dtypes, "dtypes", where):
         fmt = get_format(d)
         if fmt not in out:
             out.append(fmt)
@@ -239,14 +250,17 @@ def _save(path: Path, arrays: Mapping[str, npt.NDArray[Any]]) -> None:
             np.savez(fh, **arrays)  # type: ignore[arg-type]
 
 
-def _input_specs(inputs: InputsArg | Sequence[InputsArg] | None, oracle: Oracle, fmt: Format) -> list[str]:
+def _input_specs(inputs: InputsArg | Sequence[InputsArg] | None, oracle: Oracle, defaults: Sequence[str],
+                 where: str = _PRECISION) -> list[str]:
+    """The input specs of a call: ``defaults`` when ``inputs`` is None; arrays are saved
+    to files named by their content (:func:`_array_spec`)."""
     if inputs is None:
-        return [parse_inputs(spec).text for spec in default_inputs(oracle, fmt)]
+        return [parse_inputs(spec).text for spec in defaults]
     items: list[InputsArg] = (
         [inputs] if isinstance(inputs, str | np.ndarray | Mapping) else list(inputs)  # type: ignore[arg-type]
     )
     if not items:
-        raise UsageError("assert_precision: inputs must name at least one input spec")
+        raise UsageError(f"{where}: inputs must name at least one input spec")
     out: list[str] = []
     for item in items:
         spec = item if isinstance(item, str) else _array_spec(item, oracle)
@@ -283,10 +297,7 @@ def check_precision(
     without raising for a failing one (see :func:`assert_precision` for the arguments).
     Raises :class:`~oracles.errors.UsageError` for arguments that cannot make a cell,
     before anything runs; inside pytest that fails the calling test like any exception."""
-    if not callable(fn):
-        raise UsageError(f"assert_precision: fn must be callable, got {type(fn).__name__}")
-    if framework not in FRAMEWORKS:
-        raise UsageError(f"assert_precision: unknown framework {framework!r}; {choices(FRAMEWORKS)}")
+    _check_fn(fn, framework, _PRECISION)
     orc = get_oracle(oracle)
     formats = _formats(dtypes)
     device_list = _names(devices, "devices")
@@ -306,12 +317,26 @@ def check_precision(
         for w, cot in judged
         for fmt in formats
         for device in device_list
-        for spec in _input_specs(inputs, orc, fmt)
+        for spec in _input_specs(inputs, orc, default_inputs(orc, fmt))
     ]
+    return _run_cells(fn, framework, orc.name, cells)
+
+
+def _check_fn(fn: Callable[..., Any], framework: str, where: str) -> None:
+    if not callable(fn):
+        raise UsageError(f"{where}: fn must be callable, got {type(fn).__name__}")
+    if framework not in FRAMEWORKS:
+        raise UsageError(f"{where}: unknown framework {framework!r}; {choices(FRAMEWORKS, given=framework)}")
+
+
+def _run_cells(fn: Callable[..., Any], framework: str, oracle: str, cells: Sequence[CellSpec]) -> list[CellResult]:
+    """Run ``cells`` of ``fn`` (all named by :func:`implementation_ref`) in the shared
+    runner, validated first, and send every result to the active :class:`Recorder`."""
     runner = _shared_runner()
+    ref = implementation_ref(fn)[0]
     # The user's function is registered under its reference for this call only: another
     # call may bring a different function with the same name (two lambdas in one file).
-    runner.extra_impls[ref] = Impl(ref, framework, orc.name, fn, custom=True)
+    runner.extra_impls[ref] = Impl(ref, framework, oracle, fn, custom=True)
     runner.validate(cells)
     results = [runner.run(cell) for cell in cells]
     active = _ACTIVE.get()
@@ -401,6 +426,105 @@ def assert_results(results: Sequence[CellResult], *, fn: Callable[..., Any] | No
     return list(results)
 
 
+# -- consistency -----------------------------------------------------------------------------
+
+#: inputs of a consistency call: the crafted special values and 2,000 values uniform over
+#: the bit patterns. Fewer than :data:`DEFAULT_INPUTS`, and never every 16-bit pattern:
+#: the position check calls the function about 10,000 times (every value alone, then at
+#: every position of tensors of lengths 1-65 and in the batch), and a defect of position
+#: or layout shows on any value, so more inputs cost time without finding more.
+CONSISTENCY_INPUTS: tuple[str, ...] = ("special", "random:2000")
+
+
+def check_consistent(
+    fn: Callable[..., Any],
+    *,
+    oracle: str | None = None,
+    framework: str,
+    dtypes: str | Sequence[str],
+    inputs: InputsArg | Sequence[InputsArg] | None = None,
+    checks: str | Sequence[str] | None = None,
+    device: str = "cpu",
+    max_ulp: float | None = None,
+    params: Mapping[str, Any] | None = None,
+    timeout: float = 300.0,
+) -> list[CellResult]:
+    """Run the consistency checks of ``fn``, one cell per (check, dtype, inputs), and
+    return the judged cells without raising for a failing one (see
+    :func:`assert_consistent` for the arguments). Raises
+    :class:`~oracles.errors.UsageError` for arguments that cannot make a cell, before
+    anything runs."""
+    _check_fn(fn, framework, _CONSISTENT)
+    orc = signature(oracle or "")  # "" as the CLI and suites name an operation without an oracle
+    if not orc.name and params:
+        raise UsageError(f"{_CONSISTENT}: params are an oracle's (e.g. oracle='softplus', params={{'beta': 2}});"
+                         " an operation without an oracle takes none")
+    if device not in DEVICES:
+        raise UsageError(f"{_CONSISTENT}: unknown device {device!r}; {choices(DEVICES, given=device)}")
+    requested = None if checks is None else _names(checks, "checks", _CONSISTENT)
+    if requested is not None and "device" in requested and device != "cuda":
+        raise UsageError(f"{_CONSISTENT}: the device check compares CPU with CUDA: pass device='cuda'")
+    formats = _formats(dtypes, _CONSISTENT)
+    bound = consistency_params(orc, orc.bind(params))
+    planned = checks_for(orc, bound, device, requested)
+    if not planned:  # only reachable through an empty request, which _names refuses; kept as a guard
+        raise UsageError(f"{_CONSISTENT}: no consistency check applies to {orc.name or 'this operation'}")
+    budget = Budget.build(max_ulp)  # the ULPs two answers may differ by; None: each check's own
+    ref, _loadable = implementation_ref(fn)
+    cells = [
+        CellSpec(orc.name, ref, framework, fmt.name, device, spec, tuple(sorted(bound.items())), budget,
+                 custom=True, timeout=timeout, check=check)
+        for check in planned
+        for fmt in formats
+        for spec in _input_specs(inputs, orc, CONSISTENCY_INPUTS, _CONSISTENT)
+    ]
+    return _run_cells(fn, framework, orc.name, cells)
+
+
+def assert_consistent(
+    fn: Callable[..., Any],
+    *,
+    oracle: str | None = None,
+    framework: str,
+    dtypes: str | Sequence[str],
+    inputs: InputsArg | Sequence[InputsArg] | None = None,
+    checks: str | Sequence[str] | None = None,
+    device: str = "cpu",
+    max_ulp: float | None = None,
+    params: Mapping[str, Any] | None = None,
+    timeout: float = 300.0,
+) -> list[CellResult]:
+    """Check, without evaluating any oracle, that ``fn`` gives the same answer for the same
+    input wherever it sits and the answers its mathematics relates; raise
+    :class:`AssertionError` when a check finds a difference or the function raises in
+    some context. Returns the judged cells (their ``consistency`` holds what was found).
+
+    ``fn`` takes ``framework``'s tensors as for :func:`assert_precision`. Without an
+    ``oracle`` it is taken as an elementwise operation of one real argument, and the checks
+    that compare it with itself apply: ``position`` (each value alone vs at every position
+    of tensors of lengths 1-65 and in the batch), ``layout`` (transposed, strided, offset,
+    channels-last views), ``repeat`` (the same call twice) and ``device`` (CPU vs CUDA,
+    only with ``device="cuda"``). A named ``oracle`` gives the signature (its arguments,
+    row-wise or elementwise) and adds the properties it declares: ``monotone``,
+    ``symmetry`` (odd functions, label symmetry of the logit losses), ``bounds``,
+    ``permutation`` (row-wise oracles).
+
+    ``checks`` is a check name or a list (default: every one that applies). ``inputs`` as
+    for :func:`assert_precision`; by default :data:`CONSISTENCY_INPUTS`. ``max_ulp`` is the
+    number of ULPs two answers may differ by (default: each check's own, 0 for most: then a
+    zero of the other sign differs too). A cell whose framework or device is missing is
+    skipped. Bad arguments raise :class:`~oracles.errors.UsageError` before anything
+    runs: an unknown check, a check the oracle does not declare (``symmetry`` of ``exp``),
+    unknown names, ``params`` without an oracle.
+    """
+    __tracebackhide__ = True
+    results = check_consistent(
+        fn, oracle=oracle, framework=framework, dtypes=dtypes, inputs=inputs, checks=checks, device=device,
+        max_ulp=max_ulp, params=params, timeout=timeout,
+    )
+    return assert_results(results, fn=fn)
+
+
 # -- the failure message ---------------------------------------------------------------------
 
 #: cells described in full in one message; the rest get one line each
@@ -417,13 +541,13 @@ def failure_message(results: Sequence[CellResult], *, fn: Callable[..., Any] | N
         return None
     first = bad[0].spec
     loadable = implementation_ref(fn)[1] if fn is not None else True
-    head = (
-        f"{first.oracle}: {len(bad)} of {len(results)} cells of {first.impl} ({first.framework})"
-        f" {'are over budget' if all(r.status == 'fail' for r in bad) else 'failed'}"
-    )
+    kinds = {bool(r.spec.check) for r in bad}
+    verdict = ("failed" if any(r.status == "error" for r in bad) or len(kinds) > 1
+               else "are inconsistent" if first.check else "are over budget")
+    head = f"{first.oracle or first.subject}: {len(bad)} of {len(results)} cells of {first.impl} ({first.framework}) {verdict}"
     blocks = [head]
     for result in bad[:_MAX_BLOCKS]:
-        blocks.append(_cell_block(result, loadable))
+        blocks.append(_consistency_block(result, loadable) if result.spec.check else _cell_block(result, loadable))
     if len(bad) > _MAX_BLOCKS:
         more = bad[_MAX_BLOCKS:]
         blocks.append(f"{len(more)} more: " + ", ".join(f"{r.spec.id} ({r.reason})" for r in more))
@@ -457,6 +581,49 @@ def _cell_block(result: CellResult, loadable: bool) -> str:
     hint = "" if loadable else "  (fn is not importable by name: define it at module level to run this)"
     lines.append(f"  repro: {repro}{hint}")
     return "\n".join(lines)
+
+
+#: examples and differing contexts shown per consistency cell
+_MAX_MISMATCHES = 5
+_MAX_CONTEXTS = 6
+
+
+def _consistency_block(result: CellResult, loadable: bool) -> str:
+    """A failing or erroring consistency cell: the check and what consistent meant there,
+    what differed where, up to :data:`_MAX_MISMATCHES` examples, the notes, and the
+    command line that runs the check again."""
+    cell, found = result.spec, result.consistency
+    tolerance = cell.budget.max_ulp if found is None else found.tolerance
+    if result.status == "error" or found is None:
+        lines = [f"{cell.id} error: {result.reason}"]
+    else:
+        lines = [f"{cell.id} inconsistent: {found.headline()}"]
+    tol = "" if tolerance is None else f" (tolerance {tolerance:g} ulp)"
+    lines.append(f"  check {cell.check}: {MEANING[cell.check]}{tol}")
+    lines.append(f"  implementation {cell.impl} ({cell.framework}), {cell.dtype} on {cell.device}, inputs {cell.inputs}"
+                 + (f", oracle {cell.oracle}" if cell.oracle else ""))
+    if found is not None:
+        lines.extend(_mismatch_lines(found, cell))
+        lines.extend(f"  note: {note}" for note in found.notes)
+    repro = cell.repro()
+    hint = "" if loadable else "  (fn is not importable by name: define it at module level to run this)"
+    lines.append(f"  repro: {repro}{hint}")
+    return "\n".join(lines)
+
+
+def _mismatch_lines(found: Consistency, cell: CellSpec) -> list[str]:
+    differing = [(name, compared, d) for name, compared, d in found.contexts if d]
+    lines: list[str] = []
+    if differing:
+        shown = "; ".join(f"{name}: {d} of {compared}" for name, compared, d in differing[:_MAX_CONTEXTS])
+        more = f"; {len(differing) - _MAX_CONTEXTS} more" if len(differing) > _MAX_CONTEXTS else ""
+        lines.append(f"  differing: {shown}{more}")
+    if found.examples:
+        names = _arg_names(cell)
+        lines.append("  examples:")
+        lines.extend(f"    {_named(m.describe(), m.input, m.input_values, names)}"
+                     for m in found.examples[:_MAX_MISMATCHES])
+    return lines
 
 
 def _budget_text(budget: Budget) -> str:
@@ -500,7 +667,7 @@ def _failing_examples(s: Summary, budget: Budget) -> list[tuple[str, list[Exampl
 
 def _arg_names(cell: CellSpec) -> tuple[str, ...]:
     try:
-        orc = get_oracle(cell.oracle)
+        orc = signature(cell.oracle) if cell.check else get_oracle(cell.oracle)
     except UsageError:
         return ()
     if orc.kind != "elementwise":
@@ -515,12 +682,17 @@ def _example_line(e: Example, names: tuple[str, ...]) -> str:
     label = f" [{e.category}]"
     if text.endswith(label):
         text = text[: -len(label)]
-    if names and e.row is None and len(names) == len(e.input):
-        plain = ", ".join(f"{b} ({v})" for b, v in zip(e.input, e.input_values, strict=True))
-        named = ", ".join(f"{n}={b} ({v})" for n, b, v in zip(names, e.input, e.input_values, strict=True))
-        if text.startswith(plain):
-            text = named + text[len(plain):]
-    return text
+    return _named(text, e.input, e.input_values, names) if e.row is None else text
+
+
+def _named(text: str, bits: Sequence[str], values: Sequence[str], names: tuple[str, ...]) -> str:
+    """``text`` that starts with the arguments as ``0x498c (11.09375), ...`` with their
+    names put in front (``x=0x498c (11.09375)``), when there is a name for each."""
+    if not names or len(names) != len(bits) or len(bits) != len(values):
+        return text
+    plain = ", ".join(f"{b} ({v})" for b, v in zip(bits, values, strict=True))
+    named = ", ".join(f"{n}={b} ({v})" for n, b, v in zip(names, bits, values, strict=True))
+    return named + text[len(plain):] if text.startswith(plain) else text
 
 
 # -- reproducing -----------------------------------------------------------------------------

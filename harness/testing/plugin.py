@@ -3,7 +3,8 @@
 What it gives a test suite:
 
 * the ``precision`` fixture: ``precision(fn, oracle=..., framework=..., ...)`` is
-  :func:`harness.testing.assertions.assert_precision` with defaults from
+  :func:`harness.testing.assertions.assert_precision` and ``precision.consistent(fn,
+  ...)`` is :func:`harness.testing.assertions.assert_consistent`, with defaults from
   ``@pytest.mark.precision(...)`` and from the ``framework``/``device``/``dtype``
   parameters that :func:`precision_params` makes;
 * :func:`precision_params`: ``@pytest.mark.parametrize(*precision_params(...))`` turns
@@ -11,10 +12,11 @@ What it gives a test suite:
   a CUDA parameter without a CUDA device (or a framework that is not installed) is a
   clean skip with the reason, never an error;
 * a precision summary table at the end of the session and, with ``--precision-report
-  DIR``, the session's results as ``DIR/results.json`` (results schema 2) and, when the
+  DIR``, the session's results as ``DIR/results.json`` (results schema 3) and, when the
   HTML reporter is installed, ``DIR/report.html``.
 
-Every cell judged during a test (through the fixture or a bare ``assert_precision``) is
+Every cell judged during a test (through the fixture or a bare ``assert_precision`` /
+``assert_consistent``; accuracy and consistency cells alike) is
 carried on that test's report as JSON (attribute :data:`REPORT_ATTR`), so it crosses
 from pytest-xdist workers to the controller with the report itself; the controller
 aggregates the cells from the reports it logs. Nothing but the error types is imported
@@ -65,14 +67,23 @@ REPORT_ATTR = "fpharness_cells"
 MARKERS: Mapping[str, str] = {
     "precision": (
         "precision(**kwargs): default arguments of the precision fixture"
-        " (oracle, framework, dtypes, devices, inputs, params, max_ulp, allow, timeout)"
+        " (oracle, framework, dtypes, devices, inputs, params, max_ulp, allow, timeout; checks for"
+        " precision.consistent)"
     ),
     "cuda": "cuda: needs a CUDA device; precision_params skips it cleanly without one",
 }
 
-#: what precision(...) and @pytest.mark.precision(...) accept
-_ARGUMENTS = ("oracle", "framework", "dtypes", "devices", "inputs", "params", "max_ulp", "allow", "timeout",
-              "max_bits", "atol", "rtol", "tolerance", "grad", "wrt", "cotangent")
+#: what precision(...) accepts (assert_precision's arguments)
+_PRECISION_ARGUMENTS = ("oracle", "framework", "dtypes", "devices", "inputs", "params", "max_ulp", "allow",
+                        "timeout", "max_bits", "atol", "rtol", "tolerance", "grad", "wrt", "cotangent")
+#: what precision.consistent(...) accepts (assert_consistent's arguments)
+_CONSISTENT_ARGUMENTS = ("oracle", "framework", "dtypes", "inputs", "checks", "device", "max_ulp", "params",
+                         "timeout")
+#: what @pytest.mark.precision(...) accepts: defaults for either method
+_ARGUMENTS = (*_PRECISION_ARGUMENTS, "checks")
+#: the marker's defaults that precision.consistent(...) takes. Not max_ulp: the marker's is
+#: an accuracy budget against an oracle, consistency's the ULPs two answers may differ by
+_CONSISTENT_DEFAULTS = ("oracle", "framework", "dtypes", "inputs", "checks", "params", "timeout")
 #: precision_params parameter -> assert_precision argument
 _PARAM_ARGS = (("framework", "framework"), ("device", "devices"), ("dtype", "dtypes"))
 
@@ -174,7 +185,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest=_REPORT_DEST,
         metavar="DIR",
         default=None,
-        help=f"write the session's precision results to DIR/{RESULTS_NAME} (results schema 2)"
+        help=f"write the session's precision results to DIR/{RESULTS_NAME} (results schema 3)"
         f" and, when the HTML reporter is installed, DIR/{HTML_NAME}",
     )
 
@@ -263,8 +274,9 @@ def _render(cells: Sequence[dict[str, Any]], terminalreporter: Any) -> str:
 
 class Precision:
     """The ``precision`` fixture: ``precision(fn, **kwargs)`` (or ``precision.check``)
-    runs :func:`~harness.testing.assertions.assert_precision` with this test's defaults and keeps
-    every judged cell in :attr:`results`."""
+    runs :func:`~harness.testing.assertions.assert_precision` and ``precision.consistent(fn,
+    **kwargs)`` :func:`~harness.testing.assertions.assert_consistent`, with this test's
+    defaults; every judged cell is kept in :attr:`results`."""
 
     def __init__(self, defaults: Mapping[str, Any] | None = None) -> None:
         self.defaults: dict[str, Any] = dict(defaults or {})
@@ -279,24 +291,57 @@ class Precision:
         __tracebackhide__ = True
         from harness.testing.assertions import assert_results, check_precision  # lazy: see the module docstring
 
-        args = {**self.defaults, **kwargs}
-        _check_arguments(args, "precision(...)")
-        missing = [name for name in ("oracle", "framework", "dtypes") if name not in args]
-        if missing:
-            raise UsageError(
-                f"precision(...) needs {', '.join(missing)}: pass them, set them with"
-                " @pytest.mark.precision(...), or parametrize with precision_params(...)"
-            )
+        where = "precision(...)"
+        _check_arguments(kwargs, where, _PRECISION_ARGUMENTS)
+        args = {**{k: v for k, v in self.defaults.items() if k in _PRECISION_ARGUMENTS}, **kwargs}
+        _require(args, ("oracle", "framework", "dtypes"), where)
         results = check_precision(fn, **args)
         self.results.extend(results)
         return assert_results(results, fn=fn)
 
+    def consistent(self, fn: Any, **kwargs: Any) -> list[CellResult]:
+        """Check ``fn``'s consistency (the arguments of
+        :func:`~harness.testing.assertions.assert_consistent`); raises
+        :class:`AssertionError` when a check finds a difference. Takes the marker's
+        ``oracle``, ``framework``, ``dtypes``, ``inputs``, ``checks``, ``params`` and
+        ``timeout`` and the ``device`` parameter, not its ``max_ulp`` (an accuracy budget)."""
+        __tracebackhide__ = True
+        from harness.testing.assertions import assert_results, check_consistent  # lazy: see the module docstring
 
-def _check_arguments(args: Mapping[str, Any], where: str) -> None:
-    unknown = sorted(set(args) - set(_ARGUMENTS))
+        where = "precision.consistent(...)"
+        _check_arguments(kwargs, where, _CONSISTENT_ARGUMENTS)
+        args = {k: v for k, v in self.defaults.items() if k in _CONSISTENT_DEFAULTS}
+        devices = self.defaults.get("devices")
+        if "device" not in kwargs and devices is not None:
+            names = [devices] if isinstance(devices, str) else list(devices)
+            if len(names) != 1:
+                raise UsageError(f"{where} checks on one device, and this test's defaults name {len(names)}"
+                                 f" ({', '.join(map(str, names))}): pass device='cpu' or device='cuda'")
+            args["device"] = names[0]
+        args.update(kwargs)
+        _require(args, ("framework", "dtypes"), where)
+        results = check_consistent(fn, **args)
+        self.results.extend(results)
+        return assert_results(results, fn=fn)
+
+
+def _require(args: Mapping[str, Any], needed: Sequence[str], where: str) -> None:
+    missing = [name for name in needed if name not in args]
+    if missing:
+        raise UsageError(
+            f"{where} needs {', '.join(missing)}: pass them, set them with"
+            " @pytest.mark.precision(...), or parametrize with precision_params(...)"
+        )
+
+
+def _check_arguments(args: Mapping[str, Any], where: str, accepted: Sequence[str] = _ARGUMENTS) -> None:
+    unknown = sorted(set(args) - set(accepted))
     if unknown:
-
-        raise UsageError(f"{where}: unknown argument {unknown[0]!r}; {choices(_ARGUMENTS, given=unknown[0])}")
+        # an argument of the other method says which one takes it
+        other = ("precision.consistent(...)" if unknown[0] in _CONSISTENT_ARGUMENTS
+                 else "precision(...)" if unknown[0] in _PRECISION_ARGUMENTS else None)
+        hint = f"; {unknown[0]!r} is an argument of {other}" if other else ""
+        raise UsageError(f"{where}: unknown argument {unknown[0]!r}{hint}; {choices(accepted, given=unknown[0])}")
 
 
 @pytest.fixture

@@ -156,7 +156,7 @@ def test_run_writes_results_by_default_under_results(capsys: pytest.CaptureFixtu
     suite = tmp_path / "tiny.toml"
     suite.write_text(textwrap.dedent(SUITE.format(max_ulp=1)))
     assert run_main(capsys, "run", str(suite), *COMMON)[0] == 0
-    assert json.loads((tmp_path / "results" / "tiny.json").read_text())["schema"] == 2
+    assert json.loads((tmp_path / "results" / "tiny.json").read_text())["schema"] == 3
 
 
 # -- the --json contract ----------------------------------------------------------------------
@@ -177,7 +177,7 @@ def suite_results(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> dict[st
 
 
 def test_json_top_level_and_run(suite_results: dict[str, Any]) -> None:
-    assert set(suite_results) >= {"schema", "run", "cells"} and suite_results["schema"] == 2
+    assert set(suite_results) >= {"schema", "run", "cells"} and suite_results["schema"] == 3
     run = suite_results["run"]
     for key in ("started", "finished", "host", "python", "frameworks", "devices", "git_commit", "seeds"):
         assert key in run, f"run.{key} is part of the contract"
@@ -257,7 +257,7 @@ USAGE_ERRORS = [
     pytest.param(["check", "numpy.exp", "--oracle", "log", "--dtype", "float16"],
                  ["numpy.exp implements exp, not log"], id="builtin-for-other-oracle"),
     pytest.param(["check", "impls.py:f", "--oracle", "exp", "--dtype", "float16"],
-                 ["a custom implementation needs --oracle NAME and --framework"], id="custom-without-framework"),
+                 ["a custom implementation needs --framework numpy|torch|tensorflow|keras|jax (and --oracle NAME, unless only --consistency is checked)"], id="custom-without-framework"),
     pytest.param(["check", "nope.py:f", "--oracle", "exp", "--framework", "numpy", "--dtype", "float16"],
                  ["custom implementation file 'nope.py' does not exist"], id="custom-missing-file"),
     pytest.param(["check", "numpy.exp", "--dtype", "float16", "--device", "gpu"],
@@ -273,7 +273,7 @@ USAGE_ERRORS = [
     pytest.param(["check", "numpy.exp", "--dtype", "float16", "-j", "0"],
                  ["--jobs must be at least 1"], id="zero-jobs"),
     pytest.param(["run", "missing.toml"], ["suite file 'missing.toml' does not exist"], id="missing-suite"),
-    pytest.param(["run", "BAD_SUITE"], ["unknown key 'colour'", "pick from: budget, cotangents, devices, dtypes, framework"],
+    pytest.param(["run", "BAD_SUITE"], ["unknown key 'colour'", "pick from: budget, consistency, consistency_budget, consistency_dtypes, consistency_inputs, cotangents, devices, dtypes, framework"],
                  id="suite-unknown-key"),
     pytest.param(["impls", "--oracle", "nope"], ["unknown oracle 'nope'"], id="impls-unknown-oracle"),
     # what a wrong name probably meant (issue 14, section 5)

@@ -22,24 +22,8 @@ from oracles import FORMATS, Format, UsageError, get_format
 
 FLOAT_NAMES = tuple(FORMATS)  # float16, bfloat16, float32, float64
 
-DEVICE_PARAMS = [pytest.param("cpu"), pytest.param("cuda", marks=pytest.mark.cuda)]
 
 
-@pytest.fixture(params=list(BACKENDS), ids=str)
-def backend(request: pytest.FixtureRequest) -> Backend:
-    b = get_backend(request.param)
-    reason = b.unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    return b
-
-
-@pytest.fixture(params=DEVICE_PARAMS)
-def device(request: pytest.FixtureRequest, backend: Backend) -> str:
-    reason = backend.device_unavailable(request.param)
-    if reason is not None:
-        pytest.skip(reason)
-    return str(request.param)
 
 
 def _skip_unless_holds(backend: Backend, fmt: Format) -> None:

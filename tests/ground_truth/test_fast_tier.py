@@ -22,8 +22,9 @@ import math
 import os
 import sys
 import time
+import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -503,11 +504,15 @@ def test_parallel_rows_and_user_oracle() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _fork_even_after_frameworks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+def _fork_even_after_frameworks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The parallel tests need forked workers even when another test in this process has
-    imported torch/JAX (evaluate() settles serially then); these oracles start no threads."""
+    imported torch/JAX (evaluate() settles serially then); these oracles start no threads.
+    JAX warns at every fork once imported; the filter is set here rather than by a marker
+    applied from a fixture, which pytest reads before fixtures run."""
     monkeypatch.setattr(evaluate_module, "_THREADED", ())
-    request.applymarker(pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning"))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
+        yield
 
 
 def test_no_fork_once_a_threaded_framework_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -134,7 +134,7 @@ def case_with(line: str) -> str:
         pytest.param("colour = 1\n" + CASE, ["unknown key 'colour'", "pick from: case, description, imports, name, schema"],
                      id="unknown-top-key"),
         pytest.param(case_with("dtype = 'float16'"),
-                     ["case 1: unknown key 'dtype'", "pick from: budget, cotangents, devices, dtypes, framework, grad, grad_budget, impls"],
+                     ["case 1: unknown key 'dtype'", "pick from: budget, consistency, consistency_budget, consistency_dtypes, consistency_inputs, cotangents, devices, dtypes, framework, grad, grad_budget, impls"],
                      id="unknown-case-key"),
         pytest.param(case_with("budget = { max_ulps = 1 }"),
                      ["case 1 (exp).budget: unknown key 'max_ulps'", "pick from: allow, atol, max_bits, max_ulp, rtol, tolerance"],

@@ -43,7 +43,7 @@ def test_roundtrip_keeps_every_field(tmp_path: Path, judged: tuple[CellResult, .
     path = tmp_path / "r.json"
     res.write(path)
     data = json.loads(path.read_text())
-    assert data["schema"] == SCHEMA == 2
+    assert data["schema"] == SCHEMA == 3
     loaded = load_results(path)
     assert loaded.to_json() == res.to_json() == data
     assert loaded.run.seeds == (1, 3)
@@ -152,7 +152,7 @@ def test_results_are_strict_json(tmp_path: Path, judged: tuple[CellResult, ...])
         pytest.param("{not json", "is not valid JSON", id="invalid-json"),
         pytest.param("[1, 2]", "is not an fpharness results file (no 'schema' key)", id="not-an-object"),
         pytest.param('{"cells": []}', "no 'schema' key", id="no-schema"),
-        pytest.param('{"schema": 3, "cells": []}', "has results schema 3; this fpharness reads schemas 1 and 2 (upgrade fpharness)",
+        pytest.param('{"schema": 4, "cells": []}', "has results schema 4; this fpharness reads schemas 1, 2 and 3 (upgrade fpharness)",
                      id="newer-schema"),
         pytest.param('{"schema": "1", "cells": []}', "it is not a known version", id="schema-as-text"),
         pytest.param('{"schema": 1, "cells": [{"oracle": "exp"}]}', "has a malformed cell: KeyError", id="malformed-cell"),
@@ -221,5 +221,5 @@ def test_a_gradient_cell_never_loads_as_a_forward_one(tmp_path: Path, judged: tu
     data["cells"][0].update(change)
     path = tmp_path / "r.json"
     path.write_text(json.dumps(data))
-    with pytest.raises(UsageError, match=r"has a malformed cell: ValueError: .* is not 'forward' or 'grad'"):
+    with pytest.raises(UsageError, match=r"has a malformed cell: ValueError: .* is not 'forward', 'grad' with the argument differentiated or 'consistency' with its check"):
         load_results(path)

@@ -79,7 +79,7 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 def _cells(path: Path) -> list[dict[str, Any]]:
     data = json.loads(path.read_text(encoding="utf-8"))
-    assert data["schema"] == 2
+    assert data["schema"] == 3
     cells: list[dict[str, Any]] = data["cells"]
     return cells
 
@@ -267,7 +267,7 @@ def test_typo(precision):
         ["*UsageError: precision(...) needs oracle, framework: pass them, set them with @pytest.mark.precision*"]
     )
     result.stdout.fnmatch_lines(
-        ["*UsageError: @pytest.mark.precision: unknown argument 'max_ulps'; pick from: allow, atol, cotangent, devices, dtypes,*did you mean 'max_ulp'?*"]
+        ["*UsageError: @pytest.mark.precision: unknown argument 'max_ulps'; pick from: allow, atol, checks, cotangent, devices, dtypes,*did you mean 'max_ulp'?*"]
     )
 
 

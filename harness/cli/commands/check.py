@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from harness.cli.base import command
 from harness.cli.options import add_exec_options, check_exec_outputs, exec_options, parse_params
 from harness.cli.session import execute
 from harness.frameworks.catalogue import get_impl
 from harness.frameworks.registry import FRAMEWORKS
+from harness.judgement.consistency import CHECKS
 from harness.plan.cells import COTANGENTS, MODES, Budget, CellSpec, passes
+from harness.plan.consistency import checks_for, consistency_params, signature
 from harness.plan.inputs import parse_inputs
 from oracles.errors import UsageError
 from oracles.formats import get_format
@@ -19,7 +22,8 @@ from oracles.registry import get_oracle
 def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("impl", metavar="IMPL",
                    help="a built-in id (see `fpharness impls`), package.module:function or path/to/file.py:function")
-    p.add_argument("--oracle", help="the oracle to judge against (default: the built-in's own)")
+    p.add_argument("--oracle", help="the oracle to judge against (default: the built-in's own; a custom"
+                                    " implementation checked with --consistency alone may have none)")
     p.add_argument("--framework", choices=FRAMEWORKS, help="which tensors a custom implementation takes")
     p.add_argument("--dtype", action="append", required=True, metavar="D",
                    help="input format: float16, bfloat16, float32, float64 (repeatable)")
@@ -43,6 +47,13 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=MODES, help="forward (the default), grad (as --grad), or both passes")
     p.add_argument("--cotangent", action="append", choices=COTANGENTS, metavar="C",
                    help="a gradient's cotangent: ones (loss.backward(), the default), random or special (repeatable)")
+    p.add_argument("--consistency", nargs="?", const="", action="append", metavar="CHECK",
+                   help="check that the same input gives the same answer wherever it sits, and the function's"
+                        f" properties (no oracle needed): {', '.join(CHECKS)} (repeatable; default: every one that"
+                        " applies). Alone it runs only these checks; add --mode to judge accuracy too")
+    p.add_argument("--consistency-ulp", type=float, metavar="X",
+                   help="ULPs two answers may differ by in the consistency checks (default: each check's own, 0 for"
+                        " most)")
     add_exec_options(p)
 
 
@@ -53,10 +64,24 @@ def check_command(args: argparse.Namespace) -> int:
     output that is a directory or an input (an npy/npz file, the implementation's source)."""
     options = exec_options(args)
     custom = ":" in args.impl
+    if args.consistency_ulp is not None and args.consistency is None:
+        raise UsageError("--consistency-ulp is the consistency checks' tolerance: add --consistency")
+    accuracy = args.consistency is None or args.mode is not None or args.grad is not None
+    if not accuracy:
+        given = [flag for flag, value in (("--max-ulp", args.max_ulp), ("--max-bits", args.max_bits),
+                                          ("--atol", args.atol), ("--rtol", args.rtol), ("--tolerance", args.tolerance))
+                 if value is not None] + (["--allow"] if args.allow else [])
+        if given:
+            raise UsageError(f"{given[0]} is an accuracy budget, and --consistency alone judges no accuracy: use"
+                             " --consistency-ulp X for the ULPs two answers may differ by, or add --mode forward")
     if custom:
-        if not args.oracle or not args.framework:
-            raise UsageError("a custom implementation needs --oracle NAME and --framework numpy|torch|tensorflow|keras|jax")
-        oracle, framework = get_oracle(args.oracle), args.framework
+        if not args.framework:
+            raise UsageError("a custom implementation needs --framework numpy|torch|tensorflow|keras|jax (and --oracle"
+                             " NAME, unless only --consistency is checked)")
+        if not args.oracle and accuracy:
+            raise UsageError("a custom implementation needs --oracle NAME to be judged against; without an oracle,"
+                             " check only its consistency: --consistency")
+        oracle, framework = signature(args.oracle or ""), args.framework
     else:
         impl = get_impl(args.impl)
         oracle = get_oracle(args.oracle or impl.oracle)
@@ -87,14 +112,37 @@ def check_command(args: argparse.Namespace) -> int:
         raise UsageError("--mode forward judges no gradient: drop --grad, or use --mode both")
     if mode == "forward" and args.cotangent:
         raise UsageError("--cotangent is a gradient's: add --grad (or --mode grad|both)")
-    judged = passes(oracle, mode, wrt, args.cotangent or ["ones"])
+    judged = passes(oracle, mode, wrt, args.cotangent or ["ones"]) if accuracy else []
     cells = [
         CellSpec(oracle.name, args.impl, framework, dtype, device, spec, params, budget, custom, args.timeout,
                  wrt=w, cotangent=cot)
         for w, cot in judged for dtype in dtypes for device in devices for spec in inputs
     ]
+    if args.consistency is not None:
+        cells += _consistency_cells(args, oracle, framework, custom, dtypes, devices, inputs, bound)
     check_exec_outputs(options, cells)
     return execute(cells, options).exit_code
+
+
+def _consistency_cells(args: argparse.Namespace, oracle: Any, framework: str, custom: bool, dtypes: list[str],
+                       devices: list[str], inputs: list[str], bound: dict[str, Any]) -> list[CellSpec]:
+    """The cells of ``--consistency``: one per check, dtype, device and input set."""
+    requested = [c for c in args.consistency if c] or None
+    if args.consistency_ulp is not None and not args.consistency_ulp >= 0:
+        raise UsageError(f"--consistency-ulp must be a non-negative number of ULPs, got {args.consistency_ulp:g}")
+    budget = Budget.build(args.consistency_ulp)
+    cparams = consistency_params(oracle, bound)
+    cells: list[CellSpec] = []
+    for device in devices:
+        checks = checks_for(oracle, cparams, device, requested)
+        if requested and "device" in requested and device != "cuda" and "cuda" not in devices:
+            raise UsageError("--consistency device compares CPU with CUDA: add --device cuda")
+        cells += [CellSpec(oracle.name, args.impl, framework, dtype, device, spec, tuple(sorted(cparams.items())),
+                           budget, custom, args.timeout, check=check)
+                  for check in checks for dtype in dtypes for spec in inputs]
+    if not cells:
+        raise UsageError("no consistency check applies to these cells")
+    return cells
 
 
 def _count_or_fraction(text: str) -> int | float:
