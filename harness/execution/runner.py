@@ -537,8 +537,13 @@ class Runner:
         implementation called in every context the check asks for, no oracle evaluated."""
         part = Part()
         spent = [0.0]
+        # set when the check timed out: the abandoned thread then stops at its next call
+        # rather than calling the implementation beside the next cells
+        abandoned = [False]
 
         def call(arrays: Sequence[npt.NDArray[Any]], layout: str, device: str) -> npt.NDArray[Any]:
+            if abandoned[0]:
+                raise CallFailed("abandoned after the cell's timeout")
             if isolated:
                 outcome = self._process().call(
                     cell.impl, cell.oracle, cell.framework, device, arrays, group.params,
@@ -578,6 +583,7 @@ class Runner:
             # whole check runs under the cell's (a hang is abandoned, as for accuracy cells)
             part.consistency = check() if isolated else _call_with_timeout(check, cell.timeout)
         except _Timeout as exc:
+            abandoned[0] = True
             part.failure, part.failed_at = ("error", str(exc)), 0
         except CallFailed as exc:
             kind = "unsupported" if cell.dtype in impl.unsupported_dtypes else "error"
@@ -586,7 +592,7 @@ class Runner:
             # the position check calls 65 shapes; what the framework compiled for them stays
             # for the next cells (the implementation's other input sets have the same shapes)
             # until this process has grown by RELEASE_ABOVE since its first position cell
-            if not isolated and cell.check == "position":
+            if not isolated and cell.check == "position" and not abandoned[0]:
                 resident = _resident_bytes()
                 self._resident_before = self._resident_before or resident
                 if resident > self._resident_before + RELEASE_ABOVE:

@@ -250,19 +250,29 @@ def _save(path: Path, arrays: Mapping[str, npt.NDArray[Any]]) -> None:
             np.savez(fh, **arrays)  # type: ignore[arg-type]
 
 
+def _params(params: Mapping[str, Any] | None, where: str) -> Mapping[str, Any] | None:
+    if params is not None and not isinstance(params, Mapping):
+        raise UsageError(f"{where}: params must be a mapping such as {{'beta': 2.0}}, got {type(params).__name__}")
+    return params
+
+
 def _input_specs(inputs: InputsArg | Sequence[InputsArg] | None, oracle: Oracle, defaults: Sequence[str],
                  where: str = _PRECISION) -> list[str]:
     """The input specs of a call: ``defaults`` when ``inputs`` is None; arrays are saved
     to files named by their content (:func:`_array_spec`)."""
     if inputs is None:
         return [parse_inputs(spec).text for spec in defaults]
-    items: list[InputsArg] = (
-        [inputs] if isinstance(inputs, str | np.ndarray | Mapping) else list(inputs)  # type: ignore[arg-type]
-    )
+    if not isinstance(inputs, str | np.ndarray | Mapping | list | tuple):
+        raise UsageError(f"{where}: inputs must be an input spec (e.g. 'special'), an array, a mapping of arrays"
+                         f" or a list of them, got {type(inputs).__name__}")
+    items: list[InputsArg] = [inputs] if isinstance(inputs, str | np.ndarray | Mapping) else list(inputs)
     if not items:
         raise UsageError(f"{where}: inputs must name at least one input spec")
     out: list[str] = []
     for item in items:
+        if not isinstance(item, str | np.ndarray | Mapping):
+            raise UsageError(f"{where}: each of inputs must be an input spec, an array or a mapping of arrays,"
+                             f" got {type(item).__name__}")
         spec = item if isinstance(item, str) else _array_spec(item, oracle)
         text = parse_inputs(spec).text
         if text not in out:
@@ -301,7 +311,7 @@ def check_precision(
     orc = get_oracle(oracle)
     formats = _formats(dtypes)
     device_list = _names(devices, "devices")
-    bound = orc.bind(params)
+    bound = orc.bind(_params(params, _PRECISION))
     budgets = {name: Budget.build(limit, allow, max_bits=max_bits, atol=atol, rtol=rtol, tolerance=tolerance)
                for name, limit in _max_ulp_for(max_ulp, formats).items()}
     ref, _loadable = implementation_ref(fn)
@@ -465,7 +475,7 @@ def check_consistent(
     if requested is not None and "device" in requested and device != "cuda":
         raise UsageError(f"{_CONSISTENT}: the device check compares CPU with CUDA: pass device='cuda'")
     formats = _formats(dtypes, _CONSISTENT)
-    bound = consistency_params(orc, orc.bind(params))
+    bound = consistency_params(orc, orc.bind(_params(params, _CONSISTENT)))
     planned = checks_for(orc, bound, device, requested)
     if not planned:  # only reachable through an empty request, which _names refuses; kept as a guard
         raise UsageError(f"{_CONSISTENT}: no consistency check applies to {orc.name or 'this operation'}")

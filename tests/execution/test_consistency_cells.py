@@ -178,3 +178,20 @@ def test_a_reused_cell_keeps_its_record(tail_file: Path, tmp_path: Path) -> None
     again = store.get(cell)
     assert again is not None and again.status == "fail" and again.consistency == result.consistency
     assert again.to_json()["consistency"] == result.to_json()["consistency"]
+
+
+def test_a_timed_out_check_stops_calling_the_implementation() -> None:
+    calls = [0]
+
+    def slow_first(x: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 1:
+            time.sleep(1.5)
+        return np.exp(x)
+
+    runner = Runner()
+    runner.extra_impls["mem:slow"] = Impl("mem:slow", "numpy", "", slow_first, custom=True)
+    [result] = run_cells([_cell("mem:slow", "position", timeout=0.5)], runner=runner)
+    assert result.status == "error" and "timed out" in result.reason
+    time.sleep(2.0)  # the abandoned thread wakes up, and stops at its next call
+    assert calls[0] == 1

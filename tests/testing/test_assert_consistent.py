@@ -323,10 +323,14 @@ def test_max_ulp_is_the_distance_two_answers_may_differ_by() -> None:
         ({"max_ulp": -1}, "max_ulp must be a non-negative number, got -1"),
         ({"max_ulp": float("inf")}, "max_ulp must be a finite number, got inf"),
         ({"inputs": []}, "assert_consistent: inputs must name at least one input spec"),
+        ({"inputs": 5}, "assert_consistent: inputs must be an input spec (e.g. 'special')"),
+        ({"inputs": ["special", 5]}, "assert_consistent: each of inputs must be an input spec"),
+        ({"oracle": "exp", "params": [1]}, "assert_consistent: params must be a mapping such as {'beta': 2.0}"),
     ],
     ids=["unknown-check", "undeclared-symmetry", "property-without-oracle", "device-on-cpu", "no-checks",
          "checks-not-names", "params-without-oracle", "framework", "not-callable", "device", "oracle", "dtype",
-         "max-ulp-negative", "max-ulp-inf", "no-inputs"],
+         "max-ulp-negative", "max-ulp-inf", "no-inputs", "inputs-not-a-spec", "an-input-not-a-spec",
+         "params-not-a-mapping"],
 )
 def test_usage_errors_are_one_line_before_anything_runs(kwargs: dict[str, Any], match: str) -> None:
     args: dict[str, Any] = {"fn": never_called, "inputs": SMALL, **NUMPY32, **kwargs}
