@@ -479,13 +479,14 @@ def _position(cell: _Cell) -> Consistency:
     s = cell.s
     tally = cell.tally()
     budget = min(s.probes, PROBE_ROWS) if cell.rows else s.probes
-    sizes = [p.n for p in cell.pieces()]
-    chosen = _spread(sum(sizes), budget)
+    pieces = list(cell.pieces())  # filtered once: the sweep and the batch comparisons share them
+    chosen = _spread(sum(p.n for p in pieces), budget)
     # probes of one width share calls: pool them (one pool for elementwise inputs)
     pooled: dict[int, list[tuple[tuple[npt.NDArray[Any], ...], npt.NDArray[np.int64]]]] = {}
     plan: list[tuple[npt.NDArray[np.intp], int, npt.NDArray[np.intp]]] = []
     start = 0
-    for piece, n in zip(cell.pieces(), sizes, strict=True):
+    for piece in pieces:
+        n = piece.n
         lo, hi = np.searchsorted(chosen, [start, start + n])
         local = np.asarray(chosen[lo:hi] - start, dtype=np.intp)
         start += n
@@ -506,7 +507,7 @@ def _position(cell: _Cell) -> Consistency:
         lengths = _lengths(cell, tally, width) if width in swept else (1,)
         alone[width] = _sweep(cell, tally, arrays, origin, width if cell.kind == "rowwise" else 1, lengths)
     # each batch whole, as generated: its probes compared with alone
-    for piece, (local, width, slots) in zip(cell.pieces(), plan, strict=True):
+    for piece, (local, width, slots) in zip(pieces, plan, strict=True):
         if not local.size:
             continue
         u = cell.per_unit(piece)

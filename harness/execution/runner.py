@@ -44,7 +44,7 @@ from harness.judgement.error_vs_input import ProfileInputs, merge_profiles
 from harness.judgement.summary import Example, Summary, summarize
 from harness.judgement.tally import Baseline, tally
 from harness.plan.cells import CellResult, CellSpec
-from harness.plan.consistency import signature
+from harness.plan.consistency import cell_oracle
 from harness.plan.cotangents import cotangent_values
 from harness.plan.implementations import custom_impl, load_custom
 from harness.plan.inputs import Batch, InputSet, StreamedPatterns, parse_inputs
@@ -238,7 +238,7 @@ class Runner:
     def validate(self, cells: Iterable[CellSpec]) -> None:
         """Raise :class:`UsageError` for anything wrong in the plan before running it."""
         for cell in cells:
-            oracle = signature(cell.oracle) if cell.check else get_oracle(cell.oracle)
+            oracle = cell_oracle(cell)
             get_format(cell.dtype)
             oracle.bind(dict(cell.params))
             fmt = get_format(cell.dtype)
@@ -264,7 +264,7 @@ class Runner:
         group = self._groups.get(key)
         if group is None:
             # a consistency cell needs only the signature: a user's operation may have no oracle
-            oracle = signature(cell.oracle) if cell.check else get_oracle(cell.oracle)
+            oracle = cell_oracle(cell)
             fmt = get_format(cell.dtype)
             inputs = parse_inputs(cell.inputs).generate(oracle, fmt)
             params = oracle.bind(dict(cell.params))

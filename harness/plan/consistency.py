@@ -11,14 +11,17 @@ one is taken as elementwise over one real argument ``x``, and gets only the firs
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.judgement.consistency import CHECKS, PROPERTY_CHECKS
 from oracles.errors import OracleError, UsageError, choices
 from oracles.properties import Properties, properties_of
 from oracles.registry import Arg, Oracle, get_oracle
 
-__all__ = ["UNARY", "checks_for", "consistency_params", "signature"]
+if TYPE_CHECKING:
+    from harness.plan.cells import CellSpec
+
+__all__ = ["UNARY", "cell_oracle", "checks_for", "consistency_params", "signature"]
 
 
 def _no_truth(*args: Any, **params: Any) -> Any:
@@ -33,6 +36,13 @@ def signature(oracle: str) -> Oracle:
     """The oracle a consistency cell names (its arguments, kind and domain shape the
     inputs), or :data:`UNARY` for ``""``."""
     return get_oracle(oracle) if oracle else UNARY
+
+
+def cell_oracle(cell: CellSpec) -> Oracle:
+    """The oracle whose signature shapes ``cell``'s inputs: a consistency cell's
+    :func:`signature` (no oracle for a user's operation), an accuracy cell's oracle (an
+    unknown or empty name is a UsageError)."""
+    return signature(cell.oracle) if cell.check else get_oracle(cell.oracle)
 
 
 def consistency_params(oracle: Oracle, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -46,7 +46,7 @@ from harness.frameworks.registry import FRAMEWORKS, Impl
 from harness.judgement.consistency import MEANING, Consistency
 from harness.judgement.summary import CATEGORIES, Example, Summary
 from harness.plan.cells import Budget, CellResult, CellSpec, passes
-from harness.plan.consistency import checks_for, consistency_params, signature
+from harness.plan.consistency import cell_oracle, checks_for, consistency_params, signature
 from harness.plan.inputs import parse_inputs
 from oracles.errors import UsageError, choices
 from oracles.formats import FORMATS, Format, get_format
@@ -677,7 +677,7 @@ def _failing_examples(s: Summary, budget: Budget) -> list[tuple[str, list[Exampl
 
 def _arg_names(cell: CellSpec) -> tuple[str, ...]:
     try:
-        orc = signature(cell.oracle) if cell.check else get_oracle(cell.oracle)
+        orc = cell_oracle(cell)
     except UsageError:
         return ()
     if orc.kind != "elementwise":
