@@ -18,8 +18,9 @@ from oracles.errors import UsageError
 
 if TYPE_CHECKING:
     from harness.testing.assertions import assert_consistent, assert_precision
+    from harness.testing.training import assert_trains
 
-__all__ = ["UsageError", "assert_consistent", "assert_precision"]
+__all__ = ["UsageError", "assert_consistent", "assert_precision", "assert_trains"]
 
 
 def __getattr__(name: str) -> Any:
@@ -35,4 +36,8 @@ def __getattr__(name: str) -> Any:
         )
 
         return assert_consistent
+    if name == "assert_trains":
+        from harness.testing.training import assert_trains  # lazy: the trainers load only when a test trains
+
+        return assert_trains
     raise AttributeError(f"module 'harness' has no attribute {name!r}")

@@ -75,7 +75,16 @@ def summary_line(comparison: Comparison) -> str:
     counts = comparison.counts
     parts = [f"{n} {KIND_LABELS[k]}" for k, n in counts.items() if n]
     verdict = "REGRESSION" if comparison.failed else "no regression"
-    return f"{len(comparison.verdicts)} cells: {', '.join(parts) or 'none'}: {verdict}"
+    scenarios = ""
+    if comparison.scenarios:
+        by_kind = {k: sum(v.kind is k for v in comparison.scenarios) for k in Kind}
+        shown = ", ".join(f"{n} {_SCENARIO_LABELS.get(k, KIND_LABELS[k])}" for k, n in by_kind.items() if n)
+        scenarios = f"; {len(comparison.scenarios)} scenarios: {shown}"
+    return f"{len(comparison.verdicts)} cells: {', '.join(parts) or 'none'}{scenarios}: {verdict}"
+
+
+#: the kinds whose cell label does not fit a scenario
+_SCENARIO_LABELS = {Kind.NEW_CELL: "new scenario", Kind.MISSING_CELL: "missing scenario"}
 
 
 def _side(cell: CellResult | None, what: str) -> str:
@@ -187,9 +196,21 @@ def terminal_text(comparison: Comparison, *, width: int = 140, color: bool = Fal
         for v, d in zip(rows, data, strict=True):
             table.add_row(*(Text(d[i], style=_STYLES[v.kind] if i == 0 else "") for i in keep))
         console.print(table)
+    for line in scenario_lines(comparison, show_unchanged):
+        console.print(line)
     console.print(Text(summary_line(comparison), style="bold red" if comparison.failed else "bold green"))
     # rich pads every line to the width; trailing blanks only make golden files fragile
     return "".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines())
+
+
+def scenario_lines(comparison: Comparison, show_unchanged: bool = False) -> list[str]:
+    """The training scenarios' verdicts, a line each (none when there are no scenarios)."""
+    shown = [v for v in comparison.scenarios if show_unchanged or v.kind is not Kind.UNCHANGED]
+    if not comparison.scenarios:
+        return []
+    same = len(comparison.scenarios) - len(shown)
+    head = f"scenarios: {len(comparison.scenarios)}" + (f" ({same} unchanged)" if same else "")
+    return [head, *(f"  {_SCENARIO_LABELS.get(v.kind, KIND_LABELS[v.kind]):<16} {v.name}: {v.why}" for v in shown)]
 
 
 # -- Markdown ------------------------------------------------------------------------------
@@ -210,6 +231,9 @@ def markdown(comparison: Comparison, *, show_unchanged: bool = False, title: str
     changes and a table of changed cells; unchanged cells in a collapsed list."""
     counts = comparison.counts
     failing = [f"{counts[k]} {KIND_LABELS[k]}" for k in (Kind.REGRESSED, Kind.NEW_FAILURE) if counts[k]]
+    bad_scenarios = sum(v.failing for v in comparison.scenarios)
+    if bad_scenarios:
+        failing.append(f"{bad_scenarios} scenario(s) regressed or newly non-finite")
     headline = "REGRESSION: " + ", ".join(failing) if failing else "no regression"
     base_label, cur_label = comparison.labels
     lines = [
@@ -234,6 +258,13 @@ def markdown(comparison: Comparison, *, show_unchanged: bool = False, title: str
                 f"| {_md(_pair(v, 'cr'))} | {_md(_incidence(v, short=False))} | {_md(v.why)} "
                 f"| {_md('; '.join(str(e) for e in v.environment))} |"
             )
+        lines.append("")
+    scenarios = [v for v in comparison.scenarios if show_unchanged or v.kind is not Kind.UNCHANGED]
+    if scenarios:
+        lines += ["| verdict | scenario | why |", "|---|---|---|"]
+        for sv in scenarios:
+            label = _SCENARIO_LABELS.get(sv.kind, KIND_LABELS[sv.kind])
+            lines.append(f"| {f'**{label}**' if sv.failing else label} | {_code(sv.name)} | {_md(sv.why)} |")
         lines.append("")
     unchanged = sorted(comparison.of_kind(Kind.UNCHANGED), key=_order)
     if unchanged and not show_unchanged:

@@ -28,6 +28,16 @@ check with its contexts, first mismatches, notes and command. Its section, its l
 contents and its few style rules (``reports/static/consistency.css``) are on the page only
 when there are such cells: a report without them is byte for byte what it was before.
 
+Training scenarios (``Results.scenarios``; :mod:`reports.html_training`) are a section of
+their own too, after the consistency section: a summary table, then a block per scenario
+with its verdict (where it first went non-finite, or how far it drifted from its float64
+shadow, or its error), a fix's verdict, the loss of both runs, a layer x step heatmap and
+the layers at the verdict's step. Its section, link, header pills, findings lines and
+style rules (``reports/static/training.css``) are there only when there are scenarios; a
+page of scenarios alone leaves out the cells' sections (findings of cells, matrices,
+incidence, details) rather than showing them empty. A later results file's scenario
+replaces an earlier one's of the same name, as cells do.
+
 What keeps it small (benchmarks/bench_report_size.py and tests/views/test_gradient_views.py:
 the main job's report must stay under 3 MB, and is held to 2.6 MB to leave room, as the
 suite doubles with gradients): cell ids in the page are short hashes of the cell key
@@ -84,6 +94,7 @@ from reports.html_cells import (
     verdict_view,
 )
 from reports.html_consistency import ConsistencyGroup, consistency_groups
+from reports.html_training import BITS_CLASSES, headroom_legend, merged_scenarios, scenario_findings, scenario_views
 from reports.labels import (
     CATEGORY_LABELS,
     CONSISTENCY_GROUP,
@@ -175,7 +186,10 @@ def _duration(run: RunInfo) -> str:
         b = _dt.datetime.fromisoformat(run.finished)
     except ValueError:
         return ""
-    span = (b - a).total_seconds()
+    try:
+        span = (b - a).total_seconds()
+    except TypeError:  # one time with a zone and one without: no duration rather than no report
+        return ""
     return f"{span:.0f} s" if span < 120 else f"{span / 60:.1f} min"
 
 
@@ -191,6 +205,8 @@ class RunView:
 
 def _run_view(title: str, res: Results) -> RunView:
     extra = [(k, str(v)) for k, v in sorted(res.run.extra.items())]
+    if res.scenarios:
+        extra.append(("training scenarios", str(len(res.scenarios))))
     return RunView(title, res.run, _duration(res.run), len(res.cells), sum(c.seconds for c in res.cells), extra)
 
 
@@ -343,6 +359,7 @@ def render_html(
     anchors.update((c.data["id"], c.anchor) for g in consistency for c in g.cells if c.linked)
     runs = [_run_view(sources[i] if i < len(sources) else f"run {i + 1}", r) for i, r in enumerate(results)]
     base_view = _run_view(baseline_source or "baseline", baseline) if baseline is not None else None
+    scenarios = scenario_views(merged_scenarios(r.scenarios for r in results))
     template = _environment().get_template("report.html.j2")
     return _squeeze(template.render(
         title=title or "fpharness report",
@@ -376,8 +393,23 @@ def render_html(
         plot_frames=frames.defs(),
         css=_static("report.css"),
         consistency_css=_static("consistency.css") if consistency else Markup(""),
+        scenarios=scenarios,
+        scenario_sub=_scenario_sub(len(scenarios), cellular=bool(every)),
+        bits_classes=BITS_CLASSES,
+        headroom_legend=headroom_legend(),
+        scenario_counts=[(st, label, sum(1 for v in scenarios if v.status == st))
+                         for st, label in (("finite", "finite"), ("nonfinite", "non-finite"), ("error", "errors"))],
+        scenario_findings=scenario_findings(scenarios),
+        training_css=_static("training.css") if scenarios else Markup(""),
         js=_static("report.js"),
     ))
+
+
+def _scenario_sub(n: int, *, cellular: bool) -> str:
+    """The header's words for the training scenarios, after the cells' (if any)."""
+    if not n:
+        return ""
+    return f"{' · ' if cellular else ''}{n} training scenario{'s' if n != 1 else ''}"
 
 
 def _squeeze(html: str) -> str:

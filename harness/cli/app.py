@@ -14,13 +14,13 @@ import sys
 from collections.abc import Sequence
 
 from harness.cli.base import COMMANDS, EXIT_OK, EXIT_USAGE
-from harness.cli.commands import cache, check, compare, history, listing, merge, report, run
+from harness.cli.commands import cache, check, compare, history, listing, merge, report, run, train
 from oracles.errors import FpharnessError
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
 #: the modules whose import registers the sub-commands
-COMMAND_MODULES = (listing, check, run, compare, history, merge, report, cache)
+COMMAND_MODULES = (listing, check, run, train, compare, history, merge, report, cache)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -41,7 +41,7 @@ METRIC_CHOICES = tuple(METRICS)
 
 
 def add_exec_options(p: argparse.ArgumentParser, *, default_json: str | None = None) -> None:
-    p.add_argument("--json", metavar="PATH", default=default_json, help="write results (schema 3) here")
+    p.add_argument("--json", metavar="PATH", default=default_json, help="write results (schema 4) here")
     p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report here")
     p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
                    help="processes for oracle evaluation and for running cells (default: all cores);"

@@ -69,6 +69,7 @@ from harness.plan.consistency import checks_for, consistency_params, signature
 from harness.plan.files import regular_file
 from harness.plan.inputs import parse_inputs
 from harness.plan.loader import load_file
+from harness.plan.scenarios import Scenario, parse_scenarios
 from oracles.errors import UsageError, choices
 from oracles.formats import FORMATS, get_format
 from oracles.registry import Oracle, get_oracle
@@ -81,7 +82,7 @@ else:  # pragma: no cover
 __all__ = ["NAME_RULE", "SUITE_SCHEMA", "Suite", "load_suite", "suite_name"]
 
 SUITE_SCHEMA = 1
-_TOP_KEYS = {"schema", "name", "description", "imports", "case"}
+_TOP_KEYS = {"schema", "name", "description", "imports", "case", "scenario"}
 _CASE_KEYS = {"oracle", "impls", "framework", "dtypes", "devices", "inputs", "params", "budget", "timeout", "name", "note",
               "mode", "grad", "wrt", "cotangents", "grad_budget", "consistency", "consistency_inputs", "consistency_dtypes",
               "consistency_budget"}
@@ -107,6 +108,8 @@ class Suite:
     #: the files its ``imports`` loaded (a module imported by name: its file), which a run
     #: must never write over
     imports: tuple[str, ...] = ()
+    #: its ``[[scenario]]`` tables (training runs, ``fpharness train``)
+    scenarios: tuple[Scenario, ...] = ()
 
 
 def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
@@ -247,9 +250,9 @@ def load_suite(path: str | Path) -> Suite:
     if "schema" in data:
         _check_schema(p, data["schema"])
     name = _check_name(str(p), data["name"]) if "name" in data else suite_name(p.stem)
-    cases = data.get("case")
-    if not isinstance(cases, list) or not cases:
-        raise UsageError(f"{p}: no [[case]] tables; a suite needs at least one")
+    cases = data.get("case", [])
+    if not isinstance(cases, list) or (not cases and not data.get("scenario")):
+        raise UsageError(f"{p}: no [[case]] or [[scenario]] tables; a suite needs at least one")
     for number, case in enumerate(cases, start=1):
         where = f"{p.name} case {number}"
         if not isinstance(case, Mapping):
@@ -263,7 +266,8 @@ def load_suite(path: str | Path) -> Suite:
     cells: list[CellSpec] = []
     for number, case in enumerate(cases, start=1):
         cells += _case_cells(p, f"{p.name} case {number}", case)
-    return Suite(name, str(p), tuple(cells), imported)
+    scenarios = parse_scenarios(p, data["scenario"]) if "scenario" in data else ()
+    return Suite(name, str(p), tuple(cells), imported, scenarios)
 
 
 def _check_schema(p: Path, schema: Any) -> None:

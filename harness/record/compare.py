@@ -43,6 +43,15 @@ comparisons, or a larger max ULP distance between the answers (``max_ulp_apart``
 met by a number is the largest), and *better* the mirror image, both decisive and exact:
 the counts are of identical comparisons.
 
+Training scenarios (results schema 4) are matched by name and judged on their verdicts:
+an error now and not before, or non-finite now and finite before, is ``new_failure``; the
+reverse ``fixed``; both non-finite: the first non-finite step earlier is ``regressed``,
+later ``improved``. Both finite: the final loss's relative distance from the float64
+shadow (:attr:`~harness.judgement.training.ScenarioResult.drift`) more than doubled, by
+at least :data:`DRIFT_FLOOR`, is ``regressed`` (the run drifted further than its
+baseline); halved likewise, ``improved``. A different number of steps, batch size,
+policy or optimizer makes the pair ``incomparable``.
+
 ``regressed`` and ``new_failure`` fail a comparison (:attr:`Comparison.exit_code` 1).
 A changed framework version or device name is attached to every verdict of that
 framework's cells (:attr:`CellVerdict.environment`), so that "torch 2.3 -> 2.4 made
@@ -53,12 +62,13 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from harness.judgement.consistency import Consistency
 from harness.judgement.summary import CATEGORIES, DEFECTS, Summary
+from harness.judgement.training import ScenarioResult
 from harness.plan.cells import CellResult
 from harness.record.results import Results, RunInfo
 from oracles.errors import UsageError, choices
@@ -72,8 +82,10 @@ __all__ = [
     "Delta",
     "EnvChange",
     "Kind",
+    "ScenarioVerdict",
     "Tolerance",
     "compare",
+    "compare_scenarios",
 ]
 
 #: statuses of cells that did not run: nothing to compare, only coverage
@@ -228,6 +240,8 @@ class Comparison:
     verdicts: tuple[CellVerdict, ...]
     environment: tuple[EnvChange, ...] = ()
     labels: tuple[str, str] = ("baseline", "current")
+    #: the training scenarios' verdicts (results schema 4), in display order
+    scenarios: tuple[ScenarioVerdict, ...] = ()
 
     def of_kind(self, kind: Kind) -> tuple[CellVerdict, ...]:
         return tuple(v for v in self.verdicts if v.kind is kind)
@@ -242,11 +256,11 @@ class Comparison:
 
     @property
     def failed(self) -> bool:
-        return any(v.failing for v in self.verdicts)
+        return any(v.failing for v in self.verdicts) or any(v.failing for v in self.scenarios)
 
     @property
     def exit_code(self) -> int:
-        """1 when any cell regressed or newly fails, else 0."""
+        """1 when any cell or scenario regressed or newly fails, else 0."""
         return 1 if self.failed else 0
 
 
@@ -276,7 +290,86 @@ def compare(
         verdicts.append(_judge(key, b, c, tol, cell_env))
     order = list(Kind)
     verdicts.sort(key=lambda v: (order.index(v.kind), v.id, v.key))
-    return Comparison(baseline.run, current.run, tol, tuple(verdicts), env, labels)
+    scenarios = compare_scenarios(baseline.scenarios, current.scenarios)
+    return Comparison(baseline.run, current.run, tol, tuple(verdicts), env, labels, scenarios)
+
+
+# -- training scenarios ------------------------------------------------------------------------
+
+#: the smallest growth of a finite scenario's drift (final loss relative error against its
+#: shadow) that counts: below it, a doubling is noise between builds (0.1% of the loss)
+DRIFT_FLOOR = 1e-3
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioVerdict:
+    """What happened to one training scenario between the baseline and now."""
+
+    name: str
+    kind: Kind
+    why: str
+    baseline: ScenarioResult | None = None
+    current: ScenarioResult | None = None
+
+    @property
+    def failing(self) -> bool:
+        return self.kind in FAILING
+
+
+def _where(r: ScenarioResult) -> str:
+    f = r.first
+    if f is None:
+        return "finite"
+    return f"non-finite from step {f.step} ({f.name} {f.direction})"
+
+
+def _scenario_verdict(b: ScenarioResult | None, c: ScenarioResult | None) -> ScenarioVerdict:
+    if b is None:
+        assert c is not None
+        return ScenarioVerdict(c.name, Kind.NEW_CELL, f"new scenario: {c.status}", None, c)
+    if c is None:
+        return ScenarioVerdict(b.name, Kind.MISSING_CELL, "not in the current run", b, None)
+
+    def v(kind: Kind, why: str) -> ScenarioVerdict:
+        return ScenarioVerdict(c.name, kind, why, b, c)
+
+    if c.status == "error":
+        return v(Kind.UNCHANGED, f"error, as before: {c.error}") if b.status == "error" else v(
+            Kind.NEW_FAILURE, f"now fails: {c.error}")
+    if b.status == "error":
+        return v(Kind.IMPROVED if c.first is not None else Kind.FIXED, f"runs again: {_where(c)}")
+    same = (b.steps, b.batch_size, b.policy, b.optimizer) == (c.steps, c.batch_size, c.policy, c.optimizer)
+    if b.first is None and c.first is not None:
+        return v(Kind.NEW_FAILURE, f"became {_where(c)}; was finite")
+    if b.first is not None and c.first is None:
+        return v(Kind.FIXED, f"now finite; was {_where(b)}")
+    if not same:
+        return v(Kind.INCOMPARABLE, "steps, batch size, policy or optimizer changed")
+    if b.first is not None and c.first is not None:
+        if c.first.step < b.first.step:
+            return v(Kind.REGRESSED, f"{_where(c)}; was step {b.first.step}")
+        if c.first.step > b.first.step:
+            return v(Kind.IMPROVED, f"{_where(c)}; was step {b.first.step}")
+        return v(Kind.UNCHANGED, _where(c))
+    bd, cd = b.drift, c.drift
+    if bd is None or cd is None:
+        return v(Kind.UNCHANGED, "finite")
+    shown = f"final loss {cd:.3%} from the shadow, was {bd:.3%}"
+    if cd > 2 * bd and cd - bd >= DRIFT_FLOOR:
+        return v(Kind.REGRESSED, f"drifted further: {shown}")
+    if bd > 2 * cd and bd - cd >= DRIFT_FLOOR:
+        return v(Kind.IMPROVED, f"drifts less: {shown}")
+    return v(Kind.UNCHANGED, shown)
+
+
+def compare_scenarios(baseline: Sequence[ScenarioResult], current: Sequence[ScenarioResult]) -> tuple[ScenarioVerdict, ...]:
+    """A verdict per scenario name of either side (module docstring), in display order."""
+    base = {r.name: r for r in baseline}
+    cur = {r.name: r for r in current}
+    order = list(Kind)
+    out = [_scenario_verdict(base.get(n), cur.get(n)) for n in sorted(set(base) | set(cur))]
+    out.sort(key=lambda v: (order.index(v.kind), v.name))
+    return tuple(out)
 
 
 def _by_key(results: Results, label: str) -> dict[CellKey, CellResult]:

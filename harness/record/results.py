@@ -1,11 +1,13 @@
-"""Results files (schema 3): ``{"schema": 3, "run": {...}, "cells": [...]}``.
+"""Results files (schema 4): ``{"schema": 4, "run": {...}, "cells": [...], "scenarios": [...]}``.
 
 Schema 2 added gradient cells: every cell says which pass it judges (``"pass":
 "forward"`` or ``"grad"``, with ``"wrt"`` and ``"cotangent"`` for a gradient). Schema 3
 added consistency cells (``"pass": "consistency"``, with ``"check"`` and the
-``"consistency"`` record instead of error statistics). Files of schemas 1 and 2 still
-load (schema 1: every cell a forward one); an fpharness that reads only older schemas
-refuses a newer file rather than misreading its cells.
+``"consistency"`` record instead of error statistics). Schema 4 added training scenarios
+(``"scenarios"``: :class:`~harness.judgement.training.ScenarioResult` records, written by
+``fpharness train``). Files of schemas 1 to 3 still load (schema 1: every cell a forward
+one); an fpharness that reads only older schemas refuses a newer file rather than
+misreading or dropping what it does not know.
 
 Written atomically (a temporary file in the same directory, flushed, fsynced and renamed
 over the target), so a crash never leaves a half-written file. Loading checks the schema
@@ -27,16 +29,17 @@ from pathlib import Path
 from typing import Any
 
 from harness.frameworks.adapters import get_backend
+from harness.judgement.training import ScenarioResult
 from harness.plan.cells import CellResult
 from oracles.atomic import atomic_write_text
 from oracles.errors import UsageError
 
 __all__ = ["SCHEMA", "Results", "RunInfo", "load_results", "run_info"]
 
-SCHEMA = 3
+SCHEMA = 4
 #: the schemas this fpharness reads (1: before gradient cells, every cell a forward one;
-#: 2: before consistency cells)
-READABLE = (1, 2, 3)
+#: 2: before consistency cells; 3: before training scenarios)
+READABLE = (1, 2, 3, 4)
 
 
 def _now() -> str:
@@ -98,13 +101,17 @@ class RunInfo:
 
 @dataclass(frozen=True, slots=True)
 class Results:
-    """A run's metadata and its judged cells."""
+    """A run's metadata, its judged cells and its training scenarios."""
 
     run: RunInfo
     cells: tuple[CellResult, ...]
+    scenarios: tuple[ScenarioResult, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, "run": self.run.to_json(), "cells": [c.to_json() for c in self.cells]}
+        d: dict[str, Any] = {"schema": SCHEMA, "run": self.run.to_json(), "cells": [c.to_json() for c in self.cells]}
+        if self.scenarios:
+            d["scenarios"] = [s.to_json() for s in self.scenarios]
+        return d
 
     def write(self, path: str | os.PathLike[str]) -> None:
         atomic_write_text(Path(path), json.dumps(self.to_json(), separators=(",", ":"), allow_nan=False, default=_default) + "\n")
@@ -112,9 +119,11 @@ class Results:
     @property
     def exit_code(self) -> int:
         """0 when every cell passed, was skipped or is unsupported (a format the framework
-        does not compute the function in: a fact about the framework, not a failure), 1 when
-        any failed or errored."""
-        return 1 if any(c.status in ("fail", "error") for c in self.cells) else 0
+        does not compute the function in: a fact about the framework, not a failure) and
+        every scenario stayed finite; 1 when any cell failed or errored, or any scenario
+        went non-finite or errored."""
+        bad_cell = any(c.status in ("fail", "error") for c in self.cells)
+        return 1 if bad_cell or any(s.status != "finite" for s in self.scenarios) else 0
 
 
 def _default(obj: Any) -> Any:
@@ -141,9 +150,13 @@ def load_results(path: str | os.PathLike[str]) -> Results:
         raise UsageError(f"{str(p)!r} has results schema {schema!r}; this fpharness reads schemas {readable} ({hint})")
     try:
         cells = tuple(CellResult.from_json(c) for c in data.get("cells", []))
-        return Results(RunInfo.from_json(data.get("run") or {}), cells)
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError(f"{str(p)!r} has a malformed cell: {type(exc).__name__}: {exc}") from None
+    try:
+        scenarios = tuple(ScenarioResult.from_json(s) for s in data.get("scenarios", []))
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"{str(p)!r} has a malformed scenario: {type(exc).__name__}: {exc}") from None
+    return Results(RunInfo.from_json(data.get("run") or {}), cells, scenarios)
 
 
 def _git_commit() -> str | None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.judgement.error_vs_input import merge_profiles
+from harness.judgement.training import ScenarioResult
 from harness.plan.cells import CellResult, CellSpec
 from harness.plan.inputs import parse_inputs
 from harness.record.results import Results, RunInfo
@@ -237,4 +238,11 @@ def merge_results(parts: Sequence[Results]) -> Results:
         for cell in part.cells:
             by_key.setdefault(cell.spec.key, []).append(cell)
     cells = tuple(_merge_cells(group) for group in by_key.values())
-    return Results(merge_runs([p.run for p in parts]), cells)
+    scenarios: dict[str, ScenarioResult] = {}
+    for part in parts:
+        for scenario in part.scenarios:
+            if scenario.name in scenarios:
+                raise UsageError(f"scenario {scenario.name!r} is in two parts; scenarios are not sharded, so give "
+                                 "each training run's results once")
+            scenarios[scenario.name] = scenario
+    return Results(merge_runs([p.run for p in parts]), cells, tuple(scenarios.values()))

@@ -1,5 +1,5 @@
 """fpharness in users' own tests: the pytest plugin, ``assert_precision``,
-``assert_consistent`` and Hypothesis strategies for every format. An entry-point layer,
+``assert_consistent``, ``assert_trains`` and Hypothesis strategies for every format. An entry-point layer,
 like :mod:`harness.cli`.
 
 The helpers are re-exported lazily (module ``__getattr__``): the pytest plugin imports
@@ -18,11 +18,17 @@ if TYPE_CHECKING:
         check_consistent,
         check_precision,
     )
+    from harness.testing.training import assert_trains, check_trains
 
-__all__ = ["assert_consistent", "assert_precision", "check_consistent", "check_precision"]
+__all__ = ["assert_consistent", "assert_precision", "assert_trains", "check_consistent", "check_precision", "check_trains"]
+_TRAINING = ("assert_trains", "check_trains")
 
 
 def __getattr__(name: str) -> Any:
+    if name in _TRAINING:
+        from harness.testing import training  # lazy: the trainers load only when a test trains a model
+
+        return getattr(training, name)
     if name in __all__:
         from harness.testing import assertions  # lazy: the runner loads only when a test uses a helper
 

@@ -12,7 +12,7 @@ What it gives a test suite:
   a CUDA parameter without a CUDA device (or a framework that is not installed) is a
   clean skip with the reason, never an error;
 * a precision summary table at the end of the session and, with ``--precision-report
-  DIR``, the session's results as ``DIR/results.json`` (results schema 3) and, when the
+  DIR``, the session's results as ``DIR/results.json`` (results schema 4) and, when the
   HTML reporter is installed, ``DIR/report.html``.
 
 Every cell judged during a test (through the fixture or a bare ``assert_precision`` /
@@ -185,7 +185,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest=_REPORT_DEST,
         metavar="DIR",
         default=None,
-        help=f"write the session's precision results to DIR/{RESULTS_NAME} (results schema 3)"
+        help=f"write the session's precision results to DIR/{RESULTS_NAME} (results schema 4)"
         f" and, when the HTML reporter is installed, DIR/{HTML_NAME}",
     )
 

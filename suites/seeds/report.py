@@ -4,6 +4,8 @@
 
     fpharness run suites/seeds.toml --json results/seeds.json
     python -m suites.seeds.report results/seeds.json > docs/seeds.md
+    # with the models of seeds 001 and 002 trained (fpharness train suites/seed_training.toml):
+    python -m suites.seeds.report results/seeds.json --training results/seed_training.json > docs/seeds.md
 
 The claims are data in the seed modules (:data:`suites.seeds.SEEDS`); every number, every
 "holds"/"fails" and every failing input is read from the results file, never typed. The
@@ -42,6 +44,7 @@ from reports.labels import INCIDENCE_LABELS as LABELS
 from reports.labels import cotangent, inputs_label, is_grad, subject
 from suites.seeds import SEEDS
 from suites.seeds.claims import CATEGORIES, Claim, Seed, SeedImpl
+from suites.seeds.training_report import training_lines
 
 __all__ = ["ClaimVerdict", "decide", "main", "render"]
 
@@ -602,17 +605,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m suites.seeds.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("results", help="a results file of `fpharness run suites/seeds.toml`")
     parser.add_argument("-o", "--output", help="write here instead of standard output")
+    parser.add_argument("--training", metavar="RESULTS.json",
+                        help="also answer the model-level claims of seeds 001 and 002 from a results file of "
+                        "`fpharness train suites/seed_training.toml`")
     args = parser.parse_args(argv)
 
     try:
         if args.output:
             check_outputs([Output("-o", args.output, "seeds.md")], [Input("the results file", args.results)])
         load_results(args.results)  # checks the schema; the rendering reads the raw cells
+        if args.training:
+            load_results(args.training)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     data = json.loads(Path(args.results).read_text(encoding="utf-8"))
     text = render(data, source=args.results)
+    if args.training:
+        training = json.loads(Path(args.training).read_text(encoding="utf-8"))
+        text = text.rstrip("\n") + "\n\n" + "\n".join(training_lines(training, source=args.training))
     if args.output:
         try:
             atomic_write_text(Path(args.output), text)

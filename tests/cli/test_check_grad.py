@@ -32,7 +32,7 @@ def test_check_grad_prints_a_gradient_table_and_writes_the_pass(capsys: pytest.C
     text = capsys.readouterr().out
     assert "∂sigmoid" in text
     data = json.loads(out.read_text())
-    assert data["schema"] == 3
+    assert data["schema"] == 4
     (cell,) = data["cells"]
     assert (cell["pass"], cell["wrt"], cell["cotangent"]) == ("grad", "x", "ones")
     assert cell["id"] == "∂sigmoid[torch.sigmoid-cpu-float32-special]"

@@ -156,7 +156,7 @@ def test_run_writes_results_by_default_under_results(capsys: pytest.CaptureFixtu
     suite = tmp_path / "tiny.toml"
     suite.write_text(textwrap.dedent(SUITE.format(max_ulp=1)))
     assert run_main(capsys, "run", str(suite), *COMMON)[0] == 0
-    assert json.loads((tmp_path / "results" / "tiny.json").read_text())["schema"] == 3
+    assert json.loads((tmp_path / "results" / "tiny.json").read_text())["schema"] == 4
 
 
 # -- the --json contract ----------------------------------------------------------------------
@@ -177,7 +177,7 @@ def suite_results(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> dict[st
 
 
 def test_json_top_level_and_run(suite_results: dict[str, Any]) -> None:
-    assert set(suite_results) >= {"schema", "run", "cells"} and suite_results["schema"] == 3
+    assert set(suite_results) >= {"schema", "run", "cells"} and suite_results["schema"] == 4
     run = suite_results["run"]
     for key in ("started", "finished", "host", "python", "frameworks", "devices", "git_commit", "seeds"):
         assert key in run, f"run.{key} is part of the contract"

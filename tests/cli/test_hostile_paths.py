@@ -209,7 +209,7 @@ def test_the_good_paths_still_work(workdir: Path, capsys: pytest.CaptureFixture[
     monkeypatch.setenv("FPHARNESS_CACHE_DIR", str(workdir / "cache"))
     monkeypatch.setenv("FPHARNESS_JAX_CACHE_DIR", "")
     assert main(["run", "s.toml", "--json", "new/s.json", "--html", "new/s.html", *NO_WORK, "--no-cache"]) == 0
-    assert json.loads((workdir / "new" / "s.json").read_text())["schema"] == 3
+    assert json.loads((workdir / "new" / "s.json").read_text())["schema"] == 4
     assert main(["merge", "a.json", "-o", "m.json", "-q"]) == 0
     assert main(["compare", "a.json", "b.json", "--markdown", "outdir/c.md"]) == 0
     assert main(["report", "a.json", "-o", "outdir/r.html", "-q"]) == 0

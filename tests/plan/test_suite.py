@@ -131,7 +131,7 @@ def case_with(line: str) -> str:
 @pytest.mark.parametrize(
     ("body", "fragments"),
     [
-        pytest.param("colour = 1\n" + CASE, ["unknown key 'colour'", "pick from: case, description, imports, name, schema"],
+        pytest.param("colour = 1\n" + CASE, ["unknown key 'colour'", "pick from: case, description, imports, name, scenario, schema"],
                      id="unknown-top-key"),
         pytest.param(case_with("dtype = 'float16'"),
                      ["case 1: unknown key 'dtype'", "pick from: budget, consistency, consistency_budget, consistency_dtypes, consistency_inputs, cotangents, devices, dtypes, framework, grad, grad_budget, impls"],
@@ -176,7 +176,7 @@ def case_with(line: str) -> str:
         pytest.param(CASE.replace('impls = ["numpy.exp"]\n', ""), ["case 1: missing required key 'impls'"],
                      id="missing-impls"),
         pytest.param("schema = 2\n" + CASE, ["suite schema 2 is not supported", "reads schema 1"], id="future-schema"),
-        pytest.param("name = 'x'\n", ["no [[case]] tables"], id="no-cases"),
+        pytest.param("name = 'x'\n", ["no [[case]] or [[scenario]] tables"], id="no-cases"),
         pytest.param("[[case]\n", ["is not valid TOML"], id="invalid-toml"),
         pytest.param("imports = ['nope.py']\n" + CASE, ["suite import 'nope.py'", "does not exist"],
                      id="missing-import-file"),

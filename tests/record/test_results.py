@@ -43,7 +43,7 @@ def test_roundtrip_keeps_every_field(tmp_path: Path, judged: tuple[CellResult, .
     path = tmp_path / "r.json"
     res.write(path)
     data = json.loads(path.read_text())
-    assert data["schema"] == SCHEMA == 3
+    assert data["schema"] == SCHEMA == 4
     loaded = load_results(path)
     assert loaded.to_json() == res.to_json() == data
     assert loaded.run.seeds == (1, 3)
@@ -152,7 +152,7 @@ def test_results_are_strict_json(tmp_path: Path, judged: tuple[CellResult, ...])
         pytest.param("{not json", "is not valid JSON", id="invalid-json"),
         pytest.param("[1, 2]", "is not an fpharness results file (no 'schema' key)", id="not-an-object"),
         pytest.param('{"cells": []}', "no 'schema' key", id="no-schema"),
-        pytest.param('{"schema": 4, "cells": []}', "has results schema 4; this fpharness reads schemas 1, 2 and 3 (upgrade fpharness)",
+        pytest.param('{"schema": 5, "cells": []}', "has results schema 5; this fpharness reads schemas 1, 2, 3 and 4 (upgrade fpharness)",
                      id="newer-schema"),
         pytest.param('{"schema": "1", "cells": []}', "it is not a known version", id="schema-as-text"),
         pytest.param('{"schema": 1, "cells": [{"oracle": "exp"}]}', "has a malformed cell: KeyError", id="malformed-cell"),

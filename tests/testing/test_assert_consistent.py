@@ -429,7 +429,7 @@ def test_bare_assert_consistent_is_recorded():
 
 def _cells(path: Path) -> list[dict[str, Any]]:
     data = json.loads(path.read_text(encoding="utf-8"))
-    assert data["schema"] == 3
+    assert data["schema"] == 4
     cells: list[dict[str, Any]] = data["cells"]
     return cells
 

@@ -79,7 +79,7 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 def _cells(path: Path) -> list[dict[str, Any]]:
     data = json.loads(path.read_text(encoding="utf-8"))
-    assert data["schema"] == 3
+    assert data["schema"] == 4
     cells: list[dict[str, Any]] = data["cells"]
     return cells
 

@@ -30,6 +30,9 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the suite (or one shard); exit 0/1 by the cells, 2 before anything runs on a bad
     option or path (an output that is a directory, the suite file or another input)."""
     suite = load_suite(args.suite)
+    if not suite.cells:
+        raise UsageError(f"{args.suite} has no [[case]] tables, only {len(suite.scenarios)} [[scenario]] table(s); "
+                         f"train them with: fpharness train {args.suite}")
     options = exec_options(args)
     cells = suite.cells
     extra: dict[str, Any] = {"suite": suite.name}
