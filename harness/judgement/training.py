@@ -473,8 +473,9 @@ def first_nonfinite(records: Iterable[StepRecord], layers: Sequence[tuple[str, s
                                   e.stats.size, e.cause, e.stats.shadow_nonfinite == 0)
         if not rec.weights_finite:
             return FirstNonFinite(rec.step, -1, "weights", "optimizer", "update", True, 0, 0, 0,
-                                  "the optimizer update made weights non-finite from finite gradients "
-                                  "(an update computed in the weights' format overflowed or divided by 0)", rec.shadow_weights_finite)
+                                  "a weight or a layer's state (such as BatchNorm's moving statistics) became "
+                                  "non-finite in the step although every recorded gradient and update was finite",
+                                  rec.shadow_weights_finite)
     return None
 
 
