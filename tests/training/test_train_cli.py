@@ -299,3 +299,28 @@ def test_a_look_at_one_step_writes_no_results_unless_asked(suite: Path, tmp_path
     assert run.code == 0, run
     assert "step 2 of planted-f32" in run.out and "results:" not in run.out
     assert not (tmp_path / "results").exists()
+
+
+def test_ctrl_c_keeps_the_scenarios_that_had_finished(suite: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # the workers stand in for the processes: the first scenario finishes, then the user
+    # presses Ctrl-C while the second trains (-j 1, so in order)
+    from harness.execution import training
+
+    done = ScenarioResult(name="planted", framework="torch", backend="torch", policy="float16", optimizer="sgd",
+                          loss="mae", steps=12, batch_size=4, seed=0, status="finite")
+
+    def worker(mode: str, scenarios: list, **_kw: object) -> dict:
+        if mode == "check":
+            return {"ok": True}
+        if scenarios[0].name == "planted":
+            return {"result": done.to_json()}
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_worker", worker)
+    run = cli("train", str(suite), "--json", str(tmp_path / "r.json"), *COMMON)
+    assert run.code == 130, run
+    assert "interrupted: 1 of 3 scenario(s) had finished" in run.err
+    results = load_results(tmp_path / "r.json")
+    assert [r.name for r in results.scenarios] == ["planted"]
+    assert results.run.extra.get("interrupted") is True
