@@ -56,9 +56,9 @@ def _pair(r: Resolved) -> TrainerPair:
 
 
 def preflight(r: Resolved) -> None:
-    """Build the scenario's two models and run a first step of each on a copy, so that a
-    model that cannot be built, cannot run in float64 or does not fit the data fails here,
-    as one :class:`UsageError`, before any training."""
+    """Build the scenario's two models and run a first step of each (on models built for
+    this check alone), so that a model that cannot be built, cannot run in float64 or does
+    not fit the data fails here, as one :class:`UsageError`, before any training."""
     s = r.scenario
     where = f"scenario {s.name!r}"
     try:
@@ -131,14 +131,14 @@ def train(r: Resolved, *, until: int | None = None, progress: Progress | None = 
         summary = "".join(tb).strip().splitlines()[-TRACEBACK_LINES:]
         where = f"at step {step}" if step else "while building"
         return replace(head, status="error", layers=layers, cautions=tuple(cautions), records=tuple(records),
-                              first=first_nonfinite(records, layers), error=f"{where}: {error_line(exc)}",
-                              error_step=step or None, traceback="\n".join(summary),
-                              seconds=time.perf_counter() - started, version=version)
+                       first=first_nonfinite(records, layers), error=f"{where}: {error_line(exc)}",
+                       error_step=step or None, traceback="\n".join(summary), seconds=time.perf_counter() - started,
+                       version=version)
     first = first_nonfinite(records, layers)
     absorbed = first_nonfinite(records, layers, absorbed=True)
-    return replace(head, status="finite" if first is None else "nonfinite", layers=layers,
-                          records=tuple(records), first=first, seconds=time.perf_counter() - started, version=version,
-                          stopped=stopped, absorbed=None if absorbed == first else absorbed, cautions=tuple(cautions))
+    return replace(head, status="finite" if first is None else "nonfinite", layers=layers, records=tuple(records),
+                   first=first, seconds=time.perf_counter() - started, version=version, stopped=stopped,
+                   absorbed=None if absorbed == first else absorbed, cautions=tuple(cautions))
 
 
 #: layer kinds that draw random numbers: their draws in float64 and in a 16-bit format can
