@@ -346,6 +346,14 @@ def test_example_file_runs(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=3, skipped=3)
 
 
+def test_training_example_file_runs(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("torch")
+    example = ROOT / "examples" / "test_my_model_trains.py"
+    shutil.copy(example, pytester.path / example.name)
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+
+
 GRAD_TESTS = """
 import numpy as np
 import pytest

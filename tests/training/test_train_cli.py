@@ -324,3 +324,23 @@ def test_ctrl_c_keeps_the_scenarios_that_had_finished(suite: Path, tmp_path: Pat
     results = load_results(tmp_path / "r.json")
     assert [r.name for r in results.scenarios] == ["planted"]
     assert results.run.extra.get("interrupted") is True
+
+
+def test_data_from_an_npz_file_trains_like_the_same_rows_from_a_function(suite: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # a data set shipped as a file: the batches, and so the whole run, are the function's
+    import numpy as np
+
+    from harness.plan.loader import load_file
+
+    monkeypatch.chdir(tmp_path)
+    models = load_file(suite.parent / "models.py", what="fixture")
+    x, y = models.planted_data()
+    np.savez(suite.parent / "planted.npz", x=x, y=y)
+    text = suite.read_text(encoding="utf-8").replace('data = "models.py:planted_data"', 'data = "planted.npz"', 1)
+    (suite.parent / "npz.toml").write_text(text, encoding="utf-8")
+    run = cli("train", str(suite.parent / "npz.toml"), "--scenario", "planted", "--json", str(tmp_path / "n.json"),
+              *COMMON)
+    assert run.code == 1, run
+    (result,) = load_results(tmp_path / "n.json").scenarios
+    assert result.first is not None and (result.first.step, result.first.name) == (11, "2")
