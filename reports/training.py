@@ -43,9 +43,6 @@ def short_number(v: float | None, digits: int = 3) -> str:
     return f"{mantissa}e{int(exp)}"
 
 
-_g = short_number  # the short name the views below use
-
-
 def _shown(path: str) -> str:
     if not path:
         return "SUITE.toml"
@@ -80,7 +77,7 @@ def _heading(r: ScenarioResult) -> str:
 def _loss_line(rec: StepRecord) -> str:
     rel = rec.loss_rel
     shown = "" if rel is None else f", {rel:.2%} apart"
-    return f"step {rec.step}: loss {_g(rec.loss)} (shadow {_g(rec.shadow_loss)}{shown})"
+    return f"step {rec.step}: loss {short_number(rec.loss)} (shadow {short_number(rec.shadow_loss)}{shown})"
 
 
 def scenario_lines(r: ScenarioResult, fix: FixVerdict | None = None) -> list[str]:
@@ -119,7 +116,7 @@ def scenario_lines(r: ScenarioResult, fix: FixVerdict | None = None) -> list[str
             gbits = r.max_bits("grad_weights")
             lines.append("    " + "; ".join([
                 "never more than 1% apart" if parted is None else f"losses more than 1% apart from step {parted}",
-                f"worst forward bits of error (p99) {_g(bits)}", f"weight gradients {_g(gbits)}",
+                f"worst forward bits of error (p99) {short_number(bits)}", f"weight gradients {short_number(gbits)}",
             ]))
             lines += _departure(r)
     lines += ["    " + note for note in notes(r)]
@@ -135,7 +132,7 @@ def notes(r: ScenarioResult) -> list[str]:
     out = []
     scales = [rec.loss_scale for rec in r.records if rec.loss_scale is not None]
     if scales:
-        out.append(f"loss scale {_g(scales[0])} → {_g(scales[-1])} (lowest {_g(min(scales))}); {r.skipped_steps} of "
+        out.append(f"loss scale {short_number(scales[0])} → {short_number(scales[-1])} (lowest {short_number(min(scales))}); {r.skipped_steps} of "
                    f"{len(r.records)} step(s) skipped by the loss scaler")
     if r.absorbed is not None:
         a = r.absorbed
@@ -201,12 +198,12 @@ def step_table(r: ScenarioResult, step: int) -> list[str]:
         name, kind = r.layers[e.layer] if e.layer < len(r.layers) else (str(e.layer), "")
         s = e.stats
         status = "" if not s.nonfinite else ("produced" if e.produced else "propagated")
-        rows.append((f"{name} ({kind})", STAGE_LABELS[e.stage], _g(s.max_abs),
+        rows.append((f"{name} ({kind})", STAGE_LABELS[e.stage], short_number(s.max_abs),
                      "–" if s.headroom is None else f"{s.headroom:.1f}", str(s.underflow or ""), str(s.nan or ""),
-                     str(s.inf or ""), _g(s.rel_p50), _g(s.rel_p99), _g(s.bits_p99), status))
+                     str(s.inf or ""), short_number(s.rel_p50), short_number(s.rel_p99), short_number(s.bits_p99), status))
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    lines = [f"step {step} of {r.name}: loss {_g(rec.loss)}, shadow {_g(rec.shadow_loss)}"
-             + ("" if rec.loss_scale is None else f", loss scale {_g(rec.loss_scale)}")
+    lines = [f"step {step} of {r.name}: loss {short_number(rec.loss)}, shadow {short_number(rec.shadow_loss)}"
+             + ("" if rec.loss_scale is None else f", loss scale {short_number(rec.loss_scale)}")
              + (", skipped by the loss scaler" if rec.skipped else "")]
     lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
     lines += ["  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]

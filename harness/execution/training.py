@@ -90,10 +90,7 @@ def train(r: Resolved, *, until: int | None = None, progress: Progress | None = 
     records: list[StepRecord] = []
     layers: tuple[tuple[str, str], ...] = ()
     version = ""
-    head = ScenarioResult(name=s.name, framework=s.framework, backend=s.backend, policy=s.policy,
-                          optimizer=s.optimizer.id, loss=s.loss.rpartition(":")[2] if ":" in s.loss else s.loss,
-                          steps=steps, batch_size=r.batch_size, seed=s.seed, status="finite", suite=s.suite,
-                          fixes=s.fixes, claim=s.claim, note=s.note)
+    head = _head(s, steps, r.batch_size)
     step = 0
     stopped = ""
     cautions: list[str] = []
@@ -191,6 +188,15 @@ def _worker(mode: str, scenarios: Sequence[Scenario], *, until: int | None, time
         return {"crashed": proc.returncode, "tail": "\n".join(tail)}
 
 
+def _head(s: Scenario, steps: int, batch_size: int) -> ScenarioResult:
+    """The result's description of the scenario, before anything ran (a loss given as
+    ``file.py:function`` is named by its function)."""
+    return ScenarioResult(name=s.name, framework=s.framework, backend=s.backend, policy=s.policy,
+                          optimizer=s.optimizer.id, loss=s.loss.rpartition(":")[2], steps=steps,
+                          batch_size=batch_size, seed=s.seed, status="finite", suite=s.suite, fixes=s.fixes,
+                          claim=s.claim, note=s.note)
+
+
 def _crashed(s: Scenario, answer: dict[str, Any], steps: int) -> ScenarioResult:
     if "timeout" in answer:
         error = f"timed out after {answer['timeout']:g} s (the scenario's timeout)"
@@ -198,10 +204,7 @@ def _crashed(s: Scenario, answer: dict[str, Any], steps: int) -> ScenarioResult:
     else:
         error = f"its process died (exit code {answer['crashed']}) before it wrote a result"
         tail = answer.get("tail", "")
-    return ScenarioResult(name=s.name, framework=s.framework, backend=s.backend, policy=s.policy,
-                          optimizer=s.optimizer.id, loss=s.loss.rpartition(":")[2] if ":" in s.loss else s.loss,
-                          steps=steps, batch_size=s.batch_size or 0, seed=s.seed, status="error", error=error,
-                          traceback=tail, suite=s.suite, fixes=s.fixes, claim=s.claim, note=s.note)
+    return replace(_head(s, steps, s.batch_size or 0), status="error", error=error, traceback=tail)
 
 
 def run_scenarios(scenarios: Sequence[Scenario], *, jobs: int = 1, until: int | None = None,
@@ -230,9 +233,7 @@ def run_scenarios(scenarios: Sequence[Scenario], *, jobs: int = 1, until: int | 
         answer = _worker("train", [s], until=until, timeout=s.timeout)
         if "usage" in answer:
             raise UsageError(answer["usage"])
-        if "result" not in answer:
-            return _crashed(s, answer, steps)
-        result = ScenarioResult.from_json(answer["result"])
+        result = ScenarioResult.from_json(answer["result"]) if "result" in answer else _crashed(s, answer, steps)
         if progress is not None:
             progress(f"{s.name}: {result.status}")
         if on_result is not None and not stop.is_set():

@@ -170,7 +170,7 @@ class _TorchTrainer:
         self.opt.zero_grad(set_to_none=True)
         xt = torch.as_tensor(x).to(self.input_dtype).requires_grad_(True)
         yt = torch.as_tensor(y)
-        weights_before = {id(m): _finite(ps) for m, ps in ((m, own[id(m)]) for m in self.model.modules())}
+        weights_before = {key: _finite(params) for key, params in own.items()}
         pred = self._forward(xt)
         pred_l = pred.to(self.loss_dtype)
         if pred_l is pred:

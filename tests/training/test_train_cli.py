@@ -344,3 +344,20 @@ def test_data_from_an_npz_file_trains_like_the_same_rows_from_a_function(suite: 
     assert run.code == 1, run
     (result,) = load_results(tmp_path / "n.json").scenarios
     assert result.first is not None and (result.first.step, result.first.name) == (11, "2")
+
+
+def test_a_scenario_that_timed_out_is_a_result_like_any_other(suite: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # its error result is heard as it arrives too, so an interrupted run keeps it
+    from harness.execution import training
+    from harness.plan.suite import load_suite
+
+    def worker(mode: str, scenarios: list, **_kw: object) -> dict:
+        return {"ok": True} if mode == "check" else {"timeout": 5.0}
+
+    monkeypatch.setattr(training, "_worker", worker)
+    heard: list[ScenarioResult] = []
+    scenarios = load_suite(suite).scenarios[:1]
+    (result,) = training.run_scenarios(scenarios, on_result=heard.append)
+    assert heard == [result]
+    assert result.status == "error" and result.error == "timed out after 5 s (the scenario's timeout)"
+    assert (result.name, result.loss, result.steps) == ("planted", "mae", 12)

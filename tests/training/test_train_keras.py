@@ -239,14 +239,21 @@ JAX_SCRIPT = PLANTED + textwrap.dedent(f"""
 """)
 
 
-def test_jax_backend_finds_the_planted_overflow() -> None:
+def _on_jax(script: str) -> dict[str, Any]:
+    """Run ``script`` with Keras on the JAX backend (a process of its own: this one may have
+    loaded Keras on TensorFlow); the JSON it prints last."""
     pytest.importorskip("keras")
     pytest.importorskip("jax")
     env = {**os.environ, "KERAS_BACKEND": "jax"}
-    done = subprocess.run([sys.executable, "-c", JAX_SCRIPT], capture_output=True, text=True, timeout=300,
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                           env=env, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return answer
+
+
+def test_jax_backend_finds_the_planted_overflow() -> None:
+    result = _on_jax(JAX_SCRIPT)
     assert result["mixed_is_float16"] and result["shadow_is_float64"] and result["grad_scale"] == 32768.0
     step, layer, inp, shadow_out = result["first"]
     assert (step, layer) == (OVERFLOW_STEP, 2)
@@ -304,11 +311,5 @@ TANH_SCRIPT = textwrap.dedent("""
 def test_the_jax_shadow_computes_tanh_in_float64() -> None:
     # Keras's type promotion on JAX maps float64 to float32: ops.tanh of a float64 tensor is
     # float32 unless the shadow's block says otherwise; floatx is restored after it
-    pytest.importorskip("keras")
-    pytest.importorskip("jax")
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
-    done = subprocess.run([sys.executable, "-c", TANH_SCRIPT], capture_output=True, text=True, timeout=300,
-                          env=env, cwd=ROOT, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = _on_jax(TANH_SCRIPT)
     assert result == {"narrow": [], "floatx": "float32", "float32_values": False}

@@ -75,15 +75,14 @@ def train_command(args: argparse.Namespace) -> int:
     bar = Progress("scenarios", enabled=False if (args.quiet or args.no_progress) else None)
     bar.start(len(scenarios))
 
-    def progress(text: str) -> None:
-        bar.describe(text)
-        if text.endswith(("finite", "error")) and ": " in text:
-            bar.advance()
-
     finished: list[ScenarioResult] = []
+
+    def arrived(result: ScenarioResult) -> None:
+        finished.append(result)
+        bar.advance()
+
     try:
-        results = run_scenarios(scenarios, jobs=args.jobs, until=args.step, progress=progress,
-                                on_result=finished.append)
+        results = run_scenarios(scenarios, jobs=args.jobs, until=args.step, progress=bar.describe, on_result=arrived)
     except KeyboardInterrupt:
         bar.stop()
         order = {s.name: i for i, s in enumerate(scenarios)}
