@@ -89,7 +89,9 @@ __all__ = [
     "make_cache_dir",
 ]
 
-SCHEMA = 1
+#: 2 (2026-12): ulp_exp is the exact value's binade beside a power of two (oracles.ziv); a
+#: schema-1 entry may hold the binade above, so none is read again
+SCHEMA = 2
 #: schema of the record :meth:`CacheStats.to_json` returns (``fpharness cache info --json``)
 INFO_SCHEMA = 1
 #: a temporary file younger than this may belong to a write in progress and is left alone;

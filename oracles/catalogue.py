@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from mpmath import mp, mpf
 
 from oracles.registry import Param, oracle
+from oracles.ziv import NEAR_POWER
 
 __all__: list[str] = []
 
@@ -59,9 +60,19 @@ def _exact_plus(exact: mpf, small: mpf) -> mpf:
     relative. Without it, log_softmax([5604, 650]) in float16 is -4954 - e**-4134: no
     working precision sees the e**-4134, -4954 is a float16 midpoint, and evaluate took
     the value for an exact tie and rounded it to even (-4952, not -4956).
+
+    Beside a power of two the stand-in also keeps which side of the band below it the value
+    is on (:func:`oracles.ziv.binade_of`): a correction deep inside the band is replaced by
+    2**-(NEAR_POWER + 8) |exact| (still 2**16 times farther from exact than a rounding tie
+    is taken to be, :data:`oracles.ziv.TIE_BITS`), one near its edge is kept as it is.
     """
-    if exact and small and mp.mag(small) < mp.mag(exact) - _STANDIN_BITS:
-        small = mp.ldexp(abs(exact), -_STANDIN_BITS - 1) * mp.sign(small)
+    if exact and small:
+        depth = mp.mag(exact) - mp.mag(small)
+        power = int(exact._mpf_[1]) == 1  # the mantissa of a power of two, read without rounding
+        if power and depth > NEAR_POWER + 4:
+            small = mp.ldexp(abs(exact), -NEAR_POWER - 8) * mp.sign(small)
+        elif depth > _STANDIN_BITS and not (power and depth >= NEAR_POWER - 4):
+            small = mp.ldexp(abs(exact), -_STANDIN_BITS - 1) * mp.sign(small)
     return exact + small
 
 
@@ -71,7 +82,9 @@ def _softplus(z: mpf) -> mpf:
     if _is_ninf(z):
         return ZERO
     if z > 0:
-        return z + mp.log1p(mp.exp(-z))
+        # z exact plus a correction that keeps its side: softplus(1536.5) in float16 is
+        # 1536.5 + e**-1536.5, above the midpoint that no working precision sees it beside
+        return _exact_plus(z, mp.log1p(mp.exp(-z)))
     return mp.log1p(mp.exp(z))
 
 
@@ -155,6 +168,11 @@ def log_sigmoid(x: mpf) -> mpf:
 @oracle("silu", version=2)
 def silu(x: mpf) -> mpf:
     """x * sigmoid(x) (also called swish)."""
+    if x >= 1 and not _is_pinf(x):
+        # x - x e**-x / (1 + e**-x): the exact x keeps the side of a midpoint it may be (a
+        # float32 x judged in bfloat16) however small the correction
+        e = mp.exp(-x)
+        return _exact_plus(x, -x * e / (1 + e))
     return _times(x, sigmoid(x))
 
 
@@ -165,6 +183,9 @@ def gelu(x: mpf) -> mpf:
         return INF
     if _is_ninf(x):
         return ZERO
+    if x >= 1:
+        # x - x Phi(-x), the exact x first, as silu's
+        return _exact_plus(x, -x * mp.erfc(x / mp.sqrt(2)) / 2)
     if x >= _GELU_FAR:
         # erfc(-x / sqrt 2) avoids the cancellation in 1 + erf(x / sqrt 2) for x << 0
         return x * mp.erfc(-x / mp.sqrt(2)) / 2

@@ -91,8 +91,7 @@ def _sigmoid(z: mpf) -> mpf:
     """1 / (1 + e**-z); above 0 as the exact 1 minus e**-z / (1 + e**-z), so that the side
     of 1 survives when the correction is below every working precision. In (-1, 0) as the
     exact 1/2 plus tanh(z/2)/2 (< 0), rounded once: e / (1 + e) rounds three times, and
-    beside 1/2 which binade the working-precision value lands in would depend on them (the
-    fast tier reproduces that binade; see :meth:`oracles.fast.vjp.Vjp.near`'s ``once``)."""
+    beside 1/2 the correction would drown in them."""
     if mp.isinf(z):
         return ONE if z > 0 else ZERO
     if z > 0:

@@ -4,7 +4,8 @@ For each element the exact value y is one of: undefined (NaN), +-infinity (a pol
 limit), or a finite real. We store
 
 * ``want``: R(y), the correctly rounded value in the output format, as a float64 carrier;
-* ``ulp_exp``: log2 of ulp(y) in the output format (:func:`oracles.rounding.ulp_exponent`);
+* ``ulp_exp``: log2 of ulp(y) in the output format (:func:`oracles.rounding.ulp_exponent`
+  of y, with the band below a power of two of :func:`oracles.ziv.binade_of`);
 * ``hi + lo``: y / ulp(y) as a double-double (NaN for undefined, +-inf for infinite y).
 
 Scaling by ulp(y) keeps the numbers small even where y overflows every format (the ULP

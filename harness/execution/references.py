@@ -16,7 +16,7 @@ from oracles.registry import Oracle
 
 __all__ = ["ReferenceFunction", "reference_function"]
 
-ReferenceFunction = Any  # Callable[[Oracle, list[array], Format, params, *, cacheable], Reference]
+ReferenceFunction = Any  # Callable[[Oracle, list[array], Format, params, *, cacheable, out], Reference]
 
 
 def reference_function(*, cache_dir: str | None = None, use_cache: bool = True, jobs: int = 1) -> ReferenceFunction:
@@ -25,9 +25,11 @@ def reference_function(*, cache_dir: str | None = None, use_cache: bool = True, 
     cache = ReferenceCache(cache_dir) if use_cache else None
 
     def compute(
-        oracle: Oracle, arrays: list[Any], fmt: Format, params: dict[str, Any], *, cacheable: bool = True
+        oracle: Oracle, arrays: list[Any], fmt: Format, params: dict[str, Any], *, cacheable: bool = True,
+        out: Reference | None = None,
     ) -> Reference:
-        # streamed chunks (exhaustive float32: 120 GB of references) are never cached
-        return cached_evaluate(cache if cacheable else None, oracle, arrays, fmt, params, jobs=jobs)
+        # streamed chunks (exhaustive float32: 120 GB of references) are never cached; their
+        # caller hands back the previous chunk's arrays to fill (evaluate's ``out``)
+        return cached_evaluate(cache if cacheable else None, oracle, arrays, fmt, params, jobs=jobs, out=out)
 
     return compute

@@ -40,6 +40,7 @@ from harness.frameworks.catalogue import get_impl
 from harness.frameworks.layouts import to_native_layout
 from harness.frameworks.registry import Impl
 from harness.judgement.consistency import Consistency
+from harness.judgement.definitions import ulp_errors
 from harness.judgement.error_vs_input import ProfileInputs, merge_profiles
 from harness.judgement.summary import Example, Summary, summarize
 from harness.judgement.tally import Baseline, tally
@@ -189,6 +190,9 @@ class Runner:
     #: (version, devices) per framework, as worker processes reported them (harness.execution.parallel)
     framework_info: dict[str, tuple[str | None, dict[str, str]]] = field(default_factory=dict)
     _groups: dict[GroupKey, _Group] = field(default_factory=dict)
+    #: the last streamed chunk's reference per output format: judged and dropped before
+    #: the next chunk's evaluation refills its arrays (one per process, not per cell)
+    _spare: dict[str, Reference] = field(default_factory=dict)
     _customs: dict[tuple[str, str, str], Impl] = field(default_factory=dict)
     #: the process custom implementations run in (harness.execution.isolation), and what
     #: importing each there gave: None (callable) or the reason its cells fail
@@ -284,15 +288,19 @@ class Runner:
             batch = batch if batch is not None else group.inputs.batches[index]
             arrays = group.truth_arrays(index, batch)
             params = group.truth_params(batch)
+            # 2**32 references do not fit in memory: each streamed cell judges a chunk's
+            # reference and drops it before the next, whose evaluation refills its arrays
+            spare = self._spare.get(out_fmt.name) if group.inputs.streamed else None
             if self.reference is not None:
                 if group.inputs.streamed:
-                    ref = self.reference(group.truth, arrays, out_fmt, params, cacheable=False)
+                    ref = self.reference(group.truth, arrays, out_fmt, params, cacheable=False, out=spare)
                 else:
                     ref = self.reference(group.truth, arrays, out_fmt, params)
             else:
-                ref = evaluate(group.truth, arrays, out_fmt, params)
+                ref = evaluate(group.truth, arrays, out_fmt, params, out=spare)
             if group.inputs.streamed:
-                return ref  # 2**32 references do not fit in memory; each cell streams its own
+                self._spare[out_fmt.name] = ref
+                return ref
             group.refs[key] = ref
         return group.refs[key]
 
@@ -662,11 +670,55 @@ class Runner:
             notes.append(f"rejected {part.rejected} {unit} whose exact result is NaN ({part.rejected_why});"
                          " judged the others")
         status = "fail" if violations else "pass"
+        rechecked = 0
+        if self._group(cell).inputs.streamed and part.out_name is not None:
+            try:
+                rechecked, disagreement = self._recheck(cell, get_format(part.out_name), total)
+            except Exception as exc:  # noqa: BLE001 - a guard that cannot run is a note, not a lost run
+                rechecked, disagreement = 0, None
+                notes.append(f"the worst elements could not be re-checked with mpmath: {one_line(exc)}")
+            if disagreement is not None:
+                status, violations = "error", [disagreement]
         reason = "; ".join(violations + notes)
         return CellResult(
             cell, status, reason, part.out_name, total,
             seconds=seconds, impl_seconds=part.impl_seconds, profile=part.profile, rejected=part.rejected,
+            rechecked=rechecked,
         )
+
+    def _recheck(self, cell: CellSpec, out_fmt: Format, total: Summary) -> tuple[int, str | None]:
+        """Derive the truth of a streamed cell's worst elements again with mpmath alone (no
+        fast tier) and compare the rounded value and the ULP error with the run's: a cheap
+        guard, readable in the results, that the tier did not mislead 2**32 verdicts. The
+        number that agreed, or a one-line disagreement."""
+        group = self._group(cell)
+        batches = group.inputs.batches
+        shown = [e for e in total.worst if e.ulp is not None and math.isfinite(e.ulp)][:RECHECK]
+        if not shown or not isinstance(batches, StreamedPatterns):
+            return 0, None
+        columns: list[list[Any]] = []
+        for e in shown:
+            chunk, local = divmod(e.index, batches.chunk)
+            arrays = group.truth_arrays(chunk, batches[chunk])
+            columns.append([np.asarray(a).reshape(-1)[local] for a in arrays])
+        params = group.truth_params(batches[0])
+        ref = evaluate(group.truth, [np.array(col) for col in zip(*columns, strict=True)], out_fmt, params, tier=False)
+        got = out_fmt.to_float64(out_fmt.from_bits(np.array([int(e.got, 16) for e in shown], dtype=np.uint64)))
+        errors = ulp_errors(ref, got)  # as the run measured them, saturation included
+        for i, e in enumerate(shown):
+            want, err = float(ref.want[i]), float(errors[i])
+            same_want = out_fmt.hex(want) == e.want
+            # the run's hi + lo is y / ulp to ~2**-40 relative (oracles.fast: 1e-13 and better),
+            # so its ULP errors agree to 2**(p - 40) ulp, 1.5e-5 in float32
+            slack = 2.0 ** (out_fmt.precision - 40)
+            if not same_want or not math.isclose(err, e.ulp or 0.0, rel_tol=1e-9, abs_tol=slack):
+                return i, (f"the fast tier's truth at element {e.index} is {e.want} with {e.ulp} ulp, mpmath's"
+                           f" alone {out_fmt.hex(want)} with {err:.6g} ulp (please report)")
+        return len(shown), None
+
+
+#: how many of a streamed cell's worst elements :meth:`Runner._recheck` derives again
+RECHECK = 10
 
 
 def _positions_in_batch(summary: Summary, kept_rows: npt.NDArray[np.intp], size: int, offset: int) -> Summary:

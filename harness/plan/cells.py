@@ -368,6 +368,9 @@ class CellResult:
     rejected: int = 0
     #: a consistency cell's findings (harness.judgement.consistency)
     consistency: Consistency | None = field(default=None, compare=False)
+    #: a streamed cell's worst elements whose truth was derived again by mpmath alone,
+    #: without the fast tier, and agreed (a disagreement makes the cell an error)
+    rechecked: int = 0
 
     def to_json(self) -> dict[str, Any]:
         s = self.spec
@@ -400,6 +403,8 @@ class CellResult:
             out["profile"] = self.profile
         if self.rejected:
             out["rejected"] = self.rejected
+        if self.rechecked:
+            out["rechecked"] = self.rechecked
         if self.summary is not None:
             out.update(self.summary.to_json())
         else:
@@ -442,4 +447,5 @@ class CellResult:
             profile=d.get("profile"),
             rejected=int(d.get("rejected", 0)),
             consistency=Consistency.from_json(d["consistency"]) if d.get("consistency") else None,
+            rechecked=int(d.get("rechecked", 0)),
         )

@@ -51,9 +51,9 @@ def cotangent_values(kind: str, shape: tuple[int, ...], fmt: Format, *, key: str
     where ``special`` starts its cycle (so a scalar cotangent, one per batch of a reduced
     loss, walks through the values from batch to batch)."""
     size = int(np.prod(shape, dtype=np.int64))
-    if kind == "ones":
-        values = np.ones(size)
-    elif kind == "random":
+    if kind == "ones":  # 1 is a value of every format: no check (a streamed chunk is 4M of them)
+        return np.ones(shape, dtype=fmt.dtype)
+    if kind == "random":
         rng = np.random.default_rng(_seed(key))
         exponents = rng.integers(-_SPREAD, _SPREAD, size=size)
         steps = 1 << (fmt.precision - 1)

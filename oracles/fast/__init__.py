@@ -13,10 +13,11 @@ can *prove* enough (the methods of :class:`Decided`):
   binade from log2 y in double-double), ``exact``, ``zero`` and ``special`` values.
 
 Every other element, and every element of a row that is not entirely decided, goes to the
-mpmath path (:func:`oracles.ziv.settle`) as before. The tier's ``want`` and
-``ulp_exp`` are bit-identical to that path's, including one quirk: within ~2**-(p+60) of
-a power of two the mpmath path records the binade of its working-precision value, not of
-y (see :meth:`Decided.near`), and the tier reproduces it.
+exact evaluators: MPFR (:mod:`oracles.exact`) for the built-in elementwise oracles when
+gmpy2 is installed, the mpmath path (:func:`oracles.ziv.settle`) otherwise. The tier's
+``want`` and ``ulp_exp`` are bit-identical to that path's, beside a power of two too: the
+binade is the exact value's (:func:`oracles.ziv.binade_of`), which the tier knows from
+the side it proves (:meth:`Decided.near`).
 
 What the fast tier gives up: ``hi`` is ``v / ulp(y)`` and ``lo`` is 0, so ULP errors
 measured against a fast-tier reference are accurate to the bound (about 1e-13 relative,
@@ -78,7 +79,7 @@ import oracles.fast.gradient_rows
 import oracles.fast.gradients
 import oracles.fast.rowwise  # noqa: F401
 from oracles.fast.decided import Decided
-from oracles.fast.float64 import ERFC, LIBM, Mask, Params, libm_trusted
+from oracles.fast.float64 import ERFC, F64, LIBM, Mask, Params, libm_trusted
 from oracles.fast.tier import FAST_TIERS, FastTier, fast_tier
 from oracles.formats import Format
 from oracles.registry import Oracle, function_target
@@ -124,16 +125,17 @@ def tier_version(oracle: Oracle, fmt: Format) -> int:
 
 
 def run_tier(tier: FastTier, oracle: Oracle, arrays: Sequence[npt.NDArray[Any]], fmt: Format,
-             params: Params) -> tuple[Decided, Mask]:
+             params: Params, into: tuple[F64, F64, F64, npt.NDArray[np.int32]] | None = None) -> tuple[Decided, Mask]:
     """Apply ``tier`` to one block of inputs: the partially filled output (flat) and, per
     task (element, or row for the row-wise kinds), whether it is decided. A row is decided
-    only when every element in it is."""
+    only when every element in it is. ``into`` (elementwise oracles): the output's four
+    arrays to fill in place (:class:`Decided`)."""
     xs = [np.asarray(a, dtype=np.float64) for a in arrays]
     if oracle.kind == "elementwise":
         flat = [a.ravel() for a in xs]
-        out = Decided(flat[0].size, fmt)
-        nan = np.zeros(flat[0].shape, dtype=bool)
-        for a in flat:
+        out = Decided(flat[0].size, fmt, into)
+        nan = np.isnan(flat[0])
+        for a in flat[1:]:
             nan |= np.isnan(a)
         out.special(nan, math.nan)  # NaN in gives NaN out, as in the mpmath path
         with np.errstate(all="ignore"):

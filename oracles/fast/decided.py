@@ -17,7 +17,7 @@ import numpy.typing as npt
 from oracles.fast.float64 import F64, MAX_BOUND, MAX_V, MIN_V, Mask
 from oracles.formats import Format
 from oracles.rounding import round_float64
-from oracles.ziv import FIRST_GUARD, ULP_EXP_MAX
+from oracles.ziv import NEAR_POWER, ULP_EXP_MAX
 
 __all__ = ["Decided"]
 
@@ -25,6 +25,17 @@ __all__ = ["Decided"]
 def _binade(a: F64) -> npt.NDArray[np.int64]:
     """floor(log2|a|) of finite non-zero float64 values, exactly."""
     return np.frexp(a)[1].astype(np.int64) - 1
+
+
+_NONE = np.zeros(0, dtype=np.intp)
+
+
+def _pow2(k: npt.NDArray[np.int64]) -> F64:
+    """2.0**k, exactly, from the exponent bits (ldexp is several times slower); the
+    callers' k are ulp exponents of served formats, well inside [-1022, 1023]."""
+    if k.size and (k.min() < -1022 or k.max() > 1023):
+        return np.ldexp(1.0, k.astype(np.int32))
+    return ((k + 1023).astype(np.int64) << 52).view(np.float64)
 
 
 def _is_boundary(w: F64, fmt: Format) -> Mask:
@@ -42,19 +53,42 @@ class Decided:
     responsible for the fact, the method for turning it into bit-exact ``want`` and
     ``ulp_exp``."""
 
-    def __init__(self, n: int, fmt: Format) -> None:
+    def __init__(self, n: int, fmt: Format, into: tuple[F64, F64, F64, npt.NDArray[np.int32]] | None = None) -> None:
+        """``into``: four arrays of n elements (views into a larger reference, say) to fill
+        in place of fresh ones, which saves copying the block afterwards."""
         self.fmt = fmt
-        self.want = np.full(n, np.nan)
-        self.hi = np.full(n, np.nan)
-        self.lo = np.zeros(n)
-        self.ulp_exp = np.zeros(n, dtype=np.int32)
+        self.n = n
+        if into is None:
+            self.want, self.hi, self.lo = np.empty(n), np.empty(n), np.empty(n)
+            self.ulp_exp = np.empty(n, dtype=np.int32)
+        else:
+            self.want, self.hi, self.lo, self.ulp_exp = into
+        self.want.fill(np.nan)
+        self.hi.fill(np.nan)
+        self.lo.fill(0.0)
+        self.ulp_exp.fill(0)
         self.done = np.zeros(n, dtype=bool)
         self._ulp0 = fmt.emin - fmt.precision + 1  # ulp of zero and of every tiny value
 
+    def todo(self, mask: Mask) -> Mask:
+        """The elements of ``mask`` not yet decided. A tier tests ``todo(m).any()`` before
+        computing the arguments of a regime: an exhaustive chunk's block of contiguous
+        bit patterns is usually all in one regime, and the others then cost nothing."""
+        return np.asarray(mask, dtype=bool) & ~self.done
+
     def _fresh(self, mask: Mask) -> npt.NDArray[np.intp]:
-        return np.flatnonzero(np.asarray(mask, dtype=bool) & ~self.done)
+        m = np.asarray(mask, dtype=bool)
+        if not m.any():  # most regimes are empty in most blocks: one pass, and out
+            return _NONE
+        return np.flatnonzero(m & ~self.done)
 
     def _set(self, idx: npt.NDArray[np.intp], want: Any, hi: Any, lo: Any, ulp: Any) -> None:
+        if not idx.size:
+            return
+        if idx.size == self.n:  # the whole block (an exhaustive chunk is often one regime)
+            self.want[:], self.hi[:], self.lo[:], self.ulp_exp[:] = want, hi, lo, ulp
+            self.done[:] = True
+            return
         self.want[idx] = want
         self.hi[idx] = hi
         self.lo[idx] = lo
@@ -64,6 +98,8 @@ class Decided:
     def special(self, mask: Mask, value: float) -> None:
         """y is exactly ``value``: NaN or +-inf (as mpmath's settle records them)."""
         idx = self._fresh(mask)
+        if not idx.size:
+            return
         want = float(round_float64(np.array([value]), self.fmt)[0])
         self._set(idx, want, value, 0.0, 0)
 
@@ -73,6 +109,8 @@ class Decided:
 
     def exact(self, mask: Mask, y: F64) -> None:
         """y is exactly the float64 value ``y`` (finite, non-zero)."""
+        if not np.any(mask):
+            return
         idx = self._fresh(mask & np.isfinite(y) & (y != 0))
         ys = y[idx]
         ulp = np.maximum(_binade(ys), self.fmt.emin) - self.fmt.precision + 1
@@ -82,19 +120,21 @@ class Decided:
         """0 < |y| < 2**-960 with the sign given by ``negative``; ``approx`` (any float64
         value close to y, 0 allowed) only feeds ``hi``."""
         idx = self._fresh(mask)
+        if not idx.size:
+            return
         neg = np.broadcast_to(np.asarray(negative, dtype=bool), self.done.shape)[idx]
         mag = np.abs(np.broadcast_to(np.asarray(approx, dtype=np.float64), self.done.shape)[idx])
         sign = np.where(neg, -1.0, 1.0)
         self._set(idx, sign * 0.0, sign * np.ldexp(mag, -self._ulp0), 0.0, self._ulp0)
 
     def below_power(self, mask: Mask, c: F64 | float, t_lo: F64 | float, t_hi: F64 | float,
-                    *, mimic: bool, t_approx: F64 | float = 0.0) -> None:
+                    *, t_approx: F64 | float = 0.0, log2_t: tuple[F64, F64] | None = None) -> None:
         """y = c (1 - t) with c = +-2**k and 0 < t, t_lo <= t <= t_hi: y lies just inside
         the power of two c. A special case of :meth:`near`."""
-        self.near(mask, c, -1.0, t_lo, t_hi, mimic=mimic, t_approx=t_approx)
+        self.near(mask, c, -1.0, t_lo, t_hi, t_approx=t_approx, log2_t=log2_t)
 
     def near(self, mask: Mask, v: F64 | float, s: F64 | float, t_lo: F64 | float, t_hi: F64 | float,
-             *, mimic: bool, t_approx: F64 | float = 0.0) -> None:
+             *, t_approx: F64 | float = 0.0, log2_t: tuple[F64, F64] | None = None) -> None:
         """|y| = |v| (1 + s t) for an exact float64 v != 0, a known direction s = +-1 and
         0 < t with t_lo <= t <= t_hi <= 2**-(p+3) (the caller proves t > 0; t_lo may be 0):
         y is a hair away from v on a known side (tanh(x) just inside x, exp(x) just above 1,
@@ -105,57 +145,75 @@ class Decided:
         outer end v (1 + s t_hi) round alike, nothing in between is a boundary, so y rounds
         like w. This holds even when v itself is a rounding midpoint (silu(x) ~ x/2).
 
-        ``ulp_exp``: the binade of y, unless y is within 2**(10 - wp2) of a power of two
-        (wp2 = p + 60, the working precision at which mpmath settles such values): there
-        the mpmath path records the binade of its own value v2, and settle trusts v2 only to
-        2**(8 - wp2). ``mimic`` says more is known of mpmath's code for this oracle: it
-        computes with at least 14 guard bits and rounds once to nearest (exp, tanh, expm1,
-        log1p in mpmath 1.3, and the catalogue's own rounded arithmetic on them: at most
-        three roundings), so v2 is within two ulps (2**(1 - wp2) relative) of y. Then
-        |v| = 2**b with t >= 2**(2 - wp2) puts v2 on y's side of v, and t <= 2**-(wp2 + 3)
-        makes v2 = v exactly (y is within an eighth of an ulp of v): the mpmath path
-        records the ulp of v, one binade above the exact y's, and the fast tier reproduces
-        that, because it must agree with the mpmath path bit for bit (and
-        tests/test_fast_tier.py checks this assumption directly). In between, mpmath
-        decides."""
+        ``ulp_exp``: the binade of y as :func:`oracles.ziv.binade_of` defines it, which is
+        what the mpmath path records. For any v but a power of two that is v's binade b
+        where the outer end stays inside [2**b, 2**(b+1)) (a float64 below 2**(b+1) is
+        below the band under it). For |v| = 2**b it is b above v; inside it is b - 1 when
+        t > 2**-NEAR_POWER and b when t is within that band, since t <= 2**-(p+3) keeps y
+        within a factor 2. Any t_lo > 0 is above the band (float64 has nothing below
+        2**-1074); where t underflows float64 (expm1 of x < -745), ``log2_t`` = (lo, hi),
+        bounds on log2 t, tells which side of the band t is on."""
         fmt = self.fmt
         p = fmt.precision
-        wp2 = p + 2 * FIRST_GUARD
-        shape = self.done.shape
-        vv, ss, lo_t, hi_t = (np.broadcast_to(np.asarray(a, dtype=np.float64), shape) for a in (v, s, t_lo, t_hi))
-        fine = 2.0 ** (10 - wp2)
+        idx = self._fresh(mask)
+        if not idx.size:
+            return
         with np.errstate(all="ignore"):
-            sel = np.asarray(mask, dtype=bool) & np.isfinite(vv) & (vv != 0) & (np.abs(vv) >= MIN_V)
-            sel &= (np.abs(vv) <= MAX_V) & (lo_t >= 0) & (lo_t <= hi_t) & (hi_t <= 2.0 ** -(p + 3))
-            idx = self._fresh(sel)
-            vs, sg, tl, th = vv[idx], ss[idx], lo_t[idx], hi_t[idx]
-            up = sg > 0  # |y| > |v|
-            dirn = np.where(up == (vs > 0), np.inf, -np.inf)
-            w = np.nextafter(vs, dirn)
-            # fl(v + v s t_hi) is within half an ulp of the exact end, and the product's own
-            # rounding (u v t_hi) is smaller than that half ulp: one step outward covers both
-            outer = np.nextafter(vs + vs * np.where(up, th, -th), dirn)
-            far = np.where(np.abs(outer) > np.abs(w), outer, w)
-            r_w = round_float64(w, fmt)
-            ok = (r_w == round_float64(far, fmt)) & ~_is_boundary(w, fmt)
+            # only the masked elements are gathered: most of a block is in other regimes
+            vs, sg, tl, th = (self._gather(a, idx) for a in (v, s, t_lo, t_hi))
             av = np.abs(vs)
-            b = _binade(vs)
-            pow2 = np.frexp(vs)[0] == np.copysign(0.5, vs)
-            # binade of |y| where it is certain for y and for mpmath's v2 alike: 2**-40 exceeds
-            # both 2**(10 - wp2) and the float64 rounding of these products
-            clear_below = av * (1 - th) >= np.ldexp(1 + 2.0**-40, b)
-            clear_above = av * (1 + th) <= np.ldexp(2 - 2.0**-39, b)
-            side = tl >= (2.0 ** (2 - wp2) if mimic else fine)  # v2 certainly on y's side of v
-            binade = np.where(up | ~pow2, b, np.where(side, b - 1, b))
-            certain = np.where(up, np.where(pow2, side | mimic, clear_above),
-                               np.where(pow2, side | ((th <= 2.0 ** -(wp2 + 3)) & mimic), clear_below))
+            ok = (av >= MIN_V) & (av <= MAX_V) & (tl >= 0) & (tl <= th) & (th <= 2.0 ** -(p + 3))
+            if not ok.all():
+                idx, vs, sg, tl, th, av = idx[ok], vs[ok], sg[ok], tl[ok], th[ok], av[ok]
+            up = sg > 0  # |y| > |v|
+            m, e = np.frexp(vs)
+            b = e.astype(np.int64) - 1
+            pow2 = np.abs(m) == 0.5
+            # v a value of the format (1, 1/2, x itself: nearly always): y is within
+            # |v| 2**-(p+3) of it, under half the gap to either neighbour, so it rounds to v
+            # and, unless v is a power of two, stays in v's binade
+            want = round_float64(vs, fmt)
+            inside = want == vs
+            ok = np.ones(idx.shape, dtype=bool)
+            gen = np.flatnonzero(~inside)
+            if gen.size:
+                g_v, g_up, g_th = vs[gen], up[gen], th[gen]
+                dirn = np.where(g_up == (g_v > 0), np.inf, -np.inf)
+                w = np.nextafter(g_v, dirn)
+                # fl(v + v s t_hi) is within half an ulp of the exact end, and the product's
+                # own rounding (u v t_hi) is smaller than that half ulp: one step outward
+                # covers both
+                outer = np.nextafter(g_v + g_v * np.where(g_up, g_th, -g_th), dirn)
+                # the one of w and outer farther from v: the larger magnitude above v, the
+                # smaller inside (until 2026-12 the larger in both directions, which missed a
+                # boundary inside a v that is not a value of the format)
+                far = np.where((np.abs(outer) > np.abs(w)) == g_up, outer, w)
+                r_w = round_float64(w, fmt)
+                want[gen] = r_w
+                ok[gen] = (r_w == round_float64(far, fmt)) & ~_is_boundary(w, fmt)
+                # the end of [v, outer] away from v stays in v's binade (it lies beyond v)
+                inside[gen] = np.frexp(far)[1] == e[gen]
+            above_band = tl > 0
+            below_band = np.zeros(idx.shape, dtype=bool)
+            if log2_t is not None:
+                l2_lo, l2_hi = (self._gather(a, idx) for a in log2_t)
+                above_band |= l2_lo > -NEAR_POWER
+                below_band = l2_hi < -NEAR_POWER
+            binade = np.where(pow2 & ~up & above_band, b - 1, b)
             ulp = np.maximum(binade, fmt.emin) - p + 1
             # below emin the binade does not matter: the ulp is clamped either way
-            certain |= (av < np.ldexp(1.0, fmt.emin)) | ((av == np.ldexp(1.0, fmt.emin)) & ~up)
-            ok &= certain
-            idx, vs, ulp = idx[ok], vs[ok], ulp[ok]
-            t = np.broadcast_to(np.asarray(t_approx, dtype=np.float64), shape)[idx]
-            self._set(idx, r_w[ok], np.ldexp(vs, -ulp), np.ldexp(vs * sg[ok] * t, -ulp), ulp)
+            ok &= np.where(pow2, up | above_band | below_band, inside) | (av <= 2.0**fmt.emin)
+            if not ok.all():
+                idx, vs, sg, ulp, want = idx[ok], vs[ok], sg[ok], ulp[ok], want[ok]
+            t = self._gather(t_approx, idx)
+            scale = _pow2(-ulp)
+            self._set(idx, want, vs * scale, vs * sg * t * scale, ulp)
+
+    def _gather(self, a: F64 | float, idx: npt.NDArray[np.intp]) -> F64:
+        """The elements idx of a block-sized array, or a number repeated."""
+        if np.ndim(a) == 0:
+            return np.full(idx.size, float(a))  # type: ignore[arg-type]
+        return np.asarray(a, dtype=np.float64)[idx]
 
     def huge(self, mask: Mask, k: F64, f: F64, df: float) -> None:
         """y = 2**(k + f') > 2**1000 for an integer k and |f' - f| <= df: y overflows every
@@ -198,8 +256,9 @@ class Decided:
             idx = np.flatnonzero(sel)
             if not idx.size:
                 return
-            vs = v[idx]
-            b2 = (float(bound) if scalar else np.asarray(bound)[idx]) + 2.0**-51
+            whole = idx.size == self.n  # the whole block: no gather (an exhaustive chunk often is)
+            vs = v if whole else v[idx]
+            b2 = (float(bound) if scalar else (np.asarray(bound) if whole else np.asarray(bound)[idx])) + 2.0**-51
             m, e = np.frexp(vs)
             am = np.abs(m)
             r = am * b2
@@ -216,8 +275,9 @@ class Decided:
                 s_in[low], s_out[low], hi[low] = np.ldexp(inner[low], sh), np.ldexp(outer[low], sh), np.ldexp(m[low], sh)
             ri = np.rint(s_in)
             ok = (outer < 1) & ((inner >= 0.5) | low) & (ri == np.rint(s_out))
-            idx, ri, q, m, hi = idx[ok], ri[ok], q[ok], m[ok], hi[ok]
-            want = np.copysign(np.ldexp(ri, q), m)
+            if not ok.all():
+                idx, ri, q, m, hi = idx[ok], ri[ok], q[ok], m[ok], hi[ok]
+            want = np.copysign(ri * _pow2(q), m)
             over = np.abs(want) > fmt.largest
             if over.any():
                 want[over] = np.copysign(np.inf, m[over]) if fmt.has_inf else np.nan

@@ -24,6 +24,7 @@ from oracles.fast.float64 import (
     U,
     erfc,
     log2_exp,
+    log2_exp_bounds,
     sigmoid64,
     softplus64,
 )
@@ -54,11 +55,14 @@ def _exp(xs: list[F64], params: Params, out: Decided) -> None:
     ax = np.abs(x)
     # |x| <= 2**-30: e**x = 1 + t (x > 0, t in [x, x (1 + x)]) or 1 - t (x < 0, t in
     # [|x| (1 - |x|/2), |x|]); the float64 bounds carry their own three roundings
-    out.near(fin & (ax <= SMALL) & (x != 0), 1.0, np.sign(x), ax * (1 - ax) * (1 - 2.0**-50),
-             ax * (1 + ax) * (1 + 2.0**-50), mimic=True, t_approx=ax)
-    out.tiny(fin & (x < -666.0), False, np.exp(np.maximum(x, -800.0)))
-    out.bounded(fin & (x >= -666.0) & (x <= 700.0), np.exp(x), LIBM * MARGIN)
-    _exp_huge(out, fin & (x > 700.0), x)
+    if (m := out.todo(fin & (ax <= SMALL) & (x != 0))).any():
+        out.near(m, 1.0, np.sign(x), ax * (1 - ax) * (1 - 2.0**-50), ax * (1 + ax) * (1 + 2.0**-50), t_approx=ax)
+    if (m := out.todo(fin & (x < -666.0))).any():
+        out.tiny(m, False, np.exp(np.maximum(x, -800.0)))
+    if (m := out.todo(fin & (x >= -666.0) & (x <= 700.0))).any():
+        out.bounded(m, np.exp(x), LIBM * MARGIN)
+    if (m := out.todo(fin & (x > 700.0))).any():
+        _exp_huge(out, m, x)
 
 
 @fast_tier("log", version=1)
@@ -90,29 +94,36 @@ def _log1p(xs: list[F64], params: Params, out: Decided) -> None:
     out.zero(x == 0)
     out.tiny(fin & (np.abs(x) < 2.0**-962), x < 0, x)
     ax = np.abs(x)  # |x| <= 2**-30: log1p(x) = x (1 - x/2 + x^2/3 - ...), |y| = |x| (1 -+ t)
-    out.near(fin & (ax <= SMALL), x, -np.sign(x), ax / 2 * (1 - ax) * (1 - 2.0**-50),
-             ax / 2 * (1 + ax) * (1 + 2.0**-50), mimic=True, t_approx=ax / 2)
-    out.bounded(fin & (x > -1), np.log1p(np.where(x > -1, x, 0.0)), LIBM * MARGIN)
+    if (m := out.todo(fin & (ax <= SMALL))).any():
+        out.near(m, x, -np.sign(x), ax / 2 * (1 - ax) * (1 - 2.0**-50), ax / 2 * (1 + ax) * (1 + 2.0**-50),
+                 t_approx=ax / 2)
+    if (m := out.todo(fin & (x > -1))).any():
+        out.bounded(m, np.log1p(np.where(x > -1, x, 0.0)), LIBM * MARGIN)
 
 
 @fast_tier("expm1", version=1)
 def _expm1(xs: list[F64], params: Params, out: Decided) -> None:
-    """expm1: 0 -> 0; 0 < |x| < 2**-962 tiny; x < -40: y = -(1 - e**x) with 0 < e**x <
-    2**-57, just inside -1 (below_power); -40 <= x <= 700 one libm call (normal); x > 700
-    overflows (_exp_huge)."""
+    """expm1: 0 -> 0; 0 < |x| < 2**-962 tiny; x < -20: y = -(1 - e**x) with 0 < e**x <
+    2**-28.8, just inside -1 (below_power: one libm call for the rounding would leave
+    x in [-40, -33] to mpmath, where y is within LIBM of -1); -20 <= x <= 700 one libm call
+    (normal); x > 700 overflows (_exp_huge)."""
     x = xs[0]
     fin = np.isfinite(x)
     out.special(x == math.inf, math.inf)
     out.zero(x == 0)
     out.tiny(fin & (np.abs(x) < 2.0**-962), x < 0, x)
     ax = np.abs(x)  # |x| <= 2**-30: expm1(x) = x (1 + x/2 + x^2/6 + ...), |y| = |x| (1 +- t)
-    out.near(fin & (ax <= SMALL), x, np.sign(x), ax / 2 * (1 - ax) * (1 - 2.0**-50),
-             ax / 2 * (1 + ax) * (1 + 2.0**-50), mimic=True, t_approx=ax / 2)
-    e = np.exp(np.maximum(x, -800.0))  # t = e**x exactly; exp within LIBM, or below 2**-1000
-    out.below_power(fin & (x < -40.0), -1.0, np.maximum(e * (1 - 2.0**-40) - 2.0**-1000, 0.0), e * (1 + 2.0**-40) + 2.0**-1000,
-                    mimic=True, t_approx=e)
-    out.bounded(fin & (x >= -40.0) & (x <= 700.0), np.expm1(x), LIBM * MARGIN)
-    _exp_huge(out, fin & (x > 700.0), x, minus_one=True)
+    if (m := out.todo(fin & (ax <= SMALL))).any():
+        out.near(m, x, np.sign(x), ax / 2 * (1 - ax) * (1 - 2.0**-50), ax / 2 * (1 + ax) * (1 + 2.0**-50),
+                 t_approx=ax / 2)
+    if (m := out.todo(fin & (x < -20.0))).any():
+        e = np.exp(np.maximum(x, -800.0))  # t = e**x exactly; exp within LIBM, or below 2**-1000
+        out.below_power(m, -1.0, np.maximum(e * (1 - 2.0**-40) - 2.0**-1000, 0.0), e * (1 + 2.0**-40) + 2.0**-1000,
+                        t_approx=e, log2_t=log2_exp_bounds(np.minimum(x, -20.0)))
+    if (m := out.todo(fin & (x >= -20.0) & (x <= 700.0))).any():
+        out.bounded(m, np.expm1(x), LIBM * MARGIN)
+    if (m := out.todo(fin & (x > 700.0))).any():
+        _exp_huge(out, m, x, minus_one=True)
 
 
 @fast_tier("tanh", version=1)
@@ -127,13 +138,16 @@ def _tanh(xs: list[F64], params: Params, out: Decided) -> None:
     ax = np.abs(x)
     # |x| <= 2**-30: tanh(x) = x (1 - t), t = x^2/3 - 2x^4/15 + ... in [x^2/3 (1 - x^2), x^2/3]
     # (x^2 may underflow: 2**-1000 keeps the upper bound an upper bound)
-    x2 = ax * ax / 3
-    out.near(fin & (ax <= SMALL), x, -1.0, x2 * (1 - ax) * (1 - 2.0**-50), x2 * (1 + 2.0**-50) + 2.0**-1000,
-             mimic=True, t_approx=x2)
-    e = np.exp(-2 * np.minimum(ax, 400.0))  # t = 2E / (1 + E) in [2E (1 - E), 2E], E = e**-2|x|
-    out.below_power(fin & (ax >= 12.0), np.where(x < 0, -1.0, 1.0), 2 * e * (1 - 2.0**-40) * (1 - math.exp(-24.0)),
-                    2 * e * (1 + 2.0**-40) + 2.0**-1000, mimic=True, t_approx=2 * e)
-    out.bounded(fin, np.tanh(x), LIBM * MARGIN)
+    if (m := out.todo(fin & (ax <= SMALL))).any():
+        x2 = ax * ax / 3
+        out.near(m, x, -1.0, x2 * (1 - ax) * (1 - 2.0**-50), x2 * (1 + 2.0**-50) + 2.0**-1000, t_approx=x2)
+    if (m := out.todo(fin & (ax >= 12.0))).any():
+        e = np.exp(-2 * np.minimum(ax, 400.0))  # t = 2E / (1 + E) in [2E (1 - E), 2E], E = e**-2|x|
+        out.below_power(m, np.where(x < 0, -1.0, 1.0), 2 * e * (1 - 2.0**-40) * (1 - math.exp(-24.0)),
+                        2 * e * (1 + 2.0**-40) + 2.0**-1000, t_approx=2 * e,
+                        log2_t=log2_exp_bounds(-2 * np.maximum(ax, 12.0), 1.0))
+    if (m := out.todo(fin)).any():
+        out.bounded(m, np.tanh(x), LIBM * MARGIN)
 
 
 @fast_tier("sigmoid", version=1)
@@ -145,13 +159,16 @@ def _sigmoid(xs: list[F64], params: Params, out: Decided) -> None:
     fin = np.isfinite(x)
     out.exact(x == 0, np.full_like(x, 0.5))
     ax = np.abs(x)  # |x| <= 2**-30: y = (1 + sign(x) t) / 2, t = tanh(|x|/2) in [|x|/2 (1 - x^2/12), |x|/2]
-    out.near(fin & (ax <= SMALL) & (x != 0), 0.5, np.sign(x), ax / 2 * (1 - ax) * (1 - 2.0**-50),
-             ax / 2 * (1 + 2.0**-50), mimic=True, t_approx=ax / 2)
-    out.tiny(fin & (x < -666.0), False, np.exp(np.maximum(x, -800.0)))
-    e = np.exp(-np.minimum(x, 800.0))  # t = E / (1 + E) in [E (1 - E), E], E = e**-x
-    out.below_power(fin & (x > 20.0), 1.0, e * (1 - 2.0**-40) * (1 - math.exp(-20.0)), e * (1 + 2.0**-40) + 2.0**-1000,
-                    mimic=True, t_approx=e)
-    out.bounded(fin, sigmoid64(x), (2 * LIBM + 3 * U) * MARGIN)
+    if (m := out.todo(fin & (ax <= SMALL) & (x != 0))).any():
+        out.near(m, 0.5, np.sign(x), ax / 2 * (1 - ax) * (1 - 2.0**-50), ax / 2 * (1 + 2.0**-50), t_approx=ax / 2)
+    if (m := out.todo(fin & (x < -666.0))).any():
+        out.tiny(m, False, np.exp(np.maximum(x, -800.0)))
+    if (m := out.todo(fin & (x > 20.0))).any():
+        e = np.exp(-np.minimum(x, 800.0))  # t = E / (1 + E) in [E (1 - E), E], E = e**-x
+        out.below_power(m, 1.0, e * (1 - 2.0**-40) * (1 - math.exp(-20.0)), e * (1 + 2.0**-40) + 2.0**-1000,
+                        t_approx=e, log2_t=log2_exp_bounds(-np.maximum(x, 20.0)))
+    if (m := out.todo(fin)).any():
+        out.bounded(m, sigmoid64(x), (2 * LIBM + 3 * U) * MARGIN)
 
 
 @fast_tier("softplus", version=1)
@@ -175,7 +192,8 @@ def _softplus(xs: list[F64], params: Params, out: Decided) -> None:
     with np.errstate(all="ignore"):
         z = x * beta
         fin = np.isfinite(x) & np.isfinite(z) & (np.abs(z) <= 2.0**900)
-        out.tiny(fin & (z < -681.0), beta < 0, 0.0)
+        if (m := out.todo(fin & (z < -681.0))).any():
+            out.tiny(m, beta < 0, 0.0)
         zz = np.where(fin & (z >= -681.0), z, 0.0)
         v = softplus64(zz) / beta
     # kappa <= 681 wherever this bound is used: one scalar bound (2**-47.4) for all, which
@@ -205,12 +223,13 @@ def _silu(xs: list[F64], params: Params, out: Decided) -> None:
     out.tiny(fin & (np.abs(x) < 2.0**-962), x < 0, x)
     out.tiny(fin & (x < -680.0), True, 0.0)
     ax = np.abs(x)  # |x| <= 2**-30: y = (x/2)(1 + tanh(x/2)), x/2 exact; often a rounding midpoint
-    out.near(fin & (ax <= SMALL), x / 2, np.sign(x), ax / 2 * (1 - ax) * (1 - 2.0**-50),
-             ax / 2 * (1 + 2.0**-50), mimic=True, t_approx=ax / 2)
-    xx = np.where(fin & (x >= -680.0), x, 0.0)
-    with np.errstate(all="ignore"):
-        v = xx * sigmoid64(xx)
-    out.bounded(fin & (x >= -680.0), v, (2 * LIBM + 4 * U) * MARGIN)
+    if (m := out.todo(fin & (ax <= SMALL))).any():
+        out.near(m, x / 2, np.sign(x), ax / 2 * (1 - ax) * (1 - 2.0**-50), ax / 2 * (1 + 2.0**-50), t_approx=ax / 2)
+    if (m := out.todo(fin & (x >= -680.0))).any():
+        xx = np.where(m, x, 0.0)
+        with np.errstate(all="ignore"):
+            v = xx * sigmoid64(xx)
+        out.bounded(m, v, (2 * LIBM + 4 * U) * MARGIN)
 
 
 @fast_tier("gelu", version=1, oracle_version=2)
@@ -231,13 +250,15 @@ def _gelu(xs: list[F64], params: Params, out: Decided) -> None:
     out.tiny(fin & (np.abs(x) < 2.0**-962), x < 0, x)
     out.tiny(fin & (x < -36.5), True, 0.0)
     # |x| <= 2**-30: y = (x/2)(1 + erf(x / sqrt 2)), erf(|x|/sqrt 2) in [c|x| (1 - x^2/6), c|x|]
-    # with c = sqrt(2/pi); mpmath's erfc is not known to round to nearest: no mimic
+    # with c = sqrt(2/pi)
     ax = np.abs(x)
     c = 0.7978845608028654
-    out.near(fin & (ax <= SMALL), x / 2, np.sign(x), c * ax * (1 - ax) * (1 - 2.0**-48),
-             c * ax * (1 + 2.0**-48), mimic=False, t_approx=c * ax)
+    if (m := out.todo(fin & (ax <= SMALL))).any():
+        out.near(m, x / 2, np.sign(x), c * ax * (1 - ax) * (1 - 2.0**-48), c * ax * (1 + 2.0**-48), t_approx=c * ax)
     sel = fin & (x >= -36.5) & ~out.done
     idx = np.flatnonzero(sel)
+    if not idx.size:
+        return
     xs_ = x[idx]
     with np.errstate(all="ignore"):
         t = -xs_ * RSQRT2

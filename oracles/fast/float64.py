@@ -36,6 +36,7 @@ __all__ = [
     "erfc",
     "libm_trusted",
     "log2_exp",
+    "log2_exp_bounds",
     "sigmoid64",
     "softplus64",
     "two_prod",
@@ -93,13 +94,11 @@ def libm_trusted() -> bool:
     return True
 
 
-_ERFC_UFUNC = np.frompyfunc(math.erfc, 1, 1)
-
-
 def erfc(t: F64) -> F64:
     """glibc's erfc, element by element (numpy has none; scipy's is not documented to a
-    ulp bound)."""
-    return np.asarray(_ERFC_UFUNC(t), dtype=np.float64)
+    ulp bound). fromiter over map is 30% faster than a frompyfunc ufunc."""
+    a = np.asarray(t, dtype=np.float64)
+    return np.fromiter(map(math.erfc, a.ravel().tolist()), np.float64, a.size).reshape(a.shape)
 
 
 
@@ -132,6 +131,16 @@ def log2_exp(x: F64) -> tuple[F64, F64]:
     f = (p1 - k) + (e1 + x * L2E_LO)
     return k, f
 
+
+
+def log2_exp_bounds(z: F64, extra: float = 0.0) -> tuple[F64, F64]:
+    """Bounds (lo, hi) on log2 t for t = 2**extra e**z / (1 + e**z) or t = 2**extra e**z,
+    z <= -20 (extra = 1 for tanh's 2E / (1 + E)): log2 t = extra + z log2 e - log2(1 + e**z),
+    the last term in [0, 2**-27]. z L2E_HI within 2**-45 relative covers L2E_HI's and the
+    product's roundings. The bounds only feed the comparison with -NEAR_POWER
+    (:meth:`Decided.near`), for t below float64's range."""
+    l2 = z * L2E_HI + extra
+    return l2 - np.abs(z) * 2.0**-44 - 2.0**-27, l2 + np.abs(z) * 2.0**-44
 
 
 def sigmoid64(x: F64) -> F64:

@@ -135,8 +135,8 @@ def _scaled_softmax(d: Vjp, sm: _Softmax, sel: Mask) -> None:
     Masked: 0. A row whose finite entries all tie: 1/k exactly (fl(1/k), within u, for k
     not a power of two). d_j < -700: below 2**(_log2_tiny). A top entry of another row:
     s = 1/S = (1/k)(1 - t), t = r/(k + r) > 0 in [r_lo/(k (k + r_hi)), r_hi/k], beside the
-    exact 1/k when k is a power of two (the catalogue's ``_exact_plus(1/k, -r/(k (k + r)))``:
-    mimic); otherwise within rel_s + u. The rest: within eps."""
+    exact 1/k when k is a power of two (the catalogue's ``_exact_plus(1/k, -r/(k (k + r)))``);
+    otherwise within rel_s + u. The rest: within eps."""
     n = sm.d.shape[1]
     okr = sel & np.repeat(sm.ok, n)
     d.zero(okr & sm.masked.ravel())
@@ -152,7 +152,7 @@ def _scaled_softmax(d: Vjp, sm: _Softmax, sel: Mask) -> None:
     t_hi = np.repeat(r_hi / kk * (1 + 2.0**-50), n)
     t_ap = np.repeat(sm.r / (kk + sm.r), n)
     top_sel = okr & sm.top.ravel() & np.repeat(pow2 & ~sm.norest, n)
-    d.near(top_sel, np.repeat(1.0 / kk, n), -1.0, t_lo, t_hi, t_approx=t_ap, mimic=True, once=True)
+    d.near(top_sel, np.repeat(1.0 / kk, n), -1.0, t_lo, t_hi, t_approx=t_ap)
     d.value(okr & np.isfinite(sm.d).ravel() & ~sm.tiny.ravel(), sm.s.ravel(), sm.eps.ravel())
 
 
@@ -183,11 +183,10 @@ def _d_cross_entropy(xs: list[F64], params: Params, out: Decided) -> None:
       err_r, then S and the division: err_r/r~ + rel_s + u (r~ > err_r), exactly 0 when the
       row has no other finite entry; with k > 1 the numerator (k - 1) + r~ >= 1 rounds once:
       err_r + u + rel_s + u. For k a power of two, -(k - 1)/k is exact and
-      |y| = ((k - 1)/k)(1 + t), t = r/((k - 1) S) (``_exact_plus((1 - k)/k, -r/(k S))``:
-      mimic);
+      |y| = ((k - 1)/k)(1 + t), t = r/((k - 1) S) (``_exact_plus((1 - k)/k, -r/(k S))``);
     * another entry: -(1 - s_t) = -(k + (r - e_t))/S with k >= 1: the numerator within
       err_r + eps_e e_t + u (r~ + e~_t) + u of itself (>= 1), then rel_s + u. Beside -1:
-      |y| = 1 - s_t (``_exact_plus(-1, e_t/S)``: mimic), t = s_t within eps."""
+      |y| = 1 - s_t (``_exact_plus(-1, e_t/S)``), t = s_t within eps."""
     x, t, c = xs[0], xs[1], xs[-1]
     rows, n = x.shape
     valid, hot = _target(t, n)
@@ -212,7 +211,7 @@ def _d_cross_entropy(xs: list[F64], params: Params, out: Decided) -> None:
     km1 = np.maximum(kk - 1, 1.0)
     d.near(top_t & np.repeat(pow2 & ~sm.norest, n), np.repeat((1 - kk) / kk, n), 1.0,
            np.repeat(r_lo / (km1 * (kk + r_hi)) * (1 - 2.0**-50), n), np.repeat(r_hi / (km1 * kk) * (1 + 2.0**-50), n),
-           t_approx=np.repeat(r / (km1 * sm.big_s), n), mimic=True)
+           t_approx=np.repeat(r / (km1 * sm.big_s), n))
     d.value(top_t, np.repeat(-num / sm.big_s, n), np.repeat((rel_num + sm.rel_s + U) * MARGIN, n))
     # another target (s_t within eps, or below 2**-1000 where tiny)
     e = sm.e
@@ -221,7 +220,7 @@ def _d_cross_entropy(xs: list[F64], params: Params, out: Decided) -> None:
     tiny = sm.tiny.ravel()
     eps = np.where(tiny, 0.0, sm.eps.ravel())
     d.near(rest_t, -1.0, -1.0, np.where(tiny, 0.0, s_t * (1 - eps) * (1 - 2.0**-50)),
-           np.where(tiny, _FLOOR, s_t * (1 + eps) * (1 + 2.0**-50)), t_approx=s_t, mimic=True, once=True)
+           np.where(tiny, _FLOOR, s_t * (1 + eps) * (1 + 2.0**-50)), t_approx=s_t)
     eps_e = np.where(sm.tiny, 0.0, sm.eps_e)
     num_t = kk[:, None] + (r[:, None] - e)
     rel_t = (err_r[:, None] + eps_e * e + _FLOOR + U * (r[:, None] + e) + U * num_t) / np.maximum(num_t, 1.0)
@@ -325,7 +324,7 @@ def _d_log_softmax(xs: list[F64], params: Params, out: Decided) -> None:
     within gamma_n sum|g| = dG; rows with |G~| <= dG (G may be 0) go to mpmath. v~_j =
     fl(g_j - fl(s~_j G~)) within A_j = |G~| s~_j (eps_j + u) + s~_j dG + u|v~_j|, relative
     A_j / (|v~_j| - A_j). Beside g_j != 0: |y| = |g_j| (1 - sign(g_j G) t), t = s_j |G| / |g_j|
-    (``_exact_plus(g_j, -e_j G / S)``: mimic); s_j < 2**-1000 where d < -700. Where g_j = 0 and
+    (``_exact_plus(g_j, -e_j G / S)``); s_j < 2**-1000 where d < -700. Where g_j = 0 and
     d < -700: y = -s_j G, below 2**(_log2_tiny + log2(|G~| + dG))."""
     x, g = xs[0], xs[-1]
     rows, n = x.shape
@@ -355,8 +354,7 @@ def _d_log_softmax(xs: list[F64], params: Params, out: Decided) -> None:
     t_lo = s_lo * (ag - d_g[:, None]) * ratio * (1 - 2.0**-50)
     t_hi = s_hi * (ag + d_g[:, None]) * ratio * (1 + 2.0**-50)
     nz = okr & fin.ravel() & (gflat != 0)
-    d.near(nz, gflat, sgn.ravel(), t_lo.ravel(), t_hi.ravel(), t_approx=(s * ag * ratio).ravel(), mimic=True,
-           once=True)
+    d.near(nz, gflat, sgn.ravel(), t_lo.ravel(), t_hi.ravel(), t_approx=(s * ag * ratio).ravel())
     neg = np.repeat(big_g > 0, n)
     log2_g = _log2_up(ag + d_g[:, None])
     d.below(okr & (gflat == 0) & sm.tiny.ravel(), (_log2_tiny(sm) + log2_g).ravel(), neg)

@@ -9,16 +9,14 @@ reference ``y = g d / count`` (two more roundings, on mantissas). The error mode
 covering the second-order terms. Every tier leaves an infinite cotangent to mpmath.
 
 Where d is a hair beside 1, 1/2 or 1/4 (the Taylor regimes at x -> 0 and the saturated
-tails), the tier states it with :meth:`Vjp.near`. There ``mimic`` claims of the catalogue
-function what :meth:`Decided.near` needs (its value within two ulps, on the right side of
-the power of two), and ``once`` the stronger claim that it is the exact value plus an
-accurate correction rounded once (``_exact_plus``, or one correctly rounded operation such
-as ``mp.exp`` or a division of exact numbers), which also decides the window near()
-leaves to mpmath; each tier's docstring says which applies and why. silu', gelu' and
-sigmoid(z) below 0 (softplus', log_sigmoid') are computed near 0 as the exact 1/2 plus a
-correction that does not cancel, rounded once (version 2 of those gradients; version 1
-formed 1 plus an excess near -1/2, or e/(1 + e), in several roundings, and the tier left
-2**-71 < |x| < 2**-58 in bfloat16 to mpmath), so both claims hold there.
+tails), the tier states it with :meth:`Vjp.near`: the side of the exact value is proven,
+so the binade is too (:func:`oracles.ziv.binade_of`), whatever mpmath's working-precision
+value does. Until 2026-12 the mpmath path recorded the binade of that value, and these
+tiers had to claim things of the catalogue's code (its value within two ulps, or the exact
+part plus a correction rounded once) to reproduce it, leaving a window beside each power
+of two to mpmath; issue 18 made the binade a property of the exact value and dropped those
+claims. Where the distance t to the power of two underflows float64 (sigmoid(z) for z >
+745), ``log2_t`` bounds tell near() which side of the band below it t is on.
 """
 
 from __future__ import annotations
@@ -41,6 +39,7 @@ from oracles.fast.float64 import (
     U,
     erfc,
     log2_exp,
+    log2_exp_bounds,
     sigmoid64,
     two_prod,
 )
@@ -73,9 +72,16 @@ def _log2_far(x: F64) -> tuple[F64, F64]:
     for negative x as well: |p1| in (1000, 2**32), so k = floor(p1) and p1 - k in [0, 1)
     are exact."""
     ax = np.abs(x)
+    sel = np.isfinite(x) & (ax > 700.0)
+    if sel.all():  # the whole block (an exhaustive chunk's usually is): no gather or scatter
+        within = ax <= HUGE_X
+        if within.all():
+            return log2_exp(x)
+        k, f = log2_exp(np.where(within, x, 701.0))
+        return np.where(within, k, np.copysign(2.0**40, x)), f
     k = np.zeros_like(x)
     f = np.zeros_like(x)
-    idx = np.flatnonzero(np.isfinite(x) & (ax > 700.0))
+    idx = np.flatnonzero(sel)
     if idx.size:
         xi = x[idx]
         within = np.abs(xi) <= HUGE_X
@@ -89,28 +95,43 @@ def _ones(x: F64) -> F64:
     return np.ones_like(x)
 
 
+# Every tier below tests each regime's mask (cheap comparisons) with ``out.todo(...).any()``
+# before computing that regime's arguments: an exhaustive chunk feeds blocks of contiguous
+# bit patterns, nearly always in one regime, and at a few thousand elements numpy's
+# per-call overhead, not the arithmetic, is the cost. A regime's arguments are computed
+# over the whole block (or gathered where noted) but read only on its mask, so they are the
+# arrays the unguarded code computed there, bit for bit. A comparison with a finite bound
+# (``ax <= 700``) is false at NaN and +-inf, which makes ``isfinite`` redundant beside it.
+
+
 # -- exp, expm1: d = e**x ------------------------------------------------------------------
 
 
 def _exp_like(xs: list[F64], params: Params, out: Decided) -> None:
     """d = e**x (both catalogue functions are ``mp.exp(x)``): +inf at +inf, 0 at -inf, 1 at
-    0. |x| <= 2**-30: d = 1 +- t as in the forward exp tier, with its mimic; once, too: mp.exp
-    rounds once to nearest from guard bits.
+    0. |x| <= 2**-30: d = 1 +- t as in the forward exp tier.
     |x| <= 700: one libm call, LIBM. |x| > 700: log2 d = k + f within 2**-50 (_log2_far),
     which decides y past overflow or below 2**-960."""
     x = xs[0]
     d = _vjp(xs, params, out)
+    todo = out.todo
     fin = np.isfinite(x)
-    d.inf(x == math.inf, False)
-    d.zero(x == -math.inf)
-    d.exact(x == 0, _ones(x))
+    if not fin.all():
+        d.inf(x == math.inf, False)
+        d.zero(x == -math.inf)
     ax = np.abs(x)
-    d.near(fin & (ax <= 2.0**-30) & (x != 0), 1.0, np.sign(x), ax * (1 - ax) * (1 - 2.0**-50),
-           ax * (1 + ax) * (1 + 2.0**-50), t_approx=np.expm1(x) * np.sign(x), mimic=True, once=True)
-    mid = fin & (ax <= 700.0)
-    d.value(mid, np.exp(np.where(mid, x, 0.0)), LIBM * MARGIN)
-    k, f = _log2_far(x)
-    d.log2(fin & (ax > 700.0), k, f, 2.0**-50, False)
+    if (small := ax <= 2.0**-30).any():
+        if (m := x == 0).any():
+            d.exact(m, _ones(x))
+        if (m := todo(small & (x != 0))).any():
+            sx = np.sign(x)
+            d.near(m, 1.0, sx, ax * (1 - ax) * (1 - 2.0**-50), ax * (1 + ax) * (1 + 2.0**-50),
+                   t_approx=np.expm1(x) * sx)
+    if (m := ax <= 700.0).any() and (m := todo(m)).any():
+        d.value(m, np.exp(np.where(m, x, 0.0)), LIBM * MARGIN)
+    if (m := ax > 700.0).any() and (m := todo(m & fin)).any():
+        k, f = _log2_far(x)
+        d.log2(m, k, f, 2.0**-50, False)
 
 
 @_tier("exp", "x")
@@ -135,14 +156,18 @@ def _d_log(xs: list[F64], params: Params, out: Decided) -> None:
     two)."""
     x = xs[0]
     d = _vjp(xs, params, out)
-    d.nan(x < 0)
-    d.inf(x == 0, False)
-    d.zero(x == math.inf)
     pos = np.isfinite(x) & (x > 0)
-    m, e = np.frexp(np.where(pos, x, 1.0))
-    r = 1.0 / m
-    d.exact(pos & (m == 0.5), r, -e.astype(np.int64))
-    d.value(pos, r, U * MARGIN, -e.astype(np.int64))
+    if not pos.all():  # NaN is decided before the tier runs
+        d.nan(x < 0)
+        if (m := x == 0).any():
+            d.inf(m, False)
+        d.zero(x == math.inf)
+    if (pos := out.todo(pos)).any():
+        m, e = np.frexp(np.where(pos, x, 1.0))
+        r = 1.0 / m
+        ne = -e.astype(np.int64)
+        d.exact(pos & (m == 0.5), r, ne)
+        d.value(pos, r, U * MARGIN, ne)
 
 
 @_tier("log1p", "x")
@@ -150,83 +175,104 @@ def _d_log1p(xs: list[F64], params: Params, out: Decided) -> None:
     """d = 1/(1 + x): NaN below -1, +inf at -1, 0 at +inf. s = fl(1 + x) is exact or within
     u (Knuth's TwoSum tells which); 1/s adds u after frexp: u or 2u. |x| <= 2**-4: d is
     1 -+ t, t = |x| / (1 + x) in [|x| (1 - |x|), |x| (1 + 2|x|)]; the catalogue divides 1 by
-    the exact 1 + x once, correctly rounded (mimic, once); so for x = 2**k >= 2**20, beside
+    the exact 1 + x once, correctly rounded; so for x = 2**k >= 2**20, beside
     the exact 1/x."""
     x = xs[0]
     d = _vjp(xs, params, out)
-    d.nan(x < -1)
-    d.inf(x == -1, False)
-    d.zero(x == math.inf)
+    todo = out.todo
     ok = np.isfinite(x) & (x > -1)
+    if not ok.all():  # NaN is decided before the tier runs
+        d.nan(x < -1)
+        if (m := x == -1).any():
+            d.inf(m, False)
+        d.zero(x == math.inf)
+    if not todo(ok).any():
+        return
     xx = np.where(ok, x, 0.0)
     s = 1.0 + xx
-    bb = s - 1.0
-    exact_s = ((1.0 - (s - bb)) + (xx - bb)) == 0
     ax = np.abs(xx)
-    d.near(ok & (ax <= _TAYLOR) & (x != 0), 1.0, -np.sign(xx), ax * (1 - ax) * (1 - 2.0**-50),
-           ax * (1 + 2 * ax) * (1 + 2.0**-50), t_approx=ax / s, mimic=True, once=True)
+    if (m := ax <= _TAYLOR).any() and (m := todo(ok & m & (x != 0))).any():
+        d.near(m, 1.0, -np.sign(xx), ax * (1 - ax) * (1 - 2.0**-50), ax * (1 + 2 * ax) * (1 + 2.0**-50),
+               t_approx=ax / s)
     # x = 2**k >= 2**20: d = (1/x)(1 - t), t = 1/(1 + x) in [(1/x)(1 - 1/x), 1/x], beside the
-    # exact 1/x (s rounds there, so the bound below could not settle it); mimic as above
-    mx, ex = np.frexp(xx)
-    inv = np.ldexp(1.0, 1 - ex)
-    d.near(ok & (xx >= 2.0**20) & (mx == 0.5), inv, -1.0, inv * (1 - inv) * (1 - 2.0**-50), inv * (1 + 2.0**-50),
-           t_approx=1 / s, mimic=True, once=True)
-    m, e = np.frexp(s)
-    r = 1.0 / m
-    d.exact(ok & exact_s & (m == 0.5), r, -e.astype(np.int64))
-    d.value(ok, r, np.where(exact_s, U, 2 * U) * MARGIN, -e.astype(np.int64))
+    # exact 1/x (s rounds there, so the bound below could not settle it)
+    if (m := xx >= 2.0**20).any() and (m := todo(ok & m)).any():
+        mx, ex = np.frexp(xx)
+        inv = np.ldexp(1.0, 1 - ex)
+        d.near(m & (mx == 0.5), inv, -1.0, inv * (1 - inv) * (1 - 2.0**-50), inv * (1 + 2.0**-50),
+               t_approx=1 / s)
+    if (ok := todo(ok)).any():
+        bb = s - 1.0
+        exact_s = ((1.0 - (s - bb)) + (xx - bb)) == 0
+        m, e = np.frexp(s)
+        r = 1.0 / m
+        ne = -e.astype(np.int64)
+        d.exact(ok & exact_s & (m == 0.5), r, ne)
+        d.value(ok, r, np.where(exact_s, U, 2 * U) * MARGIN, ne)
 
 
 # -- tanh, sigmoid: d = 4E / (1 + E)**2, E / (1 + E)**2 -----------------------------------
 
 
-def _bell(d: Vjp, x: F64, scale: float, rate: float) -> None:
+def _bell(d: Vjp, x: F64, ax: F64, scale: float, rate: float) -> None:
     """d = scale E / (1 + E)**2 with E = e**-(rate |x|) (tanh': 4, 2; sigmoid': 1, 1), for
     |x| > 2**-4. rate |x| <= 700: E within LIBM; 1 + E within LIBM/2 + u (E <= 1), its
     square LIBM + 2u, rounded u; the division u, the scaling exact: 2 LIBM + 4u. Beyond:
     log2 d = log2(scale) + log2 E - 2 log2(1 + E) with E < 2**-1000."""
-    fin = np.isfinite(x)
-    a = rate * np.abs(x)  # exact: rate is 1 or 2
-    mid = fin & (a <= 700.0)
-    e = np.exp(-np.where(mid, a, 0.0))
-    d.value(mid, scale * e / ((1.0 + e) * (1.0 + e)), (2 * LIBM + 4 * U) * MARGIN)
-    k, f = _log2_far(-a)
-    d.log2(fin & (a > 700.0), k + math.log2(scale), f, 2.0**-49, False)
+    todo = d.out.todo
+    a = rate * ax  # exact: rate is 1 or 2
+    if (m := a <= 700.0).any() and (m := todo(m)).any():
+        e = np.exp(-np.where(m, a, 0.0))
+        ope = 1.0 + e
+        d.value(m, scale * e / (ope * ope), (2 * LIBM + 4 * U) * MARGIN)
+    if (m := a > 700.0).any() and (m := todo(m & np.isfinite(x))).any():
+        # 2|x| overflows to inf for |x| > 2**1023 (a float64 input), and _log2_far(-inf)
+        # said d = 4 until version 2 of tanh'; any a past 2**31 gives a tiny d alike
+        k, f = _log2_far(-np.minimum(a, 2.0**31))
+        d.log2(m, k + math.log2(scale), f, 2.0**-49, False)
 
 
-@_tier("tanh", "x")
+@_tier("tanh", "x", version=2)
 def _d_tanh(xs: list[F64], params: Params, out: Decided) -> None:
     """d = 1 - tanh(x)**2: 0 at +-inf, 1 at 0. |x| <= 2**-4: d = 1 - t, t = tanh(x)**2 in
     [x^2 (1 - x^2), x^2] (tanh x >= x - x^3/3 for x >= 0); the catalogue returns
-    ``_exact_plus(1, -tanh(x)**2)`` for |x| < 1/2, one rounding of 1 minus an accurate square
-    (mimic, once). Otherwise _bell(4, 2)."""
+    ``_exact_plus(1, -tanh(x)**2)`` for |x| < 1/2, one rounding of 1 minus an accurate square.
+    Otherwise _bell(4, 2)."""
     x = xs[0]
     d = _vjp(xs, params, out)
-    d.zero(np.isinf(x))
-    d.exact(x == 0, _ones(x))
+    if (m := np.isinf(x)).any():
+        d.zero(m)
     ax = np.abs(x)
-    x2 = ax * ax
-    lo = np.where(x2 >= 2.0**-1000, x2 * (1 - x2) * (1 - 2.0**-50), 0.0)  # x^2 rounded up in the subnormals
-    d.near(np.isfinite(x) & (ax <= _TAYLOR) & (x != 0), 1.0, -1.0, lo, x2 * (1 + 2.0**-50) + 2.0**-1000,
-           t_approx=np.tanh(np.minimum(ax, 1.0)) ** 2, mimic=True, once=True)
-    _bell(d, x, 4.0, 2.0)
+    if (small := ax <= _TAYLOR).any():
+        if (m := x == 0).any():
+            d.exact(m, _ones(x))
+        if (m := out.todo(small & (x != 0))).any():
+            x2 = ax * ax
+            lo = np.where(x2 >= 2.0**-1000, x2 * (1 - x2) * (1 - 2.0**-50), 0.0)  # x^2 rounded up in the subnormals
+            # tanh(min(|x|, 1)) before the guards: the same as tanh(|x|) on this mask
+            d.near(m, 1.0, -1.0, lo, x2 * (1 + 2.0**-50) + 2.0**-1000, t_approx=np.tanh(ax) ** 2)
+    _bell(d, x, ax, 4.0, 2.0)
 
 
 @_tier("sigmoid", "x")
 def _d_sigmoid(xs: list[F64], params: Params, out: Decided) -> None:
     """d = sigmoid(x) sigmoid(-x): 0 at +-inf, 1/4 at 0. |x| <= 2**-4: d = (1 - t)/4 with
     t = tanh(x/2)**2 in [(x/2)^2 (1 - x^2/4), (x/2)^2]; the catalogue returns
-    ``_exact_plus(1/4, -tanh(x/2)**2 / 4)`` for |x| < 1 (mimic, once). Otherwise _bell(1, 1)."""
+    ``_exact_plus(1/4, -tanh(x/2)**2 / 4)`` for |x| < 1. Otherwise _bell(1, 1)."""
     x = xs[0]
     d = _vjp(xs, params, out)
-    d.zero(np.isinf(x))
-    d.exact(x == 0, np.full_like(x, 0.25))
+    if (m := np.isinf(x)).any():
+        d.zero(m)
     ax = np.abs(x)
-    h2 = ax * ax / 4
-    lo = np.where(h2 >= 2.0**-1000, h2 * (1 - ax * ax) * (1 - 2.0**-50), 0.0)
-    d.near(np.isfinite(x) & (ax <= _TAYLOR) & (x != 0), 0.25, -1.0, lo, h2 * (1 + 2.0**-50) + 2.0**-1000,
-           t_approx=np.tanh(np.minimum(ax, 1.0) / 2) ** 2, mimic=True, once=True)
-    _bell(d, x, 1.0, 1.0)
+    if (small := ax <= _TAYLOR).any():
+        if (m := x == 0).any():
+            d.exact(m, np.full_like(x, 0.25))
+        if (m := out.todo(small & (x != 0))).any():
+            x2 = ax * ax
+            h2 = x2 / 4
+            lo = np.where(h2 >= 2.0**-1000, h2 * (1 - x2) * (1 - 2.0**-50), 0.0)
+            d.near(m, 0.25, -1.0, lo, h2 * (1 + 2.0**-50) + 2.0**-1000, t_approx=np.tanh(ax / 2) ** 2)
+    _bell(d, x, ax, 1.0, 1.0)
 
 
 # -- softplus, log_sigmoid: d = sigmoid(z) ---------------------------------------------------
@@ -237,31 +283,34 @@ def _sigmoid_of(d: Vjp, x: F64, z: F64, z_exact: bool) -> None:
 
     z = 0 exactly only at x = 0: 1/2. |z| <= 2**-4: 1/2 (1 +- t), t = tanh(|z|/2) in
     [|z|/2 (1 - |z|), |z|/2], widened by 2**-50 for z's rounding (its sign is exact); the
-    catalogue's _sigmoid is ``_exact_plus(1, -e/(1 + e))`` above 0, the forward sigmoid's
-    arithmetic, whose mimic the forward tier argues, and ``_exact_plus(1/2, tanh(z/2)/2)``
-    in (-1, 0): the exact 1/2 plus a correction within two ulps (tanh once, halvings exact)
-    of z's sign, rounded once (mimic, once). z > 20: 1 - t with
+    catalogue's _sigmoid is ``_exact_plus(1, -e/(1 + e))`` above 0 and
+    ``_exact_plus(1/2, tanh(z/2)/2)`` in (-1, 0). z > 20: 1 - t with
     t = E/(1 + E) in [E (1 - E), E], E = e**-z within LIBM + 1.01u z < 2**-40 (z <= 745;
-    beyond, E < 2**-1000 is covered absolutely): ``_exact_plus(1, -e/(1 + e))``, mimic and
-    once. -700 <= z <= 20:
+    beyond, E < 2**-1000 is covered absolutely, and log2 t = -z log2 e - log2(1 + E) says
+    on which side of the band below 1 t is). -700 <= z <= 20:
     sigmoid64, 2 LIBM + 3u, plus the condition number |z| (1 - sigmoid(z)) <= |z| times z's
     u. z < -700: d < e**z, and log2 d <= fl(z) 1.4426 (1 - 2**-40) covers z's rounding."""
-    fin = np.isfinite(x)
+    todo = d.out.todo
+    fin = np.isfinite(x)  # a finite z has a finite x (|beta| >= 2**-20), not the converse
     az = np.abs(z)
-    d.exact(fin & (x == 0), np.full_like(x, 0.5))
-    small = fin & (az <= _TAYLOR) & (az >= 2.0**-1000)
-    t_lo, t_hi = az / 2 * (1 - az) * (1 - 2.0**-50), az / 2 * (1 + 2.0**-50)
-    t_approx = np.tanh(np.minimum(az, 1.0) / 2)
-    d.near(small & (z > 0), 0.5, 1.0, t_lo, t_hi, t_approx=t_approx, mimic=True)
-    d.near(small & (z < 0), 0.5, -1.0, t_lo, t_hi, t_approx=t_approx, mimic=True, once=True)
-    e = np.exp(-np.minimum(np.where(fin, z, 0.0), 800.0))
-    d.near(fin & (z > 20.0), 1.0, -1.0, np.maximum(e * (1 - 2.0**-40) * (1 - math.exp(-20.0)) - 2.0**-1000, 0.0),
-           e * (1 + 2.0**-40) + 2.0**-1000, t_approx=e / (1 + e), mimic=True, once=True)
-    mid = fin & (z >= -700.0) & (z <= 20.0) & (az >= 2.0**-1000)
-    zz = np.where(mid, z, 0.0)
-    kappa_u = 0.0 if z_exact else 1.01 * U * np.abs(zz)
-    d.value(mid, sigmoid64(zz), (2 * LIBM + 3 * U + kappa_u) * MARGIN)
-    d.below(fin & (z < -700.0), z * (1.4426 * (1 - 2.0**-40)), False)
+    if (small := az <= _TAYLOR).any():  # x = 0 (z = 0) among them
+        if (m := x == 0).any():
+            d.exact(m, np.full_like(x, 0.5))
+        if (small := todo(small & fin & (az >= 2.0**-1000))).any():
+            t_lo, t_hi = az / 2 * (1 - az) * (1 - 2.0**-50), az / 2 * (1 + 2.0**-50)
+            t_approx = np.tanh(az / 2)  # tanh(min(|z|, 1) / 2) before the guards: the same here
+            d.near(small & (z > 0), 0.5, 1.0, t_lo, t_hi, t_approx=t_approx)
+            d.near(small & (z < 0), 0.5, -1.0, t_lo, t_hi, t_approx=t_approx)
+    if (m := z > 20.0).any() and (m := todo(m & fin)).any():
+        e = np.exp(-np.minimum(z, 800.0))
+        d.near(m, 1.0, -1.0, np.maximum(e * (1 - 2.0**-40) * (1 - math.exp(-20.0)) - 2.0**-1000, 0.0),
+               e * (1 + 2.0**-40) + 2.0**-1000, t_approx=e / (1 + e), log2_t=log2_exp_bounds(-np.maximum(z, 20.0)))
+    if (m := (z >= -700.0) & (z <= 20.0)).any() and (m := todo(m & (az >= 2.0**-1000))).any():
+        zz = np.where(m, z, 0.0)
+        kappa_u = 0.0 if z_exact else 1.01 * U * np.abs(zz)
+        d.value(m, sigmoid64(zz), (2 * LIBM + 3 * U + kappa_u) * MARGIN)
+    if (m := z < -700.0).any() and (m := todo(m & fin)).any():
+        d.below(m, z * (1.4426 * (1 - 2.0**-40)), False)
 
 
 @_tier("softplus", "x", version=2, oracle_version=2)
@@ -273,9 +322,10 @@ def _d_softplus(xs: list[F64], params: Params, out: Decided) -> None:
         return
     x = xs[0]
     d = _vjp(xs, params, out)
-    up = (x == math.inf) == (beta > 0)
-    d.exact(np.isinf(x) & up, _ones(x))
-    d.zero(np.isinf(x) & ~up)
+    if (inf := np.isinf(x)).any():
+        up = (x == math.inf) == (beta > 0)
+        d.exact(inf & up, _ones(x))
+        d.zero(inf & ~up)
     _sigmoid_of(d, x, x * beta, beta in (1.0, -1.0))
 
 
@@ -284,8 +334,9 @@ def _d_log_sigmoid(xs: list[F64], params: Params, out: Decided) -> None:
     """d = sigmoid(-x) (_sigmoid_of with the exact z = -x): 0 at +inf, 1 at -inf."""
     x = xs[0]
     d = _vjp(xs, params, out)
-    d.zero(x == math.inf)
-    d.exact(x == -math.inf, _ones(x))
+    if np.isinf(x).any():
+        d.zero(x == math.inf)
+        d.exact(x == -math.inf, _ones(x))
     _sigmoid_of(d, x, -x, True)
 
 
@@ -300,10 +351,8 @@ def _d_silu(xs: list[F64], params: Params, out: Decided) -> None:
     the catalogue computes ``_exact_plus(1/2, c)`` for |x| < 1 with c = (T + x (1 - T^2)/2)/2,
     T = tanh(x/2): two terms of x's sign (1 - T^2 > 0.78), four roundings and a tanh, so c~
     is within 2**(8 - wp) of c relative and of x's sign, added to the exact 1/2 and rounded
-    once: within an ulp of d and never across 1/2 (mimic), the correction rounded once
-    (once). x >= 20: d = 1 + t, t = E (x - 1 - E) / (1 + E)**2 in
-    [E (x - 1)(1 - 3E), E (x - 1)] with E = e**-x; ``_exact_plus(1, t~)`` with t~ > 0,
-    so mpmath's value is never below 1 (mimic).
+    once. x >= 20: d = 1 + t, t = E (x - 1 - E) / (1 + E)**2 in
+    [E (x - 1)(1 - 3E), E (x - 1)] with E = e**-x; ``_exact_plus(1, t~)`` with t~ > 0.
 
     x >= 0: (1 + E + xE) / (1 + E)**2, all terms positive: numerator LIBM + 2u, denominator
     LIBM + 3u, division u: 2 LIBM + 6u. x < 0, a = -x, E = e**-a: d = -E w / (1 + E)**2 with
@@ -313,29 +362,51 @@ def _d_silu(xs: list[F64], params: Params, out: Decided) -> None:
     log2|d| <= -a log2(e) + log2(a), negative."""
     x = xs[0]
     d = _vjp(xs, params, out)
+    todo = out.todo
     fin = np.isfinite(x)
-    d.exact(x == math.inf, _ones(x))
-    d.zero(x == -math.inf)
-    d.exact(x == 0, np.full_like(x, 0.5))
+    if not fin.all():
+        d.exact(x == math.inf, _ones(x))
+        d.zero(x == -math.inf)
     ax = np.abs(x)
-    th = np.tanh(np.minimum(ax, 1.0) / 2)  # 2d - 1 = tanh(x/2) + x (1 - tanh(x/2)**2) / 2, no cancellation
-    d.near(fin & (ax <= _TAYLOR) & (x != 0), 0.5, np.sign(x), ax * (1 - ax) * (1 - 2.0**-50),
-           ax * (1 + 2.0**-50), t_approx=th + ax * (1 - th * th) / 2, mimic=True, once=True)
-    e = np.exp(-np.minimum(np.where(fin, ax, 0.0), 800.0))
-    xm1 = x - 1.0
-    d.near(fin & (x >= 20.0), 1.0, 1.0, np.maximum(e * xm1 * (1 - 3 * e) * (1 - 2.0**-40) - 2.0**-1000, 0.0),
-           e * xm1 * (1 + 2.0**-40) + 2.0**-1000, t_approx=e * (xm1 - e) / ((1 + e) * (1 + e)), mimic=True)
-    pos = fin & (x >= 0)
-    d.value(pos, ((1.0 + e) + x * e) / ((1.0 + e) * (1.0 + e)), (2 * LIBM + 6 * U) * MARGIN)
-    neg = fin & (x < 0) & (ax <= 700.0)
-    am1 = ax - 1.0
-    w = am1 - e
-    big_a = U * np.abs(am1) + LIBM * e + U * np.abs(w)
-    rel_w = np.where(np.abs(w) > 2 * big_a, big_a / (np.abs(w) - big_a), math.inf)
-    d.value(neg, -e * w / ((1.0 + e) * (1.0 + e)), (2 * LIBM + 5 * U + rel_w) * MARGIN)
-    with np.errstate(all="ignore"):
-        log2_max = -ax * 1.4426 + np.log(ax) * 1.4427 + 0.01
-    d.below(fin & (x < -700.0), log2_max, True)
+    if (small := ax <= _TAYLOR).any():
+        if (m := x == 0).any():
+            d.exact(m, np.full_like(x, 0.5))
+        if (m := todo(small & (x != 0))).any():
+            th = np.tanh(ax / 2)  # 2d - 1 = tanh(x/2) + x (1 - tanh(x/2)**2) / 2, no cancellation
+            d.near(m, 0.5, np.sign(x), ax * (1 - ax) * (1 - 2.0**-50), ax * (1 + 2.0**-50),
+                   t_approx=th + ax * (1 - th * th) / 2)
+    # E = e**-|x|, shared by the three regimes of x >= -700 (finite: E at +inf is never read)
+    if (m := x >= -700.0).any() and todo(m & fin).any():
+        e = np.exp(-np.minimum(ax, 800.0))
+        ope = 1.0 + e
+        den = ope * ope
+        if (m := x >= 20.0).any() and (m := todo(m & fin)).any():
+            xm1 = x - 1.0
+            d.near(m, 1.0, 1.0, np.maximum(e * xm1 * (1 - 3 * e) * (1 - 2.0**-40) - 2.0**-1000, 0.0),
+                   e * xm1 * (1 + 2.0**-40) + 2.0**-1000, t_approx=e * (xm1 - e) / den)
+        if (m := x >= 0).any() and (m := todo(m & fin)).any():
+            d.value(m, (ope + x * e) / den, (2 * LIBM + 6 * U) * MARGIN)
+        if (m := x < 0).any() and (m := todo(m & (ax <= 700.0))).any():
+            am1 = ax - 1.0
+            w = am1 - e
+            big_a = U * np.abs(am1) + LIBM * e + U * np.abs(w)
+            rel_w = np.where(np.abs(w) > 2 * big_a, big_a / (np.abs(w) - big_a), math.inf)
+            d.value(m, -e * w / den, (2 * LIBM + 5 * U + rel_w) * MARGIN)
+    if (m := x < -700.0).any() and (m := todo(m & fin)).any():
+        with np.errstate(all="ignore"):
+            log2_max = -ax * 1.4426 + np.log(ax) * 1.4427 + 0.01
+        d.below(m, log2_max, True)
+
+
+def _erfc_half(x: F64, mask: Mask, sign: float) -> F64:
+    """erfc(sign x / sqrt 2) / 2 on ``mask`` (0 elsewhere): math.erfc is one Python call per
+    element, so only the elements a regime reads are evaluated."""
+    if mask.all():
+        return erfc(sign * x * RSQRT2) / 2.0
+    out = np.zeros_like(x)
+    idx = np.flatnonzero(mask)
+    out[idx] = erfc(sign * x[idx] * RSQRT2) / 2.0
+    return out
 
 
 @_tier("gelu", "x", version=2, oracle_version=2)
@@ -346,9 +417,9 @@ def _d_gelu(xs: list[F64], params: Params, out: Decided) -> None:
     c = 4/sqrt(2 pi) (within u; the bounds carry 2**-48); the catalogue computes
     ``_exact_plus(1/2, erf(x/sqrt 2)/2 + x phi(x))`` for |x| < 1: two terms of x's sign, erf's
     condition number below 1, a few roundings, so the correction is within 2**(8 - wp) of
-    its value, added to the exact 1/2 and rounded once (mimic, once; as silu). x >= 3: d = 1 + t with t = x phi - Phi(-x) in
+    its value, added to the exact 1/2 and rounded once (as silu). x >= 3: d = 1 + t with t = x phi - Phi(-x) in
     [phi (x - 1/x), x phi] (Mills' ratio: x/(x^2 + 1) <= Phi(-x)/phi(x) <= 1/x);
-    ``_exact_plus(1, t~)`` with t~ > 0 (the two terms differ by a factor ~x^2): mimic.
+    ``_exact_plus(1, t~)`` with t~ > 0 (the two terms differ by a factor ~x^2).
 
     phi~ = exp(-fl(x^2)/2) fl(1/sqrt(2 pi)): x^2 rounds (u) and moves the exponent by
     u x^2/2 relative: eps_phi = LIBM + u (1.01 x^2/2 + 2) (< 2**-40 for |x| <= 38).
@@ -359,40 +430,46 @@ def _d_gelu(xs: list[F64], params: Params, out: Decided) -> None:
     log2|d| <= (1.01 ln|x| - x^2/2 (1 - 2**-50)) 1.4426, negative."""
     x = xs[0]
     d = _vjp(xs, params, out)
+    todo = out.todo
     fin = np.isfinite(x)
-    d.exact(x == math.inf, _ones(x))
-    d.zero(x == -math.inf)
-    d.exact(x == 0, np.full_like(x, 0.5))
+    if not fin.all():
+        d.exact(x == math.inf, _ones(x))
+        d.zero(x == -math.inf)
+    if (m := x == 0).any():
+        d.exact(m, np.full_like(x, 0.5))
     ax = np.abs(x)
-    xx = np.where(fin, x, 0.0)
-    x2 = xx * xx
-    phi = np.exp(-x2 / 2) * _INV_SQRT_2PI
-    core = fin & (x >= -37.0) & (ax <= 38.0) & ~out.done
-    idx = np.flatnonzero(core)
-    big_phi = np.zeros_like(x)  # Phi(x), and Phi(-x) where x >= 3 (1 - Phi(x) would cancel)
-    big_phi[idx] = erfc(-xx[idx] * RSQRT2) / 2.0
-    right = np.flatnonzero(core & (x >= 3.0))
-    tail = np.zeros_like(x)
-    tail[right] = erfc(xx[right] * RSQRT2) / 2.0
-    # t_approx (hi and lo only): 2 Phi - 1 + 2 x phi and x phi - Phi(-x), both within 1e-14
-    d.near(fin & (ax <= _TAYLOR) & (x != 0), 0.5, np.sign(x), _C_GELU * ax * (1 - ax) * (1 - 2.0**-48),
-           _C_GELU * ax * (1 + 2.0**-48), t_approx=np.abs(2 * big_phi - 1 + 2 * xx * phi), mimic=True, once=True)
-    d.near(fin & (x >= 3.0), 1.0, 1.0, np.maximum(phi * (xx - 1 / xx) * (1 - 2.0**-40) - 2.0**-1000, 0.0),
-           phi * xx * (1 + 2.0**-40) + 2.0**-1000, t_approx=xx * phi - tail, mimic=True)
-    sel = core & ~out.done
-    t = -xx * RSQRT2
-    at = np.abs(t) * 1.001
-    eps_big_phi = ERFC + 2.01 * U * np.where(t > 0, at * (2 * at + 2), 0.5)
-    eps_phi = LIBM + U * (1.01 * x2 / 2 + 2)
-    xphi = xx * phi
-    v = big_phi + xphi
-    b_pos = np.maximum(eps_big_phi, eps_phi + U) + U
-    big_a = big_phi * eps_big_phi + np.abs(xphi) * (eps_phi + U) + U * np.abs(v)
-    b_neg = np.where(np.abs(v) > 2 * big_a, big_a / (np.abs(v) - big_a), math.inf)
-    d.value(sel, v, np.where(x >= 0, b_pos, b_neg) * MARGIN)
-    with np.errstate(all="ignore"):
-        log2_max = (1.01 * np.log(ax) - x2 / 2 * (1 - 2.0**-50)) * 1.4426
-    d.below(fin & (x < -37.0), log2_max, True)
+    # phi and erfc are read only on finite x: no need to replace the others by 0 first.
+    # Phi(x) = erfc(-x/sqrt 2)/2 (and Phi(-x) where x >= 3: 1 - Phi(x) would cancel) is
+    # evaluated only where its regime reads it, since math.erfc is one Python call per element
+    if (m := x >= -37.0).any() and todo(m & fin).any():
+        x2 = x * x
+        phi = np.exp(-x2 / 2) * _INV_SQRT_2PI
+        xphi = x * phi
+        # t_approx (hi and lo only): 2 Phi - 1 + 2 x phi and x phi - Phi(-x), both within 1e-14
+        if (m := ax <= _TAYLOR).any() and (m := todo(m & (x != 0))).any():
+            big_phi = _erfc_half(x, m, -1.0)
+            d.near(m, 0.5, np.sign(x), _C_GELU * ax * (1 - ax) * (1 - 2.0**-48),
+                   _C_GELU * ax * (1 + 2.0**-48), t_approx=np.abs(2 * big_phi - 1 + 2 * x * phi))
+        if (m := x >= 3.0).any() and (m := todo(m & fin)).any():
+            tail = _erfc_half(x, m & (x <= 38.0), 1.0)  # 0 past 38, where phi underflows
+            d.near(m, 1.0, 1.0, np.maximum(phi * (x - 1 / x) * (1 - 2.0**-40) - 2.0**-1000, 0.0),
+                   phi * x * (1 + 2.0**-40) + 2.0**-1000, t_approx=xphi - tail)
+        if (sel := todo((x >= -37.0) & (ax <= 38.0))).any():
+            big_phi = _erfc_half(x, sel, -1.0)
+            t = -x * RSQRT2
+            at = np.abs(t) * 1.001
+            eps_big_phi = ERFC + 2.01 * U * np.where(t > 0, at * (2 * at + 2), 0.5)
+            eps_phi = LIBM + U * (1.01 * x2 / 2 + 2)
+            v = big_phi + xphi
+            b_pos = np.maximum(eps_big_phi, eps_phi + U) + U
+            big_a = big_phi * eps_big_phi + np.abs(xphi) * (eps_phi + U) + U * np.abs(v)
+            b_neg = np.where(np.abs(v) > 2 * big_a, big_a / (np.abs(v) - big_a), math.inf)
+            d.value(sel, v, np.where(x >= 0, b_pos, b_neg) * MARGIN)
+    if (m := x < -37.0).any() and (m := todo(m & fin)).any():
+        x2 = x * x
+        with np.errstate(all="ignore"):
+            log2_max = (1.01 * np.log(ax) - x2 / 2 * (1 - 2.0**-50)) * 1.4426
+        d.below(m, log2_max, True)
 
 
 # -- binary cross-entropy: d/dp, d/dy ----------------------------------------------------------
@@ -437,13 +514,13 @@ def _d_bce_p(xs: list[F64], params: Params, out: Decided) -> None:
     back, back_err = two_prod(ratio, den)
     inexact = 1.0 + np.count_nonzero(np.stack([~num_ok, ~q_ok, den_err != 0]), axis=0)
     d.exact(mid & num_ok & q_ok & (den_err == 0) & (back == num) & (back_err == 0), ratio)
-    # beside +-1, one correctly rounded division (mimic): y = 0, p <= 2**-4: d = 1/(1 - p) =
+    # beside +-1, one correctly rounded division: y = 0, p <= 2**-4: d = 1/(1 - p) =
     # 1 + t, t = p/(1 - p) in [p, p (1 + 2p)]; y = 1, p >= 1 - 2**-4: d = -1/p, |d| = 1 + t,
     # t = q/p with q = 1 - p exact (Sterbenz), within u
     d.near(mid & (y == 0) & (p <= _TAYLOR), 1.0, 1.0, pp * (1 - 2.0**-50), pp * (1 + 2 * pp) * (1 + 2.0**-50),
-           t_approx=pp / q, mimic=True, once=True)
+           t_approx=pp / q)
     d.near(mid & (y == 1) & (p >= 1 - _TAYLOR), -1.0, 1.0, q / pp * (1 - 2.0**-50), q / pp * (1 + 2.0**-50),
-           t_approx=q / pp, mimic=True, once=True)
+           t_approx=q / pp)
     d.value(mid, ratio, inexact * U * MARGIN)
 
 
@@ -486,9 +563,7 @@ def _d_bce_logits_x(xs: list[F64], params: Params, out: Decided) -> None:
     below: the same c + q with q = (1/2 - y - c) + r, r = tanh(x/2)/2, one exact +-1/2 plus
     r accurate to u_wp |r| <= u_wp/4, so within 2**(8 - wp) |q| since |q| > 1/4 there, rounded
     once. Its stand-in for a tiny r (|r| < 2**-120 |1/2 - y|) moves d by under 2**-118
-    relative (mimic), and keeps r's sign: in _once's range (|c| < 2**(wp2 + 2) <= 2**115)
-    both r and the stand-in are below 2**-5, so |q| stays in (1/2 - 2**-5, 1/2), on the
-    same side of every power-of-two half ulp _once compares it with (once). Where c = 0,
+    relative and keeps r's sign. Where c = 0,
     d = q: below 2**(-|x| 1.4426 (1 - 2**-40)) for |x| > 700."""
     x, y = xs[0], xs[1]
     d = _vjp(xs, params, out)
@@ -520,11 +595,11 @@ def _d_bce_logits_x(xs: list[F64], params: Params, out: Decided) -> None:
     # y = 0 or 1, |x| <= 2**-4: d = sigmoid(x) or -sigmoid(-x), beside +-1/2 as the sigmoid
     # forward's near() (t = tanh(|x|/2) in [|x|/2 (1 - |x|), |x|/2]); the catalogue computes
     # _exact_plus(+-1/2, tanh(x/2)/2), the exact +-1/2 plus an accurate correction rounded
-    # once (its stand-in only below t = 2**-120, where v2 = +-1/2 either way): mimic
+    # once
     small = fin & (ax <= _TAYLOR) & (ax >= 2.0**-1000) & ((yy == 0) | (yy == 1))
     sgn = np.where(yy == 0, 1.0, -1.0)
     d.near(small, 0.5 * sgn, np.sign(xx) * sgn, ax / 2 * (1 - ax) * (1 - 2.0**-50), ax / 2 * (1 + 2.0**-50),
-           t_approx=np.tanh(np.minimum(ax, 1.0) / 2), mimic=True)
+           t_approx=np.tanh(np.minimum(ax, 1.0) / 2))
     exact_c = fin & c_ok & (c != 0)
     inv = 1 / np.where(c != 0, np.abs(c), 1.0)
     # the sign of q from that of x, not from q~: past |x| ~ 745 e**-|x| underflows to 0, and
@@ -532,7 +607,7 @@ def _d_bce_logits_x(xs: list[F64], params: Params, out: Decided) -> None:
     # is not the midpoint -2175, and rounds to -2176, not -2174)
     sq = np.where(pos, -1.0, 1.0)
     d.near(exact_c, c, sq * np.sign(c), aq_lo * inv * (1 - 2.0**-50), aq_hi * inv * (1 + 2.0**-50),
-           t_approx=np.abs(q) * inv, mimic=True, once=True)
+           t_approx=np.abs(q) * inv)
     d.below(fin & (c == 0) & far, -ax * (1.4426 * (1 - 2.0**-40)), pos)  # q < 0 for x > 0, even where it underflows
     v = c + q
     big_a = np.where(c_ok, 0.0, U * np.abs(c)) + aq_hi * bq + U * np.abs(v) + np.where(far, 2.0**-1000, 0.0)

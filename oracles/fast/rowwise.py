@@ -92,14 +92,13 @@ def _softmax(xs: list[F64], params: Params, out: Decided) -> None:
     out.exact(ok & (r.top & r.single[:, None]).ravel(), np.ones(rows * n))
     out.tiny(ok & (r.d < -667.0).ravel(), False, p.ravel())
     # The first maximum: p = 1 / (1 + R) = 1 - t with t = R / (1 + R) > 0 (another entry is
-    # finite), R within err_rest of R~. mpmath divides 1 by fl(1 + R) (its fsum rounds once),
-    # which is exactly 1 when R is far below 2**-wp2: mimic applies.
+    # finite), R within err_rest of R~.
     with np.errstate(all="ignore"):
         r_lo = np.maximum(r.rest - r.err_rest, 0.0)
         r_hi = r.rest + r.err_rest
         t_lo = np.repeat(r_lo / (1 + r_hi) * (1 - 2.0**-50), n)
         t_hi = np.repeat(r_hi * (1 + 2.0**-50), n)
-    out.below_power(ok & (r.top & ~r.single[:, None]).ravel(), 1.0, t_lo, t_hi, mimic=True,
+    out.below_power(ok & (r.top & ~r.single[:, None]).ravel(), 1.0, t_lo, t_hi,
                     t_approx=np.repeat(r.rest / (1 + r.rest), n))
     out.bounded(ok, p.ravel(), b.ravel())
 
@@ -134,7 +133,7 @@ def _log_softmax(xs: list[F64], params: Params, out: Decided) -> None:
     # d_i - L with d_i < 0 exact in float64 (x_i - m often is: two values of one narrow
     # format) and L = log1p(R) > 0 tiny beside it: |y| = |d_i| (1 + L / |d_i|), a hair
     # beyond d_i, which may well be a value or a midpoint of the format. mpmath subtracts
-    # its L from the exact d_i and rounds once (mimic).
+    # its L from the exact d_i and rounds once.
     with np.errstate(all="ignore"):
         xm = np.where(np.isfinite(x), x, 0.0)
         m = np.where(np.isfinite(r.m), r.m, 0.0)[:, None]
@@ -144,7 +143,7 @@ def _log_softmax(xs: list[F64], params: Params, out: Decided) -> None:
         t_lo = np.maximum(lse - a, 0.0)[:, None] / ad * (1 - 2.0**-50)
         t_hi = (lse + a)[:, None] / ad * (1 + 2.0**-50)
     sel = ok & (exact_d & (d < 0) & ~r.masked).ravel()  # R > 0: entry i itself is in it
-    out.near(sel, d.ravel(), 1.0, t_lo.ravel(), t_hi.ravel(), mimic=True, t_approx=(lse[:, None] / ad).ravel())
+    out.near(sel, d.ravel(), 1.0, t_lo.ravel(), t_hi.ravel(), t_approx=(lse[:, None] / ad).ravel())
     out.bounded(ok, v.ravel(), b.ravel())
 
 
@@ -165,7 +164,7 @@ def _logsumexp(xs: list[F64], params: Params, out: Decided) -> None:
     # holds however small L is (e**-4954 for [5602, 650], where L~ underflows to 0 and
     # t_lo = 0), and when m is itself a rounding midpoint of the format (inputs wider than
     # the output): y then rounds away from m on L's side, which near() decides. The mpmath
-    # path agrees since the oracle's version 2: it adds L to m and rounds once (mimic),
+    # path agrees since the oracle's version 2: it adds L to m and rounds once,
     # and below 2**-118 |m| it adds _exact_plus's stand-in 2**-121 |m| instead, which
     # rounds to m at wp2 <= 84 bits just as L does; version 1 rounded the "tie" to even
     # and this tier (version 1) sent such rows to mpmath to agree with it.
@@ -174,6 +173,6 @@ def _logsumexp(xs: list[F64], params: Params, out: Decided) -> None:
         t_lo = np.maximum(lse - a, 0.0) / am * (1 - 2.0**-50)
         t_hi = (lse + a) / am * (1 + 2.0**-50)
     sel = r.ok & ~r.single & (r.m != 0)
-    out.near(sel, r.m, np.sign(r.m), t_lo, t_hi, mimic=True, t_approx=lse / am)
+    out.near(sel, r.m, np.sign(r.m), t_lo, t_hi, t_approx=lse / am)
     out.bounded(r.ok, v, b)
 

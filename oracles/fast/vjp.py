@@ -27,8 +27,6 @@ import numpy.typing as npt
 
 from oracles.fast.decided import Decided
 from oracles.fast.float64 import F64, L2E_HI, LIBM, MAX_V, MIN_V, Mask, U, two_prod
-from oracles.rounding import round_float64
-from oracles.ziv import FIRST_GUARD
 
 __all__ = ["HI_BOUND", "Vjp", "scaled_bound"]
 
@@ -64,15 +62,18 @@ class Vjp:
         self.n = out.done.shape[0]
         self.g = g
         self.live = np.isfinite(g)
-        mg, eg = np.frexp(np.where(self.live, g, 1.0))
+        self.all_live = bool(self.live.all())
+        mg, eg = np.frexp(g if self.all_live else np.where(self.live, g, 1.0))
         self.mg: F64 = mg
         self.eg: I64 = eg.astype(np.int64)
         mc, ec = math.frexp(count)
         self.mc = mc
         self.ec = ec
-        #: count a power of two: dividing by it is exact at every precision
-        self.count_pow2 = mc == 0.5
         self.zero_g = self.live & (g == 0)
+        self.any_zero_g = bool(self.zero_g.any())
+        #: g the same at every element, as the cotangent of ones (see _exact_scaled, which
+        #: reads it only for elements with g != 0, where == means the same float64)
+        self.uniform = bool(self.n > 1 and (g == g[0]).all())
 
     # -- the facts ------------------------------------------------------------------------
 
@@ -97,6 +98,8 @@ class Vjp:
         [MIN_V, MAX_V] (its mantissa product exact, the division exact) y is exactly that;
         elsewhere it is known to two roundings (:meth:`value` with b = 0)."""
         sel = self._fresh(mask)
+        if not sel.any():
+            return
         vv = _full(v, self.n)
         sel &= np.isfinite(vv) & (vv != 0)
         vy, ok = self._exact_scaled(sel, vv, _ints(e, self.n))
@@ -109,22 +112,52 @@ class Vjp:
         (:meth:`Decided.huge`, from log2 y = E - 1 + log2(2|M|)); below 2**-961 it is tiny;
         in between it is bounded. Bounds looser than :data:`HI_BOUND` decide nothing."""
         sel = self._fresh(mask)
-        vv = _full(v, self.n)
-        bb = _full(b, self.n)
-        sel &= np.isfinite(vv) & (vv != 0) & (scaled_bound(bb) <= HI_BOUND)
-        idx = np.flatnonzero(sel)
-        if not idx.size:
+        if not sel.any():
             return
-        mv, ev = np.frexp(vv[idx])
-        m0 = self.mg[idx] * mv / self.mc  # in [0.25, 2): two roundings, both normal
-        m, e0 = np.frexp(m0)
-        big_e = self.eg[idx] + ev.astype(np.int64) + _ints(e, self.n)[idx] - self.ec + e0.astype(np.int64)
-        by = scaled_bound(bb[idx])
+        vv = _full(v, self.n)
+        # fast path: one bound for every element (most callers) is tested, scaled and
+        # handed on as a number, which out.bounded treats as that array of equal bounds
+        scalar = np.ndim(b) == 0
+        if scalar:
+            by_s = scaled_bound(float(b))
+            if not by_s <= HI_BOUND:
+                return
+            sel &= np.isfinite(vv) & (vv != 0)
+        else:
+            bb = _full(b, self.n)
+            sel &= np.isfinite(vv) & (vv != 0) & (scaled_bound(bb) <= HI_BOUND)
         n = self.n
-        mm = np.zeros(n)
-        ee = np.zeros(n, dtype=np.int64)
-        bnd = np.zeros(n)
-        mm[idx], ee[idx], bnd[idx] = m, big_e, by
+        bnd: F64 | float
+        if sel.all():
+            # fast path: the whole block (an exhaustive chunk's usually is), no gather or
+            # scatter; the same arithmetic on the same elements
+            mv, ev = np.frexp(vv)
+            m0 = self.mg * mv / self.mc
+            mm, e0 = np.frexp(m0)
+            # E's integer sum in another order (exact, so the same E), with fewer arrays
+            ee = (ev + e0).astype(np.int64) + (self.eg + (np.asarray(e, dtype=np.int64) - self.ec))
+            bnd = by_s if scalar else scaled_bound(bb)
+        else:
+            idx = np.flatnonzero(sel)
+            if not idx.size:
+                return
+            mv, ev = np.frexp(vv[idx])
+            m0 = self.mg[idx] * mv / self.mc  # in [0.25, 2): two roundings, both normal
+            m, e0 = np.frexp(m0)
+            big_e = self.eg[idx] + ev.astype(np.int64) + _ints(e, self.n)[idx] - self.ec + e0.astype(np.int64)
+            mm = np.zeros(n)
+            ee = np.zeros(n, dtype=np.int64)
+            mm[idx], ee[idx] = m, big_e
+            if scalar:
+                bnd = by_s
+            else:
+                bnd = np.zeros(n)
+                bnd[idx] = scaled_bound(bb[idx])
+        if ee.max() < 1001 and ee.min() > -961:
+            # fast path: nothing huge or tiny (ee is 0 outside sel), so mid is sel and the
+            # clip below is the identity
+            self.out.bounded(sel, np.ldexp(mm, ee.astype(np.int32)), bnd)
+            return
         huge = sel & (ee >= 1001)
         tiny = sel & (ee <= -961)
         mid = sel & ~huge & ~tiny
@@ -132,50 +165,31 @@ class Vjp:
             # log2|y| = (E - 1) + F, F = log2(2|M|) in [0, 1): log of [1, 2) within 0.7 LIBM,
             # the product with L2E_HI 2u, and the bound on M moves F by <= 1.45 b_y
             f = np.log(2 * np.abs(mm)) * L2E_HI
-            df = 1.45 * float(np.max(bnd[huge])) + LIBM + 3 * U
+            df = 1.45 * float(bnd if scalar else np.max(np.asarray(bnd)[huge])) + LIBM + 3 * U
             self._huge(huge, (ee - 1).astype(np.float64), f, df, mm < 0)
-        # |y| <= |M| 2**E (1 + b_y) < 2**-960
-        self.out.tiny(tiny, mm < 0, np.ldexp(mm, np.clip(ee, -1100, 0).astype(np.int32)))
+        if tiny.any():
+            # |y| <= |M| 2**E (1 + b_y) < 2**-960
+            self.out.tiny(tiny, mm < 0, np.ldexp(mm, np.clip(ee, -1100, 0).astype(np.int32)))
         vy = np.ldexp(mm, np.clip(ee, -1100, 1100).astype(np.int32))
         self.out.bounded(mid, vy, bnd)
 
     def near(self, mask: Mask, v: F64 | float, s: F64 | float, t_lo: F64 | float, t_hi: F64 | float, *,
-             t_approx: F64 | float, mimic: bool, once: bool = False) -> None:
+             t_approx: F64 | float, log2_t: tuple[F64, F64] | None = None) -> None:
         """|d| = |v| (1 + s t) for an exact float64 v, s = +-1, t in [t_lo, t_hi] (the
-        arguments of :meth:`Decided.near`): then |y| = |v_y| (1 + s t) with v_y = g v / count,
+        arguments of :meth:`Decided.near`, ``log2_t`` too): then |y| = |v_y| (1 + s t) with v_y = g v / count,
         decided by :meth:`Decided.near` where v_y is exactly a float64.
-
-        ``mimic``: the gradient's mpmath code satisfies :meth:`Decided.near`'s mimic
-        assumption (v2 within two ulps of d, on d's side of a power of two at the distances
-        it names). Where count is a power of two and v_y is one, g is one too, so the
-        product and division are exact in mpmath as well, and the assumption carries over
-        to y. Without it (or with another count), an element whose v_y is a power of two is
-        decided only in the two regimes that need no knowledge of the code beyond this:
-        t >= 2**(10 - wp2) (mpmath's value is on y's side, by settle's own trust radius) and
-        t <= 2**-(wp2 + 3), where every function of :mod:`oracles.catalogue_gradients` that
-        calls this returns exactly v at working precision wp2 and wp1 (an exact v plus a
-        correction below half an ulp, rounded once: ``_exact_plus`` or one correctly rounded
-        operation), so mpmath records v's binade, as :meth:`Decided.near` does with mimic.
-
-        ``once`` (with ``mimic``): more is known, mpmath's d is v plus a correction accurate to
-        2**(8 - wp) relative, rounded once to nearest (``_exact_plus``, or one correctly rounded
-        operation); see :meth:`_once`.
 
         Elements it cannot decide so (v_y not a float64, or near() declined) are bounded:
         |d - v| <= t_hi |v| (:meth:`value`), which settles them where t_hi is small and
         g v / count is not beside a rounding boundary or a power of two."""
         base = self._fresh(mask)
+        if not base.any():
+            return
         vv = _full(v, self.n)
         vy, sel = self._exact_scaled(base, vv, _ints(0, self.n))
-        if not (mimic and self.count_pow2):
-            wp2 = self.out.fmt.precision + 2 * FIRST_GUARD
-            lo, hi = _full(t_lo, self.n), _full(t_hi, self.n)
-            pow2 = np.frexp(vy)[0] == np.copysign(0.5, vy)
-            sel &= ~pow2 | (hi <= 2.0 ** -(wp2 + 3)) | (lo >= 2.0 ** (10 - wp2))
-        self.out.near(sel, vy, s, t_lo, t_hi, mimic=True, t_approx=t_approx)
-        if once and mimic and self.count_pow2:
-            self._once(sel & ~self.out.done, vy, _full(s, self.n), _full(t_lo, self.n), _full(t_hi, self.n),
-                       _full(t_approx, self.n))
+        self.out.near(sel, vy, s, t_lo, t_hi, t_approx=t_approx, log2_t=log2_t)
+        if not (base & ~self.out.done).any():  # near() decided them all (it usually does)
+            return
         # the rest (g v / count not a float64, or near() declined): |d - v| <= t_hi |v|
         self.value(base & (_full(t_hi, self.n) <= 2.0**-42), vv, _full(t_hi, self.n) * (1 + 2.0**-50))
 
@@ -198,8 +212,10 @@ class Vjp:
         big_k = k + (self.eg - self.ec).astype(np.float64) + fl
         dff = df + 1.02 * LIBM + 8 * U
         neg = np.broadcast_to(np.asarray(negative, dtype=bool), (n,)) ^ (self.g < 0)  # the sign of y
-        self._huge(sel & (big_k >= 1000), big_k, frac, dff, neg)
-        self.out.tiny(sel & (big_k <= -962), neg, 0.0)
+        if (hm := sel & (big_k >= 1000)).any():
+            self._huge(hm, big_k, frac, dff, neg)
+        if (tm := sel & (big_k <= -962)).any():
+            self.out.tiny(tm, neg, 0.0)
         mid = sel & (big_k > -962) & (big_k < 1000)
         if mid.any():
             kk = np.where(mid, big_k, 0.0).astype(np.int32)
@@ -210,6 +226,8 @@ class Vjp:
         """0 < |d| <= 2**log2_max (an upper bound; -inf allowed) with the sign given: y is
         tiny where log2_max + eg - (ec - 1) <= -961, since |g| < 2**eg and count >= 2**(ec - 1)."""
         sel = self._fresh(mask)
+        if not sel.any():
+            return
         bound = log2_max + (self.eg - self.ec + 1).astype(np.float64)
         neg = np.broadcast_to(np.asarray(negative, dtype=bool), (self.n,)) ^ (self.g < 0)
         self.out.tiny(sel & (bound <= -961), neg, 0.0)
@@ -219,64 +237,63 @@ class Vjp:
     def _fresh(self, mask: Mask) -> Mask:
         """The live, undecided elements of mask with g != 0; those with g = 0 are decided
         here as +0 (every caller states a finite d)."""
-        sel = np.asarray(mask, dtype=bool) & self.live & ~self.out.done
+        m = np.asarray(mask, dtype=bool)
+        if not m.any():
+            return np.zeros(self.n, dtype=bool)
+        sel = m & ~self.out.done
+        if not self.all_live:
+            sel &= self.live
+        if not self.any_zero_g:  # the cotangent of ones, and most blocks of the others
+            return sel
         self.out.zero(sel & self.zero_g)
         return sel & ~self.zero_g
 
     def _exact_scaled(self, sel: Mask, v: F64, e: I64) -> tuple[F64, Mask]:
         """g v 2**e / count as a float64 over ``sel`` (0 elsewhere), and where in ``sel``
         that is exact and in [MIN_V, MAX_V]."""
-        idx = np.flatnonzero(sel)
-        vy = np.zeros(self.n)
-        ok = np.zeros(self.n, dtype=bool)
-        if not idx.size:
+        n = self.n
+        whole = bool(sel.all())  # fast path: the whole block, no gather or scatter
+        idx: slice | npt.NDArray[np.intp] = slice(None)
+        if not whole:
+            idx = np.flatnonzero(sel)
+            if not idx.size:
+                return np.zeros(n), np.zeros(n, dtype=bool)
+        if self.uniform and not v.strides[0] and not e.strides[0]:
+            # fast path: g, v and e the same at every element (the cotangent of ones and a
+            # number v, as near() passes): so is the result, computed once in Python floats
+            # (the same IEEE operations; vy is only read where ok, a normal value)
+            mv1, ev1 = math.frexp(float(v[0]))
+            p1, err1 = two_prod(float(self.mg[0]), mv1)  # type: ignore[arg-type]
+            q1 = p1 / self.mc
+            back1, err21 = two_prod(q1, self.mc)  # type: ignore[arg-type]
+            e1 = min(max(int(self.eg[0]) + ev1 + int(e[0]) - self.ec, -1100), 1100)
+            try:
+                r1 = math.ldexp(q1, e1)
+            except OverflowError:
+                r1 = math.copysign(math.inf, q1)
+            good1 = bool(err1 == 0 and err21 == 0 and back1 == p1 and q1 != 0 and MIN_V <= abs(r1) <= MAX_V)
+            if whole:
+                return np.full(n, r1), np.full(n, good1)
+            vy = np.zeros(n)
+            ok = np.zeros(n, dtype=bool)
+            vy[idx] = r1
+            ok[idx] = good1
             return vy, ok
         mv, ev = np.frexp(v[idx])
         p, err = two_prod(self.mg[idx], mv)
         q = p / self.mc
         back, err2 = two_prod(q, self.mc)
         big_e = np.clip(self.eg[idx] + ev.astype(np.int64) + e[idx] - self.ec, -1100, 1100).astype(np.int32)
-        vy[idx] = np.ldexp(q, big_e)
-        ok[idx] = (err == 0) & (err2 == 0) & (back == p) & (q != 0)
-        ok &= (np.abs(vy) >= MIN_V) & (np.abs(vy) <= MAX_V)
+        r = np.ldexp(q, big_e)
+        # not ok outside sel (vy = 0 there), as the magnitude test would say
+        good = (err == 0) & (err2 == 0) & (back == p) & (q != 0) & (np.abs(r) >= MIN_V) & (np.abs(r) <= MAX_V)
+        if whole:
+            return r, good
+        vy = np.zeros(n)
+        ok = np.zeros(n, dtype=bool)
+        vy[idx] = r
+        ok[idx] = good
         return vy, ok
-
-    def _once(self, sel: Mask, vy: F64, s: F64, t_lo: F64, t_hi: F64, t_approx: F64) -> None:
-        """|y| = |v_y| (1 - t) just inside a power of two v_y >= 2**emin, where
-        :meth:`Decided.near` leaves 2**-(wp2+3) < t < 2**(2 - wp2) to mpmath because its
-        recorded binade is that of its working-precision value v2. When v2 is v plus the
-        correction rounded once (and g, count are powers of two, so the scaling is exact), v2
-        is v exactly iff the computed correction is at most half an ulp below |v|,
-        2**-(wp2+1) |v| (a tie rounds to v, which is even): certain where
-        t_hi (1 + 2**(8 - wp2)) < 2**-(wp2+1) (binade of v) or
-        t_lo (1 - 2**(8 - wp2)) > 2**-(wp2+1) (the binade below). mpmath settles at that first
-        wp2: v1 and v2 are within 2**-(p+29) |v| of v, a value of the format with no rounding
-        boundary nearer than 2**-(p+1) |v|. ``want`` is then that of v's float64 neighbour
-        below (nothing between it and y is a boundary), and hi, lo are set as
-        :meth:`Decided.near` sets them. :class:`Decided` has no method for this regime, so the
-        arrays are written here."""
-        fmt = self.out.fmt
-        p = fmt.precision
-        wp2 = p + 2 * FIRST_GUARD
-        half = 2.0 ** -(wp2 + 1)
-        slack = 2.0 ** (8 - wp2)
-        av = np.abs(vy)
-        pow2 = np.frexp(vy)[0] == np.copysign(0.5, vy)
-        sel = sel & pow2 & (s < 0) & (av >= np.ldexp(1.0, fmt.emin)) & (t_lo >= 0) & (t_hi <= 2.0 ** -(p + 3))
-        at_v = sel & (t_hi * (1 + slack) < half)
-        below = sel & ~at_v & (t_lo * (1 - slack) > half)
-        idx = np.flatnonzero(at_v | below)
-        if not idx.size:
-            return
-        v = vy[idx]
-        b = np.frexp(v)[1].astype(np.int64) - 1 - below[idx]
-        ulp = (np.maximum(b, fmt.emin) - p + 1).astype(np.int64)
-        out = self.out
-        out.want[idx] = round_float64(np.nextafter(v, 0.0), fmt)
-        out.hi[idx] = np.ldexp(v, (-ulp).astype(np.int32))
-        out.lo[idx] = np.ldexp(-v * t_approx[idx], (-ulp).astype(np.int32))
-        out.ulp_exp[idx] = ulp
-        out.done[idx] = True
 
     def _huge(self, mask: Mask, k: F64, f: F64, df: float, negative: Mask) -> None:
         """:meth:`Decided.huge` for either sign: it records +inf and a positive hi; mpmath
@@ -284,5 +301,6 @@ class Vjp:
         before = self.out.done.copy()
         self.out.huge(mask, k, f, df)
         flip = self.out.done & ~before & negative
-        self.out.want[flip] = -self.out.want[flip]
-        self.out.hi[flip] = -self.out.hi[flip]
+        if flip.any():
+            self.out.want[flip] = -self.out.want[flip]
+            self.out.hi[flip] = -self.out.hi[flip]

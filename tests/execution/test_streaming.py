@@ -54,7 +54,8 @@ def test_streamed_cell_merges_to_the_one_shot_verdict(tmp_path: Path, monkeypatc
     seen: list[int] = []
 
     def reference(oracle: Any, arrays: list[np.ndarray], fmt: Any, params: dict[str, Any], **kw: Any) -> Any:
-        assert kw == {"cacheable": False}  # streamed chunks never go to the disk cache
+        assert kw.pop("cacheable") is False  # streamed chunks never go to the disk cache
+        assert set(kw) == {"out"}  # and the previous chunk's arrays come back to be refilled
         seen.append(len(arrays[0]))
         return identity_reference(oracle, arrays, fmt, params)
 
@@ -71,3 +72,50 @@ def test_streamed_cell_merges_to_the_one_shot_verdict(tmp_path: Path, monkeypatc
     assert result.summary.to_json()["ulp"] == whole.to_json()["ulp"]
     assert result.summary.counts == whole.counts
     assert [e.index for e in result.summary.worst] == [e.index for e in whole.worst]
+
+
+def _sigmoid_near_one(monkeypatch: pytest.MonkeyPatch) -> CellSpec:
+    """torch.sigmoid over 4 chunks of 4096 patterns from 0x41a00000 (x = 20 upwards), where
+    sigmoid is a hair below 1 and its ulp is that of the binade below: the fast tier's
+    ``Decided.near`` regime, whose binade choice issue 18 changed."""
+    pytest.importorskip("torch")
+    monkeypatch.setattr(inputs_mod, "STREAM_CHUNK", 1 << 12)
+    monkeypatch.setattr(StreamedPatterns, "__len__", lambda self: 4)
+    start = 0x41A00000
+    real = StreamedPatterns.__getitem__
+
+    def shifted(self: StreamedPatterns, index: Any) -> Any:
+        batch = real(self, index)
+        bits = batch.arrays[0].view(np.uint32) + np.uint32(start)
+        return type(batch)((bits.view(np.float32),))
+
+    monkeypatch.setattr(StreamedPatterns, "__getitem__", shifted)
+    return CellSpec("sigmoid", "torch.sigmoid", "torch", "float32", "cpu", "exhaustive")
+
+
+def test_streamed_cell_rechecks_its_worst_elements_with_mpmath(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worst elements of a streamed cell are derived again by mpmath alone and agree;
+    the results say how many."""
+    result = Runner().run(_sigmoid_near_one(monkeypatch))
+    assert result.status in ("pass", "fail"), result.reason
+    assert result.rechecked == 10
+    assert result.to_json()["rechecked"] == 10
+
+
+def test_a_recheck_that_disagrees_makes_the_cell_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reference whose ulp is a binade off (the fast tier's bug before issue 18, in
+    effect) gives ULP errors twice too large; mpmath alone disagrees at the worst element
+    and the cell is an error that says so, not a verdict."""
+    from oracles.evaluate import evaluate
+
+    def off_by_a_binade(oracle: Any, arrays: list[np.ndarray], fmt: Any, params: dict[str, Any], **kw: Any) -> Any:
+        ref = evaluate(oracle, arrays, fmt, params)
+        ref.ulp_exp[:] -= 1
+        ref.hi[:] *= 2
+        ref.lo[:] *= 2
+        return ref
+
+    result = Runner(reference=off_by_a_binade).run(_sigmoid_near_one(monkeypatch))
+    assert result.status == "error"
+    assert "mpmath's alone" in result.reason and "please report" in result.reason
+    assert result.rechecked == 0

@@ -378,6 +378,27 @@ def test_round_mpf_and_round_float64_agree(fmt: Format, x: float) -> None:
     assert via_array == _round_exact(Fraction(x), fmt) if math.isfinite(x) else via_array == x
 
 
+def test_float32_fast_path_rounds_midpoints_exactly() -> None:
+    """round_float64 into float32 is the hardware conversion: held to exact rational
+    rounding where it is hardest, on midpoints between float32 neighbours (normal,
+    subnormal, at the overflow threshold) and one float64 step either side of them."""
+    rng = np.random.default_rng(11)
+    a = np.concatenate([
+        rng.integers(0, 0x7F7FFFFF, 3000, dtype=np.uint32).view(np.float32),
+        np.arange(0, 200, dtype=np.uint32).view(np.float32),  # subnormals from 0
+        np.array([np.finfo(np.float32).max, np.finfo(np.float32).tiny], dtype=np.float32),
+    ]).astype(np.float64)
+    with np.errstate(over="ignore"):
+        up = np.nextafter(a.astype(np.float32), np.float32(np.inf)).astype(np.float64)
+    up[~np.isfinite(up)] = 2.0**128  # past the largest: the overflow threshold is the midpoint
+    mid = (a + up) / 2  # exact: 25 significant bits at most
+    x = np.concatenate([mid, np.nextafter(mid, np.inf), np.nextafter(mid, -np.inf)])
+    x = np.concatenate([x, -x])
+    got = round_float64(x, FLOAT32)
+    want = [_round_exact(Fraction(float(v)), FLOAT32) for v in x]
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("fmt", [FLOAT16, FLOAT32], ids=["float16", "float32"])
 def test_round_float64_matches_numpy_casts(fmt: Format) -> None:
     """numpy's float64 -> float16/float32 casts round once, correctly: a bulk oracle."""
