@@ -257,21 +257,21 @@ def _tiered(
     progress: Callable[[int], None] | None,
     out: Reference | None = None,
 ) -> Reference:
-    """The fast tier decides what it can, block by block; mpmath settles the rest."""
+    """The fast tier decides what it can, block by block; MPFR or mpmath settles the rest."""
     size = math.prod(shape)
+    elementwise = oracle.kind == "elementwise"
     if out is not None and out.size == size and all(a.flags.c_contiguous for a in _arrays(out)):
         want, hi, lo, ulp = (a.reshape(-1) for a in _arrays(out))
     else:
         want, hi, lo = np.empty(size), np.empty(size), np.empty(size)
         ulp = np.empty(size, dtype=np.int32)
-    if oracle.kind == "elementwise":
+    if elementwise:
         units = [np.asarray(a, dtype=np.float64).reshape(-1) for a in arrs]
         n_tasks, per_task = size, 1
     else:
         units = arrs
         n_tasks = arrs[0].shape[0]
         per_task = arrs[0].shape[1] if oracle.kind == "rowwise" else 1
-    elementwise = oracle.kind == "elementwise"
     block = FAST_BLOCK if elementwise else max(1, ROW_BLOCK // max(1, arrs[0].shape[1]))
     decided = np.zeros(n_tasks, dtype=bool)
     finished = 0
