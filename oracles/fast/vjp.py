@@ -21,6 +21,7 @@ overflows, and y outside float64's range is still decided (tiny, or past overflo
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +46,16 @@ def scaled_bound(b: F64 | float) -> F64 | float:
 
 def _full(a: F64 | float, n: int) -> F64:
     return np.broadcast_to(np.asarray(a, dtype=np.float64), (n,))
+
+
+def _spread(idx: slice | npt.NDArray[np.intp], values: npt.NDArray[Any], n: int) -> npt.NDArray[Any]:
+    """``values`` of the elements ``idx`` as a block of n, zero (False) elsewhere; a slice
+    (the whole block) comes back as it is."""
+    if isinstance(idx, slice):
+        return values
+    out = np.zeros(n, dtype=values.dtype)
+    out[idx] = values
+    return out
 
 
 def _ints(a: I64 | npt.NDArray[np.int32] | int, n: int) -> I64:
@@ -127,32 +138,18 @@ class Vjp:
             bb = _full(b, self.n)
             sel &= np.isfinite(vv) & (vv != 0) & (scaled_bound(bb) <= HI_BOUND)
         n = self.n
-        bnd: F64 | float
-        if sel.all():
-            # fast path: the whole block (an exhaustive chunk's usually is), no gather or
-            # scatter; the same arithmetic on the same elements
-            mv, ev = np.frexp(vv)
-            m0 = self.mg * mv / self.mc
-            mm, e0 = np.frexp(m0)
-            # E's integer sum in another order (exact, so the same E), with fewer arrays
-            ee = (ev + e0).astype(np.int64) + (self.eg + (np.asarray(e, dtype=np.int64) - self.ec))
-            bnd = by_s if scalar else scaled_bound(bb)
-        else:
-            idx = np.flatnonzero(sel)
-            if not idx.size:
-                return
-            mv, ev = np.frexp(vv[idx])
-            m0 = self.mg[idx] * mv / self.mc  # in [0.25, 2): two roundings, both normal
-            m, e0 = np.frexp(m0)
-            big_e = self.eg[idx] + ev.astype(np.int64) + _ints(e, self.n)[idx] - self.ec + e0.astype(np.int64)
-            mm = np.zeros(n)
-            ee = np.zeros(n, dtype=np.int64)
-            mm[idx], ee[idx] = m, big_e
-            if scalar:
-                bnd = by_s
-            else:
-                bnd = np.zeros(n)
-                bnd[idx] = scaled_bound(bb[idx])
+        # the whole block (an exhaustive chunk's usually is) is a slice: no gather or scatter
+        whole = bool(sel.all())
+        picked = np.flatnonzero(sel) if not whole else None
+        if picked is not None and not picked.size:
+            return
+        idx: slice | npt.NDArray[np.intp] = slice(None) if picked is None else picked
+        mv, ev = np.frexp(vv[idx])
+        m0 = self.mg[idx] * mv / self.mc  # in [0.25, 2): two roundings, both normal
+        m, e0 = np.frexp(m0)
+        big_e = self.eg[idx] + ev.astype(np.int64) + _ints(e, n)[idx] - self.ec + e0.astype(np.int64)
+        bnd: F64 | float = by_s if scalar else _spread(idx, np.asarray(scaled_bound(bb[idx])), n)
+        mm, ee = _spread(idx, m, n), _spread(idx, big_e, n)
         if ee.max() < 1001 and ee.min() > -961:
             # fast path: nothing huge or tiny (ee is 0 outside sel), so mid is sel and the
             # clip below is the identity
@@ -272,13 +269,8 @@ class Vjp:
             except OverflowError:
                 r1 = math.copysign(math.inf, q1)
             good1 = bool(err1 == 0 and err21 == 0 and back1 == p1 and q1 != 0 and MIN_V <= abs(r1) <= MAX_V)
-            if whole:
-                return np.full(n, r1), np.full(n, good1)
-            vy = np.zeros(n)
-            ok = np.zeros(n, dtype=bool)
-            vy[idx] = r1
-            ok[idx] = good1
-            return vy, ok
+            count = n if isinstance(idx, slice) else idx.size
+            return _spread(idx, np.full(count, r1), n), _spread(idx, np.full(count, good1), n)
         mv, ev = np.frexp(v[idx])
         p, err = two_prod(self.mg[idx], mv)
         q = p / self.mc
@@ -287,13 +279,7 @@ class Vjp:
         r = np.ldexp(q, big_e)
         # not ok outside sel (vy = 0 there), as the magnitude test would say
         good = (err == 0) & (err2 == 0) & (back == p) & (q != 0) & (np.abs(r) >= MIN_V) & (np.abs(r) <= MAX_V)
-        if whole:
-            return r, good
-        vy = np.zeros(n)
-        ok = np.zeros(n, dtype=bool)
-        vy[idx] = r
-        ok[idx] = good
-        return vy, ok
+        return _spread(idx, r, n), _spread(idx, good, n)
 
     def _huge(self, mask: Mask, k: F64, f: F64, df: float, negative: Mask) -> None:
         """:meth:`Decided.huge` for either sign: it records +inf and a positive hi; mpmath
