@@ -213,6 +213,8 @@ class Decided:
         """The elements idx of a block-sized array, or a number repeated."""
         if np.ndim(a) == 0:
             return np.full(idx.size, float(a))  # type: ignore[arg-type]
+        if idx.size == self.n:  # the whole block (idx is sorted and unique): no copy
+            return np.asarray(a, dtype=np.float64)
         return np.asarray(a, dtype=np.float64)[idx]
 
     def huge(self, mask: Mask, k: F64, f: F64, df: float) -> None:

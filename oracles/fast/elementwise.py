@@ -12,9 +12,11 @@ import numpy as np
 
 from oracles.fast.decided import Decided
 from oracles.fast.float64 import (
+    ERF_SMALL,
     ERFC,
     F64,
     HUGE_X,
+    L2E_HI,
     LIBM,
     MARGIN,
     RSQRT2,
@@ -22,6 +24,7 @@ from oracles.fast.float64 import (
     Mask,
     Params,
     U,
+    erf_small,
     erfc,
     log2_exp,
     log2_exp_bounds,
@@ -232,7 +235,12 @@ def _silu(xs: list[F64], params: Params, out: Decided) -> None:
         out.bounded(m, v, (2 * LIBM + 4 * U) * MARGIN)
 
 
-@fast_tier("gelu", version=1, oracle_version=2)
+_INV_SQRT_2PI = 0.3989422804014327  # fl(1 / sqrt(2 pi)), relative error <= u
+_LOG2_SQRT_2PI = 1.3257480647361593  # log2 sqrt(2 pi), within u
+_GELU_TAIL = 8.0  # x from here: gelu(x) = x (1 - Q(x)) with Q(x) < 2**-50, by near()
+
+
+@fast_tier("gelu", version=2, oracle_version=2)
 def _gelu(xs: list[F64], params: Params, out: Decided) -> None:
     """gelu = x erfc(t) / 2 with t = -x / sqrt 2.
 
@@ -243,7 +251,19 @@ def _gelu(xs: list[F64], params: Params, out: Decided) -> None:
     (u) and the exact halving:
     b = ERFC + 2.01u kappa + u, plus the margin. 0 -> 0; |x| < 2**-962 tiny (|y| <= |x|);
     x < -36.5: |y| <= e**-x^2/2 / sqrt(2 pi) < 2**-961 (erfc(s) <= e**-s^2 / (s sqrt pi)),
-    tiny negative; for x >= -36.5, erfc(t) >= 2**-967 is normal."""
+    tiny negative; for x >= -36.5, erfc(t) >= 2**-967 is normal.
+
+    Two regimes spare math.erfc (one Python call an element) for most inputs.
+    2**-30 < |x| <= 2**-4: erfc(t) = 1 - erf(t) with erf from its series
+    (:func:`erf_small`, 5u, and t's 2.01u with erf's condition number below 1):
+    |erf| <= 0.05, so 1 - erf~ is within 7.01u 0.05 / 0.95 + u < 1.4u relative, and with
+    the product under 2.4u. x >= 8: y = x (1 - Q), Q(x) = erfc(x / sqrt 2) / 2 in
+    [phi x / (x^2 + 1), phi / x] (Mills' ratio), phi = e**-x^2/2 / sqrt(2 pi), computed as
+    the gradient tier's phi (within 2**-43 for x <= 38; below 2**-1000 past it, which the
+    bounds' 2**-1000 covers), and x / (x^2 + 1) >= (1 - 1/x^2) / x. Q < 2**-50 there, a hair
+    inside x; ``log2_t`` bounds log2 Q by -x^2/2 log2 e - log2 sqrt(2 pi) - log2 x (log2 x
+    between the exponent's e - 1 and e, and log2(1 + 1/x^2) < 1.5/x^2 below), widened by
+    2**-47 relative and 2**-20, for the band below x = 2**k (k >= 6)."""
     x = xs[0]
     fin = np.isfinite(x)
     out.zero(x == 0)
@@ -255,6 +275,21 @@ def _gelu(xs: list[F64], params: Params, out: Decided) -> None:
     c = 0.7978845608028654
     if (m := out.todo(fin & (ax <= SMALL))).any():
         out.near(m, x / 2, np.sign(x), c * ax * (1 - ax) * (1 - 2.0**-48), c * ax * (1 + 2.0**-48), t_approx=c * ax)
+    with np.errstate(all="ignore"):
+        if (m := out.todo(ax <= ERF_SMALL)).any():
+            out.bounded(m, x * (1.0 - erf_small(-x * RSQRT2)) / 2.0, 2.4 * U * MARGIN)
+        if (m := out.todo(fin & (x >= _GELU_TAIL))).any():
+            x2 = x * x
+            q = np.exp(-x2 / 2) * _INV_SQRT_2PI / x
+            r2 = 1.0 / x2
+            # log2 x in [e - 1, e) for x = m 2**e, 1/2 <= m < 1
+            e = np.frexp(x)[1].astype(np.float64)
+            a = x2 * (0.5 * L2E_HI)
+            l2_hi = -a * (1 - 2.0**-47) - _LOG2_SQRT_2PI - (e - 1) + 2.0**-20
+            l2_lo = -a * (1 + 2.0**-47) - _LOG2_SQRT_2PI - e - 1.5 * r2 - 2.0**-20
+            # t_approx: Q = q (1 - 1/x^2 + ...), and q / x^2 < 2**-56 is below what hi and lo hold
+            out.near(m, x, -1.0, np.maximum(q * (1 - r2) * (1 - 2.0**-40) - 2.0**-1000, 0.0),
+                     q * (1 + 2.0**-40) + 2.0**-1000, t_approx=q, log2_t=(l2_lo, l2_hi))
     sel = fin & (x >= -36.5) & ~out.done
     idx = np.flatnonzero(sel)
     if not idx.size:

@@ -37,6 +37,7 @@ from oracles.fast.float64 import (
     Mask,
     Params,
     U,
+    erf_small,
     erfc,
     log2_exp,
     log2_exp_bounds,
@@ -409,7 +410,7 @@ def _erfc_half(x: F64, mask: Mask, sign: float) -> F64:
     return out
 
 
-@_tier("gelu", "x", version=2, oracle_version=2)
+@_tier("gelu", "x", version=3, oracle_version=2)
 def _d_gelu(xs: list[F64], params: Params, out: Decided) -> None:
     """d = Phi(x) + x phi(x): 1 at +inf, 0 at -inf, 1/2 at 0.
 
@@ -447,11 +448,15 @@ def _d_gelu(xs: list[F64], params: Params, out: Decided) -> None:
         xphi = x * phi
         # t_approx (hi and lo only): 2 Phi - 1 + 2 x phi and x phi - Phi(-x), both within 1e-14
         if (m := ax <= _TAYLOR).any() and (m := todo(m & (x != 0))).any():
-            big_phi = _erfc_half(x, m, -1.0)
+            # 2 Phi - 1 = erf(x / sqrt 2), by its series here (|x| / sqrt 2 < ERF_SMALL)
             d.near(m, 0.5, np.sign(x), _C_GELU * ax * (1 - ax) * (1 - 2.0**-48),
-                   _C_GELU * ax * (1 + 2.0**-48), t_approx=np.abs(2 * big_phi - 1 + 2 * x * phi))
+                   _C_GELU * ax * (1 + 2.0**-48), t_approx=np.abs(erf_small(x * RSQRT2) + 2 * x * phi))
         if (m := x >= 3.0).any() and (m := todo(m & fin)).any():
-            tail = _erfc_half(x, m & (x <= 38.0), 1.0)  # 0 past 38, where phi underflows
+            # Phi(-x) (t_approx only) by erfc below 7, by its asymptotic series from 7: within
+            # 945/x^10 < 2**-18 of a Phi(-x) < 2**-39, so under 2**-57 of d; 0 past 38
+            r2 = 1.0 / (x * x)
+            tail = np.where(x < 7.0, _erfc_half(x, m & (x < 7.0), 1.0),
+                            phi / x * (1 - r2 * (1 - r2 * (3 - r2 * (15 - 105 * r2)))))
             d.near(m, 1.0, 1.0, np.maximum(phi * (x - 1 / x) * (1 - 2.0**-40) - 2.0**-1000, 0.0),
                    phi * x * (1 + 2.0**-40) + 2.0**-1000, t_approx=xphi - tail)
         if (sel := todo((x >= -37.0) & (ax <= 38.0))).any():
