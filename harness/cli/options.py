@@ -11,6 +11,7 @@ from pathlib import Path
 from harness.cli.session import ExecOptions
 from harness.frameworks.adapters import use_jax_compilation_cache
 from harness.plan.cells import CellSpec
+from harness.plan.executor import ExecutorSpec, choose_executor
 from harness.plan.inputs import parse_inputs
 from harness.record.outputs import Input, Output, check_outputs
 from oracles.cache import ENV_VAR, default_cache_dir
@@ -46,6 +47,10 @@ def add_exec_options(p: argparse.ArgumentParser, *, default_json: str | None = N
     p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
                    help="processes for oracle evaluation and for running cells (default: all cores);"
                    " results are identical for any N")
+    p.add_argument("--executor", metavar="EXEC",
+                   help="where cells run: local (default: -j N processes here), ray (a Ray instance started here),"
+                   " ray:auto (the cluster this machine belongs to) or ray:ADDRESS; also $FPHARNESS_EXECUTOR or a"
+                   " suite's executor key; results are identical (docs/cluster.md)")
     p.add_argument("--cache-dir", metavar="DIR", help="oracle cache directory, with JAX's compilation cache in DIR/jax"
                    " (default: $FPHARNESS_CACHE_DIR or ~/.cache/fpharness)")
     p.add_argument("--no-cache", action="store_true", help="compute every reference afresh (and compile JAX afresh)")
@@ -70,16 +75,19 @@ def add_display_options(p: argparse.ArgumentParser, *, details: bool = True) -> 
                        " and the command that reproduces it (default: on for at most 12 cells)")
 
 
-def exec_options(args: argparse.Namespace) -> ExecOptions:
+def exec_options(args: argparse.Namespace, suite_executor: ExecutorSpec | None = None) -> ExecOptions:
     """The options of ``args``. Also asks for JAX's compilation cache in ``jax/`` of the cache
     directory (not with ``--no-cache``): the commands own their process, and JAX has to be told
     before it first loads (see harness.frameworks.adapters.use_jax_compilation_cache).
 
     Raises :class:`UsageError` for ``--jobs`` below 1, ``--reuse-results`` with
     ``--no-cache``, and a cache directory that is a file or lies under one
-    (:func:`check_cache_dir`): without this check the run went on silently without a cache."""
+    (:func:`check_cache_dir`): without this check the run went on silently without a cache,
+    and for an executor that is not one (``--executor``, else $FPHARNESS_EXECUTOR, else
+    ``suite_executor``: see :func:`harness.plan.executor.choose_executor`)."""
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    executor = choose_executor(getattr(args, "executor", None), suite_executor)
     if args.reuse_results and args.no_cache:
         raise UsageError("--reuse-results reads results stored in the cache; it cannot go with --no-cache")
     if args.no_cache:
@@ -93,6 +101,7 @@ def exec_options(args: argparse.Namespace) -> ExecOptions:
         quiet=args.quiet,
         progress=False if args.no_progress else None,
         jobs=args.jobs,
+        executor=executor,
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
         reuse_results=args.reuse_results,

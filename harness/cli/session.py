@@ -15,12 +15,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness.execution.parallel import WorkerSetup
 from harness.execution.progress import Progress
 from harness.execution.references import reference_function
 from harness.execution.runner import Runner
 from harness.execution.schedule import run_cells
+from harness.execution.units import WorkerSetup
 from harness.plan.cells import CellResult, CellSpec
+from harness.plan.executor import LOCAL, ExecutorSpec
 from harness.plan.inputs import parse_inputs
 from harness.record.results import Results, now, run_info
 from harness.record.reuse import ResultStore
@@ -46,6 +47,8 @@ class ExecOptions:
     quiet: bool = False
     progress: bool | None = None
     jobs: int = 1
+    #: where the cells run: local worker processes, or a Ray cluster (harness.plan.executor)
+    executor: ExecutorSpec = LOCAL
     cache_dir: str | None = None
     use_cache: bool = True
     #: read unchanged cells' results from earlier runs (harness.record.reuse); results are
@@ -95,7 +98,8 @@ def run_session(
         keys = store.fingerprints(cells)  # before running: see ResultStore.put
         if options.reuse_results:
             found, todo = store.split(cells, keys)
-    ran = iter(run_cells([cells[i] for i in todo], runner=runner, jobs=options.jobs, setup=setup))
+    ran = iter(run_cells([cells[i] for i in todo], runner=runner, jobs=options.jobs, setup=setup,
+                         executor=options.executor))
     results: list[CellResult] = [found[i] if i in found else next(ran) for i in range(len(cells))]
     if store is not None:
         for i in todo:
@@ -105,6 +109,8 @@ def run_session(
     command = " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv))
     info = run_info(started, {c.framework for c in cells}, seeds=seeds, command=command,
                     known=runner.framework_info)
+    if options.executor.is_ray:
+        extra = {**(extra or {}), "executor": options.executor.id}
     if extra:
         info = replace(info, extra={**info.extra, **extra})
     return Session(Results(info, tuple(results)), reused=len(found))

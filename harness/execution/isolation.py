@@ -238,6 +238,7 @@ def _call(conn: Connection, spec: str, oracle: str, framework: str, device: str,
     except Exception as exc:  # noqa: BLE001 - e.g. a dtype the framework lacks
         conn.send(("inputs", one_line(exc)))
         return
+    backend.synchronize(device)  # the inputs' copy to the GPU is not the call's time
     t0 = time.perf_counter()
     try:
         # overflow and invalid operations are what we measure, not warnings to print

@@ -10,9 +10,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from harness.execution.parallel import WorkerSetup, WorkersUnavailable, run_parallel
+from harness.execution.cluster import run_on_ray
+from harness.execution.parallel import WorkersUnavailable, run_parallel
 from harness.execution.runner import Runner
+from harness.execution.units import WorkerSetup
 from harness.plan.cells import CellResult, CellSpec
+from harness.plan.executor import LOCAL, ExecutorSpec
 from oracles.errors import UsageError
 
 __all__ = ["run_cells"]
@@ -33,6 +36,7 @@ def run_cells(
     on_result: Callable[[CellResult], None] | None = None,
     jobs: int = 1,
     setup: WorkerSetup | None = None,
+    executor: ExecutorSpec = LOCAL,
 ) -> list[CellResult]:
     """Validate the plan, compute every group's references, then run every cell.
 
@@ -42,12 +46,14 @@ def run_cells(
     (:mod:`harness.execution.parallel`, which ``setup`` configures); results and ``on_result`` calls
     come in plan order and equal a serial run's. Implementations held in memory
     (``runner.extra_impls``) cannot cross a process boundary: those plans run serially.
+    ``executor`` a Ray one (:mod:`harness.execution.cluster`): the cells run on that cluster
+    instead, results again equal to a serial run's.
     Custom implementations run in the runner's isolated process
     (:mod:`harness.execution.isolation`), which is stopped when this returns.
     """
     runner = runner or Runner()
     try:
-        return _run_cells(cells, runner, on_result, jobs, setup)
+        return _run_cells(cells, runner, on_result, jobs, setup, executor)
     finally:
         runner.close()  # the isolated process of custom implementations (Ctrl-C included)
 
@@ -58,13 +64,15 @@ def _run_cells(
     on_result: Callable[[CellResult], None] | None,
     jobs: int,
     setup: WorkerSetup | None,
+    executor: ExecutorSpec,
 ) -> list[CellResult]:
     runner.validate(cells)
     progress = runner.progress
     results: list[CellResult] = []
     # one cell per group computes its references; consistency cells evaluate no oracle
     firsts = list({c.group: c for c in reversed(cells) if not c.check}.values())[::-1]
-    parallel = jobs > 1 and not runner.extra_impls and _worth_splitting(cells, runner)
+    on_ray = executor.is_ray and not runner.extra_impls and bool(cells)
+    parallel = on_ray or (jobs > 1 and not runner.extra_impls and _worth_splitting(cells, runner))
     if progress:
         progress.label = "references"
         progress.start(total=len(firsts))
@@ -87,6 +95,10 @@ def _run_cells(
         progress.label = "cells"
         progress.start(total=len(cells))
     try:
+        if on_ray:
+            runner.close()
+            return run_on_ray(cells, runner, executor, jobs, setup or WorkerSetup(k_worst=runner.k_worst),
+                              on_result=on_result, progress=progress)
         if parallel:
             runner.close()  # validating imported custom implementations here; workers have their own
             try:

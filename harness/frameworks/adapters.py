@@ -43,6 +43,7 @@ from oracles.formats import BFLOAT16, FORMATS, Format
 __all__ = [
     "BACKENDS",
     "DEVICES",
+    "GPU_MEMORY_ENV",
     "JAX_CACHE_ENV",
     "TF_LOG_ENV",
     "Backend",
@@ -122,11 +123,32 @@ def _without_native_noise(noise: re.Pattern[str]) -> Iterator[None]:
                 sys.stderr.flush()
 
 
+# -- GPU memory ----------------------------------------------------------------------------
+#
+# With -j N every worker process that runs a cuda cell loads the framework on the GPU, and
+# an idle worker takes units from busy ones, so several processes share one GPU. JAX
+# (XLA's client) reserves 75% of the GPU's memory in the first process to touch it and
+# TensorFlow nearly all of it, so the second process fails with an out-of-memory error
+# before it has computed anything; torch's caching allocator grows as needed. These
+# variables make JAX and TensorFlow allocate what they use, as torch does. They change where
+# buffers come from, never a kernel or its results. Set with setdefault before the framework
+# is first imported (they are read then), so a user's own value wins; inherited by workers.
+# Rejected: running every cuda cell in one worker, which would serialise the streamed
+# float32 chunks behind one process.
+GPU_MEMORY_ENV: dict[str, str] = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+
+
+def _share_gpu_memory() -> None:
+    for name, value in GPU_MEMORY_ENV.items():
+        os.environ.setdefault(name, value)
+
+
 def _import_tensorflow(module: str) -> Any:
     """Import ``module`` (tensorflow, or keras, which imports it) without TensorFlow's C++
-    log lines; see TF_LOG_ENV."""
+    log lines (see TF_LOG_ENV) and without reserving the whole GPU (see GPU_MEMORY_ENV)."""
     for name, value in TF_LOG_ENV.items():
         os.environ.setdefault(name, value)
+    _share_gpu_memory()
     if "tensorflow" in sys.modules:
         return importlib.import_module(module)
     with _without_native_noise(_TF_NOISE):
@@ -260,8 +282,10 @@ class Backend:
         return None
 
     def synchronize(self, device: str) -> None:
-        """Wait until queued work on ``device`` has finished (for timings; from_native
-        already waits for the value it reads)."""
+        """Wait until queued work on ``device`` has finished: the runner calls it before it
+        starts an implementation's clock, so that a copy to the GPU still in flight is not
+        timed as the implementation's work (from_native already waits for the value it
+        reads, which stops the clock honestly). Nothing to wait for on the CPU."""
 
     def release_caches(self) -> None:
         """Drop what the framework keeps per tensor shape (compiled kernels), after work
@@ -399,7 +423,7 @@ class TensorFlowBackend(Backend):
         return "no CUDA device: tf.config.list_physical_devices('GPU') is empty"
 
     def synchronize(self, device: str) -> None:
-        if self.unavailable() is None:
+        if device == "cuda" and self.unavailable() is None:
             tf = self._tf(self._load())
             sync = getattr(getattr(tf.test, "experimental", None), "sync_devices", None)
             if sync is not None:
@@ -574,6 +598,8 @@ class JaxBackend(Backend):
     native_type: ClassVar[str] = "jax.Array"
 
     def _load(self) -> Any:
+        if self.module not in sys.modules:
+            _share_gpu_memory()  # read by JAX's GPU client when it starts: see GPU_MEMORY_ENV
         jax = importlib.import_module(self.module)
         wanted = os.environ.get(JAX_CACHE_ENV, "")
         if wanted != _jax_cache_seen[0]:  # cheap test first: _load runs for every cell
@@ -623,8 +649,24 @@ class JaxBackend(Backend):
             " to test float64 (jax.device_put would silently give float32)"
         )
 
-    def _put(self, fw: Any, arr: npt.NDArray[Any], fmt: Format | None, device: str) -> Any:
+    def _device(self, fw: Any, device: str) -> Any:
+        """The jax device of the cell's ``device``; :class:`UsageError` when there is none."""
         dev = fw.devices("cpu")[0] if device == "cpu" else self._cuda_device(fw)
+        if dev is None:
+            raise UsageError(f"{self.name} on {device}: {self._no_cuda_reason(fw)}")
+        return dev
+
+    def placed(self, device: str) -> contextlib.AbstractContextManager[Any]:
+        """JAX puts an array the implementation creates itself (``jnp.asarray(beta)``, a
+        constant, a random key) on its default device, which is the GPU whenever there is
+        one: without this, part of a ``cpu`` cell (and of the CPU side of the device check)
+        could run on the GPU, and part of a ``cuda`` cell's work on whichever device JAX
+        picked. ``jax.default_device`` is per thread, like the call it wraps."""
+        fw = self._require()
+        return cast("contextlib.AbstractContextManager[Any]", fw.default_device(self._device(fw, device)))
+
+    def _put(self, fw: Any, arr: npt.NDArray[Any], fmt: Format | None, device: str) -> Any:
+        dev = self._device(fw, device)
         if fmt is None and arr.dtype.itemsize == 8 and not self._x64(fw):
             # without x64 jax would turn int64 into int32 anyway; do it ourselves so an index
             # that does not fit is an error instead of wrapping around
@@ -632,8 +674,12 @@ class JaxBackend(Backend):
             if arr.size and (arr.min() < info.min or arr.max() > info.max):
                 raise UsageError("jax without jax_enable_x64 holds int32 indices; an index does not fit")
             arr = arr.astype(np.int32)
-        # device_put copies the bytes as they are (ml_dtypes' bfloat16 is jax's own dtype)
-        return fw.device_put(arr, dev)
+        # device_put copies the bytes as they are (ml_dtypes' bfloat16 is jax's own dtype). It
+        # returns before a copy to a GPU has finished; waiting here keeps that copy out of
+        # the implementation's timing, as the synchronize() before a timed call does for torch
+        out = fw.device_put(arr, dev)
+        out.block_until_ready()
+        return out
 
     def _get(self, fw: Any, value: Any) -> npt.NDArray[Any]:
         if not isinstance(value, fw.Array):

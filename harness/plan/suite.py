@@ -5,6 +5,7 @@
     schema = 1                              # required
     name = "frameworks"                     # optional; default: the file name without .toml
     imports = ["suites/seeds/softplus.py"]  # optional: modules/files that register oracles
+    executor = "ray:auto"                   # optional: where cells run (docs/cluster.md); default local
 
     [[case]]
     oracle = "softplus"
@@ -66,6 +67,7 @@ from harness.frameworks.catalogue import get_impl, impls_for
 from harness.frameworks.registry import FRAMEWORKS
 from harness.plan.cells import Budget, CellSpec, passes
 from harness.plan.consistency import checks_for, consistency_params, signature
+from harness.plan.executor import ExecutorSpec, parse_executor
 from harness.plan.files import regular_file
 from harness.plan.inputs import parse_inputs
 from harness.plan.loader import load_file
@@ -82,7 +84,7 @@ else:  # pragma: no cover
 __all__ = ["NAME_RULE", "SUITE_SCHEMA", "Suite", "load_suite", "suite_name"]
 
 SUITE_SCHEMA = 1
-_TOP_KEYS = {"schema", "name", "description", "imports", "case", "scenario"}
+_TOP_KEYS = {"schema", "name", "description", "imports", "executor", "case", "scenario"}
 _CASE_KEYS = {"oracle", "impls", "framework", "dtypes", "devices", "inputs", "params", "budget", "timeout", "name", "note",
               "mode", "grad", "wrt", "cotangents", "grad_budget", "consistency", "consistency_inputs", "consistency_dtypes",
               "consistency_budget"}
@@ -110,6 +112,9 @@ class Suite:
     imports: tuple[str, ...] = ()
     #: its ``[[scenario]]`` tables (training runs, ``fpharness train``)
     scenarios: tuple[Scenario, ...] = ()
+    #: where its cells run when neither ``--executor`` nor $FPHARNESS_EXECUTOR says
+    #: (``executor = "ray:auto"``; None: the local worker processes)
+    executor: ExecutorSpec | None = None
 
 
 def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
@@ -267,7 +272,12 @@ def load_suite(path: str | Path) -> Suite:
     for number, case in enumerate(cases, start=1):
         cells += _case_cells(p, f"{p.name} case {number}", case)
     scenarios = parse_scenarios(p, data["scenario"]) if "scenario" in data else ()
-    return Suite(name, str(p), tuple(cells), imported, scenarios)
+    executor = None
+    if "executor" in data:
+        if not isinstance(data["executor"], str):
+            raise UsageError(f"{p}: executor must be a string such as \"ray\" or \"ray:auto\", got {data['executor']!r}")
+        executor = parse_executor(data["executor"], f"{p}: executor")
+    return Suite(name, str(p), tuple(cells), imported, scenarios, executor)
 
 
 def _check_schema(p: Path, schema: Any) -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
+from executors import numpy_cell, untimed
 
-from harness.execution.parallel import WorkerSetup
 from harness.execution.runner import Part, Runner
 from harness.execution.schedule import run_cells
+from harness.execution.units import WorkerSetup
 from harness.plan.cells import CellResult, CellSpec
 
 
@@ -54,29 +54,15 @@ def impls(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _cell(impl: str, oracle: str, dtype: str, inputs: str, *, custom: bool = True) -> CellSpec:
-    return CellSpec(oracle, impl, "numpy", dtype, "cpu", inputs, custom=custom)
-
-
-def _plain(results: list[CellResult]) -> list[dict[str, Any]]:
-    out = []
-    for r in results:
-        d = r.to_json()
-        d.pop("seconds")
-        d.pop("impl_seconds")
-        out.append(d)
-    return out
-
-
 def test_parallel_run_equals_serial_run(impls: Path) -> None:
     f = str(impls)
     cells = [
-        _cell(f"{f}:naive_softplus", "softplus", "float16", "exhaustive"),
-        _cell("numpy.logaddexp", "softplus", "float16", "exhaustive", custom=False),
-        _cell(f"{f}:naive_softplus", "softplus", "float32", "random:20000:3"),
-        _cell(f"{f}:exp_f32", "exp", "bfloat16", "special"),
-        _cell("numpy.softmax", "softmax", "float32", "random:2000:1", custom=False),
-        _cell("numpy.logsumexp", "logsumexp", "float16", "special", custom=False),
+        numpy_cell(f"{f}:naive_softplus", "softplus", "float16", "exhaustive"),
+        numpy_cell("numpy.logaddexp", "softplus", "float16", "exhaustive", custom=False),
+        numpy_cell(f"{f}:naive_softplus", "softplus", "float32", "random:20000:3"),
+        numpy_cell(f"{f}:exp_f32", "exp", "bfloat16", "special"),
+        numpy_cell("numpy.softmax", "softmax", "float32", "random:2000:1", custom=False),
+        numpy_cell("numpy.logsumexp", "logsumexp", "float16", "special", custom=False),
     ]
     serial = run_cells(cells, runner=Runner())
     seen: list[str] = []
@@ -87,18 +73,18 @@ def test_parallel_run_equals_serial_run(impls: Path) -> None:
     import numpy as np
 
     assert par_runner.framework_info["numpy"][0] == np.__version__
-    assert _plain(parallel) == _plain(serial)
+    assert untimed(parallel) == untimed(serial)
     assert seen == [c.id for c in cells], "results are reported in plan order"
     assert {r.status for r in serial} >= {"pass", "fail"}
 
 
-def test_a_crashing_implementation_costs_only_its_own_cell(impls: Path) -> None:
+def test_a_crashing_implementation_costs_only_its_ownnumpy_cell(impls: Path) -> None:
     f = str(impls)
     cells = [
-        _cell(f"{f}:naive_softplus", "softplus", "float16", "exhaustive"),
-        _cell(f"{f}:abort", "exp", "float16", "special"),
-        _cell(f"{f}:exp_f32", "exp", "float16", "special"),  # same group as the crash
-        _cell(f"{f}:exp_f32", "exp", "float16", "exhaustive"),
+        numpy_cell(f"{f}:naive_softplus", "softplus", "float16", "exhaustive"),
+        numpy_cell(f"{f}:abort", "exp", "float16", "special"),
+        numpy_cell(f"{f}:exp_f32", "exp", "float16", "special"),  # same group as the crash
+        numpy_cell(f"{f}:exp_f32", "exp", "float16", "exhaustive"),
     ]
     results = run_cells(cells, runner=Runner(), jobs=2, setup=WorkerSetup())
     assert [r.status for r in results] == ["fail", "error", "pass", "pass"]
@@ -107,7 +93,7 @@ def test_a_crashing_implementation_costs_only_its_own_cell(impls: Path) -> None:
 
 
 def test_parts_of_a_streamed_cell_merge_to_the_whole(impls: Path) -> None:
-    cell = _cell("numpy.log", "log", "float32", "exhaustive", custom=False)
+    cell = numpy_cell("numpy.log", "log", "float32", "exhaustive", custom=False)
     runner = Runner()
     whole = runner.run_part(cell, [0, 1, 3])
     merged = runner.run_part(cell, [0]).merge(runner.run_part(cell, [1])).merge(runner.run_part(cell, [3]))
@@ -117,7 +103,7 @@ def test_parts_of_a_streamed_cell_merge_to_the_whole(impls: Path) -> None:
 
 
 def test_first_failing_chunk_wins_as_in_a_serial_run(impls: Path) -> None:
-    cell = _cell(f"{impls}:log_failing_in_chunk_2", "log", "float32", "exhaustive")
+    cell = numpy_cell(f"{impls}:log_failing_in_chunk_2", "log", "float32", "exhaustive")
     serial = Runner().run_part(cell, [0, 1, 2, 3])
     assert serial.failure == ("error", "ValueError: refuses chunk 2") and serial.failed_at == 2
     (result,) = run_cells([cell], runner=Runner(), jobs=2, setup=WorkerSetup())
@@ -136,8 +122,8 @@ def test_a_worker_dying_while_idle_does_not_end_the_run(impls: Path) -> None:
 
     f = str(impls)
     cells = [
-        _cell(f"{f}:abort_later", "log", "float16", "special"),
-        _cell(f"{f}:exp_f32", "exp", "float16", "special"),
+        numpy_cell(f"{f}:abort_later", "log", "float16", "special"),
+        numpy_cell(f"{f}:exp_f32", "exp", "float16", "special"),
     ]
     runner = Runner()
     runner.validate(cells)
@@ -243,7 +229,7 @@ def test_unsupported_and_rejecting_cells_are_the_same_at_j2() -> None:
     ]
     serial = run_cells(cells, runner=Runner())
     parallel = run_cells(cells, runner=Runner(), jobs=2, setup=WorkerSetup())
-    assert _plain(parallel) == _plain(serial)
+    assert untimed(parallel) == untimed(serial)
     assert serial[0].status == "unsupported"
     assert [r.status for r in serial[1:]] != ["error", "error"]
     assert all(r.reason.startswith("rejected 12 inputs whose exact result is NaN") for r in serial[1:])

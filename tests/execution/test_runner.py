@@ -455,6 +455,26 @@ def test_refusing_inputs_whose_truth_is_nan_is_recorded_and_the_rest_judged() ->
     assert CellResult.from_json(result.to_json()).rejected == rejected
 
 
+def test_the_device_is_synchronised_before_every_timed_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy to the GPU may still be in flight when to_native returns (torch's .to from
+    pageable memory): the runner waits for the cell's device before it starts the clock, for
+    accuracy cells and for each call of a consistency check alike."""
+    events: list[object] = []
+    monkeypatch.setattr(frameworks.NumpyBackend, "synchronize", lambda self, device: events.append(("sync", device)))
+
+    def exp(x: np.ndarray) -> np.ndarray:
+        events.append("call")
+        with np.errstate(all="ignore"):
+            return np.exp(x.astype(np.float64)).astype(x.dtype)
+
+    runner = _in_memory(exp, "exp")
+    assert runner.run(cell("mem.fn", oracle_="exp")).status == "pass"
+    assert events == [("sync", "cpu"), "call"]
+    events.clear()
+    assert runner.run(cell("mem.fn", oracle_="exp", check="repeat")).status == "pass"
+    assert len(events) >= 4 and events == [("sync", "cpu"), "call"] * (len(events) // 2)
+
+
 def test_refusing_inputs_whose_truth_is_not_nan_is_still_an_error() -> None:
     def refuses_everything_above_half(p: np.ndarray, y: np.ndarray) -> np.ndarray:
         if np.any(p > 0.5) or np.any(np.isnan(p)):

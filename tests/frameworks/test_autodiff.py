@@ -601,6 +601,7 @@ def test_keras_on_an_unknown_backend_is_a_limit(monkeypatch: pytest.MonkeyPatch)
 # -- CUDA -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.cuda
 @pytest.mark.parametrize("framework", AUTODIFF)
 def test_gradients_on_cuda_match_the_cpu(framework: str) -> None:
     backend = _backend_or_skip(framework)

@@ -381,3 +381,61 @@ def test_native_stderr_noise_is_dropped_and_other_lines_kept(capfd: pytest.Captu
     with _without_native_noise(re.compile("noise")):
         os.write(2, b"some noise from C++\na line that matters\n")
     assert capfd.readouterr().err == "a line that matters\n"
+
+
+# -- on a GPU: sharing it between worker processes, and where JAX computes ------------------------
+
+
+def test_jax_and_tensorflow_are_asked_to_allocate_what_they_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """-j N workers share one GPU: JAX would reserve 75% of it in the first process and
+    TensorFlow nearly all; a value the user set is kept."""
+    import os
+
+    from harness.frameworks.adapters import GPU_MEMORY_ENV, _share_gpu_memory
+
+    assert GPU_MEMORY_ENV == {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "true")  # the user's own choice
+    monkeypatch.delenv("TF_FORCE_GPU_ALLOW_GROWTH", raising=False)
+    _share_gpu_memory()
+    assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "true"
+    assert os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+
+
+def test_jax_is_loaded_with_its_gpu_memory_setting_in_place() -> None:
+    """The setting is read when JAX's GPU client starts: the adapter sets it before its first
+    import of jax (a fresh interpreter, so that jax is not loaded yet)."""
+    import os
+    import subprocess
+
+    if get_backend("jax").unavailable() is not None:
+        pytest.skip(get_backend("jax").unavailable() or "")
+    code = ("import os, sys; from harness.frameworks.adapters import get_backend;"
+            " assert 'jax' not in sys.modules; reason = get_backend('jax').unavailable();"
+            " print(os.environ.get('XLA_PYTHON_CLIENT_PREALLOCATE'), reason)")
+    env = {k: v for k, v in os.environ.items() if k != "XLA_PYTHON_CLIENT_PREALLOCATE"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["false", "None"]
+
+
+def test_jax_runs_what_an_implementation_makes_on_the_cells_device() -> None:
+    """An array the implementation creates (jnp.asarray(beta)) goes to JAX's default device,
+    the GPU whenever there is one; inside placed() it is the cell's device. Without CUDA,
+    placed("cuda") says why, as to_native does."""
+    b = get_backend("jax")
+    if b.unavailable() is not None:
+        pytest.skip(b.unavailable() or "")
+    import jax.numpy as jnp
+
+    with b.placed("cpu"):
+        made = jnp.asarray(2.0, dtype=jnp.float32) * 3
+    assert {d.platform for d in made.devices()} == {"cpu"}
+    why = b.device_unavailable("cuda")
+    if why is None:
+        with b.placed("cuda"):
+            made = jnp.asarray(2.0, dtype=jnp.float32) * 3
+        assert {d.platform for d in made.devices()} <= {"gpu", "cuda"}
+    else:
+        with pytest.raises(UsageError, match=r"^jax on cuda: no CUDA device"):
+            b.placed("cuda")

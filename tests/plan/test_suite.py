@@ -131,7 +131,7 @@ def case_with(line: str) -> str:
 @pytest.mark.parametrize(
     ("body", "fragments"),
     [
-        pytest.param("colour = 1\n" + CASE, ["unknown key 'colour'", "pick from: case, description, imports, name, scenario, schema"],
+        pytest.param("colour = 1\n" + CASE, ["unknown key 'colour'", "pick from: case, description, executor, imports, name, scenario, schema"],
                      id="unknown-top-key"),
         pytest.param(case_with("dtype = 'float16'"),
                      ["case 1: unknown key 'dtype'", "pick from: budget, consistency, consistency_budget, consistency_dtypes, consistency_inputs, cotangents, devices, dtypes, framework, grad, grad_budget, impls"],

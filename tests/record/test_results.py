@@ -61,6 +61,21 @@ def test_run_info_fields() -> None:
     assert RunInfo.from_json(d) == info
 
 
+def test_a_cuda_device_is_recorded_by_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a run on a GPU records about it: the device's own name (torch's
+    get_device_name), beside the CPU, per framework, through a write and a load."""
+    pytest.importorskip("torch")
+    import harness.frameworks.adapters as adapters
+
+    monkeypatch.setattr(adapters.TorchBackend, "_cuda_name", lambda self, fw: "NVIDIA H100 80GB HBM3")
+    info = run_info("2024-01-01T00:00:00+00:00", ["torch"])
+    path = tmp_path / "r.json"
+    Results(info, ()).write(path)
+    devices = json.loads(path.read_text())["run"]["devices"]["torch"]
+    assert devices == {"cpu": devices["cpu"], "cuda": "NVIDIA H100 80GB HBM3"} and devices["cpu"].endswith("CPU")
+    assert load_results(path).run.devices["torch"]["cuda"] == "NVIDIA H100 80GB HBM3"
+
+
 def test_unavailable_framework_has_no_version(monkeypatch: pytest.MonkeyPatch) -> None:
     import harness.frameworks.adapters as frameworks
 

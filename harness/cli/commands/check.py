@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from harness.cli.base import command
+from harness.cli.dry_run import add_dry_run_option, dry_run
 from harness.cli.options import add_exec_options, check_exec_outputs, exec_options, parse_params
 from harness.cli.session import execute
 from harness.frameworks.catalogue import get_impl
@@ -55,13 +56,15 @@ def _configure(p: argparse.ArgumentParser) -> None:
                    help="ULPs two answers may differ by in the consistency checks (default: each check's own, 0 for"
                         " most)")
     add_exec_options(p)
+    add_dry_run_option(p)
 
 
 @command("check", "judge one implementation against an oracle")(_configure)
 def check_command(args: argparse.Namespace) -> int:
     """Judge the implementation on every dtype x device x input set; exit 0 when every cell
     is within budget, 1 otherwise, 2 (before anything runs) on a bad option or path: an
-    output that is a directory or an input (an npy/npz file, the implementation's source)."""
+    output that is a directory or an input (an npy/npz file, the implementation's source).
+    With ``--dry-run``: validate, print the plan, exit 0; nothing runs."""
     options = exec_options(args)
     custom = ":" in args.impl
     if args.consistency_ulp is not None and args.consistency is None:
@@ -121,6 +124,10 @@ def check_command(args: argparse.Namespace) -> int:
     if args.consistency is not None:
         cells += _consistency_cells(args, oracle, framework, custom, dtypes, devices, inputs, bound)
     check_exec_outputs(options, cells)
+    if args.dry_run:
+        outputs = [path for path in (options.json_path, options.html_path) if path]
+        return dry_run(cells, f"check {args.impl}", outputs, quiet=options.quiet,
+                       executor=options.executor.id)
     return execute(cells, options).exit_code
 
 

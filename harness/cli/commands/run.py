@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli.base import command
+from harness.cli.dry_run import add_dry_run_option, dry_run
 from harness.cli.options import Input, add_exec_options, check_exec_outputs, exec_options
 from harness.cli.session import execute
 from harness.plan.suite import load_suite
@@ -23,17 +24,21 @@ def _configure(p: argparse.ArgumentParser) -> None:
                    help="run only shard K of N (whole groups of cells that share inputs; see docs/nightly.md)")
     p.add_argument("--record", action="store_true", help="record the run in the history database")
     p.add_argument("--db", metavar="PATH", help="history database (default .fpharness/history.sqlite)")
+    add_dry_run_option(p)
 
 
 @command("run", "run a suite: exit 0 when every cell is within budget, 1 otherwise, 2 on usage errors")(_configure)
 def run_command(args: argparse.Namespace) -> int:
     """Run the suite (or one shard); exit 0/1 by the cells, 2 before anything runs on a bad
-    option or path (an output that is a directory, the suite file or another input)."""
+    option or path (an output that is a directory, the suite file or another input). With
+    ``--dry-run``: validate the suite and the paths, print the plan, exit 0; nothing runs."""
     suite = load_suite(args.suite)
     if not suite.cells:
         raise UsageError(f"{args.suite} has no [[case]] tables, only {len(suite.scenarios)} [[scenario]] table(s); "
                          f"train them with: fpharness train {args.suite}")
-    options = exec_options(args)
+    if args.dry_run and args.record:
+        raise UsageError("--record with --dry-run: a dry run has no results to record; drop one of them")
+    options = exec_options(args, suite.executor)
     cells = suite.cells
     extra: dict[str, Any] = {"suite": suite.name}
     stem = suite.name
@@ -54,6 +59,10 @@ def run_command(args: argparse.Namespace) -> int:
     if args.record:
         inputs.append(Input("the history database", args.db or DEFAULT_DB))
     check_exec_outputs(options, cells, inputs)
+    if args.dry_run:
+        outputs = [path for path in (options.json_path, options.html_path) if path]
+        return dry_run(cells, f"suite {stem} ({args.suite})", outputs, quiet=options.quiet,
+                       executor=options.executor.id)
     history = None
     if args.record:
         history = History(args.db or DEFAULT_DB)  # opened (and migrated) first: a bad --db fails before the run
