@@ -23,6 +23,12 @@ from oracles.errors import UsageError
 
 RAY = ExecutorSpec("ray")
 
+# Starting Ray runs its processes through fork + exec; in an xdist worker that has run a JAX
+# test before, JAX's at-fork hook warns about forking a multithreaded process (the exec
+# follows at once, so nothing is at risk), which the suite's warnings-as-errors would turn
+# into an error of whichever test starts the instance
+pytestmark = pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning")
+
 
 @pytest.fixture(scope="module")
 def ray_instance() -> Iterator[Any]:
