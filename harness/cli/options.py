@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from harness.cli.session import ExecOptions
+from harness.execution.cluster import check_executor
 from harness.frameworks.adapters import use_jax_compilation_cache
 from harness.plan.cells import CellSpec
 from harness.plan.executor import ExecutorSpec, choose_executor
@@ -88,6 +89,7 @@ def exec_options(args: argparse.Namespace, suite_executor: ExecutorSpec | None =
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     executor = choose_executor(getattr(args, "executor", None), suite_executor)
+    check_executor(executor)  # Ray installed and reachable: known now, not after the references
     if args.reuse_results and args.no_cache:
         raise UsageError("--reuse-results reads results stored in the cache; it cannot go with --no-cache")
     if args.no_cache:

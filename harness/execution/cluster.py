@@ -15,7 +15,9 @@ the same fpharness installed, and custom implementation files at the same paths 
 volume or the same image), since a cell names its implementation by path.
 
 Faults: an actor that dies (its process killed, its node lost) is restarted by Ray, and
-the unit it was running is retried on it (:data:`RETRIES` times). A unit that kills its
+the unit it was running is retried on it (:data:`RETRIES` times); a unit whose answer was
+lost with its node after it ran is run again. An actor that cannot start at all (a file
+of the plan missing on its node) stops the run with one line. A unit that kills its
 actor every time is a crash: a group unit is split into its cells, each retried alone, and
 the cell that still kills its actor becomes an error cell; the run goes on. Ctrl-C cancels
 the tasks in flight by killing the actors and stops a Ray instance this run started; the CLI
@@ -23,7 +25,9 @@ then writes nothing (results are written only at the end).
 
 The threads: Ray sets ``OMP_NUM_THREADS=1`` in its workers, which would change torch's
 CPU thread count and with it the summation order of some reductions; each actor restores
-the driver's setting before any framework loads, so results equal ``-j 1``'s.
+the driver's setting before every unit, so before torch, TensorFlow or JAX loads (lazily,
+in the first unit of their cells), and results equal ``-j 1``'s. (numpy is loaded with
+the actor; its functions under test use no threads.)
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from harness.plan.cells import CellResult, CellSpec
 from harness.plan.executor import ExecutorSpec
 from oracles.errors import UsageError, one_line
 
-__all__ = ["RETRIES", "run_on_ray"]
+__all__ = ["RETRIES", "check_executor", "run_on_ray"]
 
 #: times Ray reruns a unit whose actor died before the unit counts as a crash
 RETRIES = 2
@@ -73,17 +77,34 @@ class _Worker:
     """One lane: a Runner that lives as long as the actor (frameworks imported once)."""
 
     def __init__(self, setup: _ActorSetup) -> None:
-        if setup.threads is None:
-            os.environ.pop(_THREADS, None)
-        else:
-            os.environ[_THREADS] = setup.threads
+        self.threads = setup.threads
+        self._restore_threads()
         self.runner = worker_runner(setup.worker)
 
+    def _restore_threads(self) -> None:
+        # before every unit, not only at start: some Ray versions set the variable again
+        # around each actor call, and a framework loads lazily inside the first unit of its
+        # cells
+        if self.threads is None:
+            os.environ.pop(_THREADS, None)
+        else:
+            os.environ[_THREADS] = self.threads
+
     def work(self, unit: Unit) -> tuple[Any, tuple[str, tuple[str | None, dict[str, str]]]]:
+        self._restore_threads()
         return work(self.runner, unit)
 
     def pid(self) -> int:
         return os.getpid()
+
+
+def check_executor(spec: ExecutorSpec) -> None:
+    """What can be known about a Ray executor before any work: Ray is installed, and
+    something listens at its address. Raises a one-line :class:`UsageError` otherwise."""
+    if spec.is_ray:
+        _import_ray()
+        if spec.address is not None:
+            _reachable(spec)
 
 
 def _import_ray() -> Any:
@@ -152,6 +173,16 @@ def _lanes(ray: Any, units: Sequence[Unit], jobs: int, spec: ExecutorSpec) -> li
     return ["gpu"] * n_gpu + ["cpu"] * n_cpu
 
 
+def _merge_about(runner: Runner, framework: str, about: tuple[str | None, dict[str, str]]) -> None:
+    """Keep every device the actors saw: a CPU lane's actor is not shown the cluster's
+    GPUs, so the last answer alone could deny the GPU that the cuda cells ran on."""
+    version, devices = about
+    known = runner.framework_info.get(framework)
+    if known is not None and known[0] == version and "error" not in devices:
+        devices = {**known[1], **devices}
+    runner.framework_info[framework] = (version, devices)
+
+
 def run_on_ray(
     cells: Sequence[CellSpec],
     runner: Runner,
@@ -185,6 +216,7 @@ def run_on_ray(
             for kind in kinds
         ]
         total, done = len(plan.units), 0
+        lost: dict[int, int] = {}  # units whose answers were lost, and how often
 
         def fill(lane: int) -> None:
             unit = queues.next_unit(lane)
@@ -199,7 +231,13 @@ def run_on_ray(
                 lane, unit = in_flight.pop(ref)
                 try:
                     value, (framework, about) = ray.get(ref)
-                except ray.exceptions.RayActorError:
+                except ray.exceptions.RayActorError as exc:
+                    if getattr(exc, "actor_init_failed", False):
+                        # the worker cannot even start (a file of the plan missing on its
+                        # node, another fpharness there): no cell is to blame
+                        raise UsageError(f"--executor {spec.id}: a worker could not start ({one_line(exc)}); the"
+                                         " nodes need the same fpharness, frameworks and the plan's files at the"
+                                         " same paths (docs/cluster.md)") from None
                     # Ray reran it RETRIES times on a restarted actor: this unit kills it
                     if isinstance(unit, GroupUnit) and len(unit.cells) > 1:
                         queues.requeue(lane, unit.split())  # which cell was it? each alone, next
@@ -207,10 +245,16 @@ def run_on_ray(
                     else:
                         collector.crash(unit, lambda c: crashed(c, f"died {RETRIES + 1} times in a row"))
                         done += 1
+                except ray.exceptions.ObjectLostError:
+                    # the answer was lost with its node after the unit ran: run it again
+                    lost[id(unit)] = lost.get(id(unit), 0) + 1
+                    if lost[id(unit)] > RETRIES:
+                        raise
+                    queues.requeue(lane, [unit])
                 except ray.exceptions.RayTaskError as exc:
                     raise exc.as_instanceof_cause() from None  # a bug of ours, as under -j N
                 else:
-                    runner.framework_info[framework] = about
+                    _merge_about(runner, framework, about)
                     collector.take(unit, value)
                     done += 1
                 if progress:

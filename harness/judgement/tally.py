@@ -470,6 +470,14 @@ def _over_exact(c: float, hi: float, lo: float, e: int, atol: float, rtol: float
     return abs(Fraction(c) - y) > Fraction(atol) + Fraction(rtol) * abs(y)
 
 
+def _pow2(k: npt.NDArray[np.integer[Any]], *, negated: bool = False) -> npt.NDArray[np.float64]:
+    """2.0**k (2.0**-k when ``negated``) exactly, from the exponent bits, for integers whose
+    power lies in [2**-1022, 2**1023] (the callers check the range)."""
+    bits = np.subtract(1023, k, dtype=np.int64) if negated else np.add(k, 1023, dtype=np.int64)
+    np.left_shift(bits, 52, out=bits)
+    return bits.view(np.float64)
+
+
 def _errors_block(acc: _Acc, where: int | npt.NDArray[np.intp], c: npt.NDArray[np.float64],
                   want: npt.NDArray[np.float64], hi: npt.NDArray[np.float64], lo: npt.NDArray[np.float64],
                   e: npt.NDArray[np.int32], err: npt.NDArray[np.float64], key: npt.NDArray[np.int64],
@@ -511,9 +519,9 @@ def _errors_block(acc: _Acc, where: int | npt.NDArray[np.intp], c: npt.NDArray[n
     ka += eb << 4
     np.minimum(ka, _TOP_KEY, out=ka)
     add_keys(acc.abs_keys, ka, _ABS_LO)
-    if eb.size and -1022 <= eb.min() and eb.max() <= 1023:
-        # 2**eb from its exponent bits: the same correctly rounded product as ldexp, faster
-        av = ev * ((eb + 1023) << 52).view(np.float64)
+    if -1022 <= eb.min() and eb.max() <= 1023:  # (vi is not empty here)
+        # the same correctly rounded product as ldexp, faster
+        av = ev * _pow2(eb)
         np.minimum(av, MAX_FLOAT, out=av)
     else:
         av = np.minimum(np.ldexp(ev, eb), MAX_FLOAT)
@@ -558,9 +566,7 @@ def _block(acc: _Acc, where: int | npt.NDArray[np.intp], g: npt.NDArray[Any], wa
             # |c| < 2**128 and 2**-e <= 2**200: no overflow, so err is finite exactly
             # where c and hi are, and needs no saturation (formats of up to 32 bits have
             # ulp exponents of -149 and above)
-            scale = np.subtract(1023, e, dtype=np.int64)
-            np.left_shift(scale, 52, out=scale)
-            err = c * scale.view(np.float64)
+            err = c * _pow2(e, negated=True)
             err -= hi
             err -= lo
             np.abs(err, out=err)

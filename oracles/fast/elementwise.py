@@ -13,9 +13,11 @@ import numpy as np
 from oracles.fast.decided import Decided
 from oracles.fast.float64 import (
     ERF_SMALL,
+    ERF_SMALL_BOUND,
     ERFC,
     F64,
     HUGE_X,
+    INV_SQRT_2PI,
     L2E_HI,
     LIBM,
     MARGIN,
@@ -235,7 +237,6 @@ def _silu(xs: list[F64], params: Params, out: Decided) -> None:
         out.bounded(m, v, (2 * LIBM + 4 * U) * MARGIN)
 
 
-_INV_SQRT_2PI = 0.3989422804014327  # fl(1 / sqrt(2 pi)), relative error <= u
 _LOG2_SQRT_2PI = 1.3257480647361593  # log2 sqrt(2 pi), within u
 _GELU_TAIL = 8.0  # x from here: gelu(x) = x (1 - Q(x)) with Q(x) < 2**-50, by near()
 
@@ -259,8 +260,8 @@ def _gelu(xs: list[F64], params: Params, out: Decided) -> None:
     |erf| <= 0.05, so 1 - erf~ is within 7.01u 0.05 / 0.95 + u < 1.4u relative, and with
     the product under 2.4u. x >= 8: y = x (1 - Q), Q(x) = erfc(x / sqrt 2) / 2 in
     [phi x / (x^2 + 1), phi / x] (Mills' ratio), phi = e**-x^2/2 / sqrt(2 pi), computed as
-    the gradient tier's phi (within 2**-43 for x <= 38; below 2**-1000 past it, which the
-    bounds' 2**-1000 covers), and x / (x^2 + 1) >= (1 - 1/x^2) / x. Q < 2**-50 there, a hair
+    the gradient tier's phi (within 2**-43 relative while e**-x^2/2 is normal, x < 37.6;
+    below 2**-1000 past it, which the bounds' 2**-1000 covers), and x / (x^2 + 1) >= (1 - 1/x^2) / x. Q < 2**-50 there, a hair
     inside x; ``log2_t`` bounds log2 Q by -x^2/2 log2 e - log2 sqrt(2 pi) - log2 x (log2 x
     between the exponent's e - 1 and e, and log2(1 + 1/x^2) < 1.5/x^2 below), widened by
     2**-47 relative and 2**-20, for the band below x = 2**k (k >= 6)."""
@@ -277,10 +278,13 @@ def _gelu(xs: list[F64], params: Params, out: Decided) -> None:
         out.near(m, x / 2, np.sign(x), c * ax * (1 - ax) * (1 - 2.0**-48), c * ax * (1 + 2.0**-48), t_approx=c * ax)
     with np.errstate(all="ignore"):
         if (m := out.todo(ax <= ERF_SMALL)).any():
-            out.bounded(m, x * (1.0 - erf_small(-x * RSQRT2)) / 2.0, 2.4 * U * MARGIN)
+            # erf's error (its own and t's 2.01u) shrinks by |erf| / (1 - |erf|) <= 0.05 / 0.95
+            # in 1 - erf, which rounds (u), as does the product (u): under 2.4u
+            bound = (ERF_SMALL_BOUND + 2.01 * U) * (0.05 / 0.95) + 2 * U
+            out.bounded(m, x * (1.0 - erf_small(-x * RSQRT2)) / 2.0, bound * MARGIN)
         if (m := out.todo(fin & (x >= _GELU_TAIL))).any():
             x2 = x * x
-            q = np.exp(-x2 / 2) * _INV_SQRT_2PI / x
+            q = np.exp(-x2 / 2) * INV_SQRT_2PI / x
             r2 = 1.0 / x2
             # log2 x in [e - 1, e) for x = m 2**e, 1/2 <= m < 1
             e = np.frexp(x)[1].astype(np.float64)

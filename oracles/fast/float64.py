@@ -23,6 +23,7 @@ __all__ = [
     "ERF_SMALL_BOUND",
     "F64",
     "HUGE_X",
+    "INV_SQRT_2PI",
     "L2E_HI",
     "L2E_LO",
     "LIBM",
@@ -63,6 +64,7 @@ SMALL = 2.0**-30  # |x| up to this: y from a two-term expansion with an explicit
 L2E_HI = 1.4426950408889634
 L2E_LO = 2.0355273740931033e-17
 RSQRT2 = 0.7071067811865476  # fl(1/sqrt(2)), relative error <= u
+INV_SQRT_2PI = 0.3989422804014327  # fl(1 / sqrt(2 pi)), relative error <= u
 
 
 # -- the libm assumption, checked ------------------------------------------------------

@@ -31,6 +31,7 @@ from oracles.fast.float64 import (
     ERFC,
     F64,
     HUGE_X,
+    INV_SQRT_2PI,
     LIBM,
     MARGIN,
     RSQRT2,
@@ -51,7 +52,6 @@ from oracles.gradients import COUNT, gradient_name
 __all__: list[str] = []  # the tiers are reached through FAST_TIERS, never by name
 
 _TARGET = "oracles.catalogue_gradients:d_{}_d_{}"
-_INV_SQRT_2PI = 0.3989422804014327  # fl(1 / sqrt(2 pi)), relative error <= u
 _C_GELU = 1.5957691216057308  # fl(4 / sqrt(2 pi)), relative error <= u
 _TAYLOR = 2.0**-4  # |x| up to this: the near() regimes at 0 (near() itself asks t <= 2**-(p+3))
 
@@ -423,7 +423,8 @@ def _d_gelu(xs: list[F64], params: Params, out: Decided) -> None:
     ``_exact_plus(1, t~)`` with t~ > 0 (the two terms differ by a factor ~x^2).
 
     phi~ = exp(-fl(x^2)/2) fl(1/sqrt(2 pi)): x^2 rounds (u) and moves the exponent by
-    u x^2/2 relative: eps_phi = LIBM + u (1.01 x^2/2 + 2) (< 2**-40 for |x| <= 38).
+    u x^2/2 relative: eps_phi = LIBM + u (1.01 x^2/2 + 2) (< 2**-40 for |x| < 37.6, where
+    e**-x^2/2 is normal; past it phi < 2**-1000, which the bounds' 2**-1000 covers).
     Phi~ = erfc(-x/sqrt 2)/2 as the forward gelu: ERFC + 2.01u kappa, kappa = t (2t + 2) for
     t = -x/sqrt 2 > 0 and 1/2 otherwise. x >= 0: two positive terms, max(eps) + u each. x in
     [-37, 0): Phi > 0 > x phi: |d~ - d| <= Phi~ eps_Phi + |x phi~| (eps_phi + u) + u|d~| = A,
@@ -444,7 +445,7 @@ def _d_gelu(xs: list[F64], params: Params, out: Decided) -> None:
     # evaluated only where its regime reads it, since math.erfc is one Python call per element
     if (m := x >= -37.0).any() and todo(m & fin).any():
         x2 = x * x
-        phi = np.exp(-x2 / 2) * _INV_SQRT_2PI
+        phi = np.exp(-x2 / 2) * INV_SQRT_2PI
         xphi = x * phi
         # t_approx (hi and lo only): 2 Phi - 1 + 2 x phi and x phi - Phi(-x), both within 1e-14
         if (m := ax <= _TAYLOR).any() and (m := todo(m & (x != 0))).any():

@@ -71,6 +71,12 @@ def impls(tmp_path_factory: pytest.TempPathFactory) -> Path:
         def kills_its_worker(x):
             os.kill(os.getppid(), signal.SIGKILL)
             return x
+
+        def says_its_threads(x):
+            # runs in the isolated process, which inherits the actor's environment
+            with open({str(path.parent / "threads")!r}, "w") as fh:
+                fh.write(repr(os.environ.get("OMP_NUM_THREADS")))
+            return np.exp(x)
     '''))
     return path
 
@@ -134,7 +140,7 @@ def test_a_killed_worker_reruns_its_unit(ray_instance: Any, impls: Path) -> None
     assert [r.status for r in on_ray] == ["pass", "pass"]
 
 
-def test_an_implementation_killing_its_worker_every_time_is_an_errornumpy_cell(ray_instance: Any, impls: Path) -> None:
+def test_an_implementation_killing_its_worker_every_time_is_an_error_cell(ray_instance: Any, impls: Path) -> None:
     f = str(impls)
     cells = [
         numpy_cell(f"{f}:exp_f32", "exp", "float16", "special"),
@@ -145,6 +151,33 @@ def test_an_implementation_killing_its_worker_every_time_is_an_errornumpy_cell(r
     assert [r.status for r in results] == ["pass", "error", "fail"]
     assert "died 3 times in a row" in results[1].reason
     assert cells[1].repro() in results[1].reason
+
+
+@pytest.mark.parametrize("threads", [None, "3"])
+def test_workers_run_with_the_drivers_thread_setting(ray_instance: Any, impls: Path, threads: str | None,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray sets OMP_NUM_THREADS=1 in its workers; the frameworks must see what the driver
+    has (unset, or the user's value), or torch's reductions could sum in another order."""
+    if threads is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)
+    cells = [numpy_cell(f"{impls}:says_its_threads", "exp", "float16", "special")]
+    assert [r.status for r in run_cells(cells, runner=Runner(), setup=WorkerSetup(), executor=RAY)] == ["pass"]
+    assert (impls.parent / "threads").read_text() == repr(threads)
+
+
+def test_a_worker_that_cannot_start_stops_the_run_with_one_line(ray_instance: Any, impls: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An actor whose start fails (here: a user oracle's file missing where it runs) is no
+    crash of an implementation: one line, not error cells."""
+    import harness.execution.cluster as cluster
+
+    monkeypatch.setattr(cluster, "oracle_sources", lambda cells: ("/nonexistent/my_oracles.py",))
+    cells = [numpy_cell(f"{impls}:exp_f32", "exp", "float16", "special")]
+    with pytest.raises(UsageError, match=r"a worker could not start .*same paths") as exc:
+        run_cells(cells, runner=Runner(), setup=WorkerSetup(), executor=RAY)
+    assert "\n" not in str(exc.value)
 
 
 def test_ctrl_c_stops_the_run_and_ray_goes_on_working(ray_instance: Any, impls: Path) -> None:
@@ -211,6 +244,15 @@ def test_a_bad_executor_is_one_line_and_exit_2(flag: str, message: str, capsys: 
     assert main(["check", "numpy.exp", "--dtype", "float16", "--inputs", "special", "--executor", flag]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_an_unreachable_cluster_is_refused_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Checked with the options, before references are computed: a dry run refuses it too."""
+    from harness.cli.app import main
+
+    args = ["check", "numpy.exp", "--dtype", "float16", "--inputs", "exhaustive", "--executor", "ray:127.0.0.1:1"]
+    assert main([*args, "--dry-run"]) == 2
+    assert "nothing answers at 127.0.0.1:1" in capsys.readouterr().err
 
 
 def test_the_flag_wins_over_the_environment_which_wins_over_the_suite(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -78,7 +78,7 @@ def test_parallel_run_equals_serial_run(impls: Path) -> None:
     assert {r.status for r in serial} >= {"pass", "fail"}
 
 
-def test_a_crashing_implementation_costs_only_its_ownnumpy_cell(impls: Path) -> None:
+def test_a_crashing_implementation_costs_only_its_own_cell(impls: Path) -> None:
     f = str(impls)
     cells = [
         numpy_cell(f"{f}:naive_softplus", "softplus", "float16", "exhaustive"),
