@@ -49,10 +49,10 @@ def _tally(values: Iterable[str]) -> str:
 
 def _streamed(cell: CellSpec) -> int:
     """How many chunks ``cell``'s inputs stream in (0: held in memory)."""
-    if cell.check or parse_inputs(cell.inputs, check_file=False).kind != "exhaustive":
-        return 0
     fmt = get_format(cell.dtype)
-    return len(StreamedPatterns(fmt, get_oracle(cell.oracle))) if fmt.bits > 16 else 0
+    if cell.check or not parse_inputs(cell.inputs, check_file=False).streams(fmt):
+        return 0
+    return len(StreamedPatterns(fmt, get_oracle(cell.oracle)))
 
 
 def _passes(cells: Sequence[CellSpec]) -> str:

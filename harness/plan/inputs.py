@@ -86,6 +86,11 @@ class InputSpec:
     def __str__(self) -> str:
         return self.text
 
+    def streams(self, fmt: Format) -> bool:
+        """Whether this spec's inputs in ``fmt`` come as a stream of chunks (exhaustive
+        inputs of a format wider than 16 bits) rather than held in memory."""
+        return self.kind == "exhaustive" and fmt.bits > 16
+
     def generate(self, oracle: Oracle, fmt: Format) -> InputSet:
         """The exact inputs of this spec for ``oracle`` in format ``fmt``. Raises
         :class:`UsageError` for a user's file the oracle cannot take (see the module
@@ -93,7 +98,7 @@ class InputSpec:
         rng = np.random.default_rng(self.seed)
         if self.kind in ("npy", "npz"):
             return InputSet(self.text, fmt, (Batch(tuple(load_arrays(self, oracle, fmt))),), oracle)
-        if self.kind == "exhaustive" and fmt.bits > 16:
+        if self.streams(fmt):
             return InputSet(self.text, fmt, StreamedPatterns(fmt, oracle), oracle)
         if oracle.kind == "elementwise":
             batches = [_elementwise(self, oracle, fmt, rng)]
