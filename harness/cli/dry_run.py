@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from harness.cli.base import EXIT_OK
+from harness.cli.session import ExecOptions
 from harness.execution.runner import Runner
 from harness.plan.cells import CellSpec
 from harness.plan.inputs import StreamedPatterns, parse_inputs
@@ -103,16 +104,17 @@ def plan_lines(title: str, cells: Sequence[CellSpec], outputs: Sequence[str] = (
     return lines
 
 
-def dry_run(cells: Sequence[CellSpec], title: str, outputs: Sequence[str] = (), *, quiet: bool = False,
-            executor: str = "local") -> int:
-    """Validate ``cells`` as a run would before its first cell (raising the same one-line
-    :class:`~oracles.errors.UsageError`), print the plan (only its headline when ``quiet``)
-    and return exit code 0. Runs and writes nothing."""
+def dry_run(cells: Sequence[CellSpec], title: str, options: ExecOptions) -> int:
+    """Validate ``cells`` as a run with ``options`` would before its first cell (raising the
+    same one-line :class:`~oracles.errors.UsageError`), print the plan with the files it
+    would write and where it would run (only its headline with ``quiet``) and return exit
+    code 0. Runs and writes nothing."""
     runner = Runner()
     try:
         runner.validate(cells)
     finally:
         runner.close()  # the isolated process, if a user's implementation was imported there
-    lines = plan_lines(title, cells, outputs, executor)
-    print("\n".join(lines[:1] if quiet else lines))
+    outputs = [path for path in (options.json_path, options.html_path) if path]
+    lines = plan_lines(title, cells, outputs, options.executor.id)
+    print("\n".join(lines[:1] if options.quiet else lines))
     return EXIT_OK

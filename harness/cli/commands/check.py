@@ -125,9 +125,7 @@ def check_command(args: argparse.Namespace) -> int:
         cells += _consistency_cells(args, oracle, framework, custom, dtypes, devices, inputs, bound)
     check_exec_outputs(options, cells)
     if args.dry_run:
-        outputs = [path for path in (options.json_path, options.html_path) if path]
-        return dry_run(cells, f"check {args.impl}", outputs, quiet=options.quiet,
-                       executor=options.executor.id)
+        return dry_run(cells, f"check {args.impl}", options)
     return execute(cells, options).exit_code
 
 

@@ -60,9 +60,7 @@ def run_command(args: argparse.Namespace) -> int:
         inputs.append(Input("the history database", args.db or DEFAULT_DB))
     check_exec_outputs(options, cells, inputs)
     if args.dry_run:
-        outputs = [path for path in (options.json_path, options.html_path) if path]
-        return dry_run(cells, f"suite {stem} ({args.suite})", outputs, quiet=options.quiet,
-                       executor=options.executor.id)
+        return dry_run(cells, f"suite {stem} ({args.suite})", options)
     history = None
     if args.record:
         history = History(args.db or DEFAULT_DB)  # opened (and migrated) first: a bad --db fails before the run
