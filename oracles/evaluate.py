@@ -237,9 +237,12 @@ def _settle_all(
 
 
 #: output elements per fast-tier block of an elementwise oracle: the tier's temporaries stay in
-#: a core's L2 (2.7x faster than 2**15 for exp's tier in 2026-12, when the tiers learned to
-#: skip their empty regimes and Python's per-call overhead stopped dominating small blocks)
-FAST_BLOCK = 1 << 12
+#: a core's L2 while Python's cost per numpy call (a tier makes 50-150 a block) is spread over
+#: enough elements. Two tiers side by side (-j 2) on a 2-core EPYC, 2026-12: 2**13 took
+#: 0.67-0.85x the time of 2**12 and 0.75-0.95x that of 2**14 for exp, tanh, sigmoid, gelu
+#: and the gradients of exp, softplus and gelu (2**15 was 2.7x slower than 2**12 before the
+#: tiers learned to skip their empty regimes)
+FAST_BLOCK = 1 << 13
 #: the same for the row-wise kinds, whose tiers make more numpy calls per block
 ROW_BLOCK = 1 << 15
 

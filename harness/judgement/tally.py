@@ -481,9 +481,11 @@ def _pow2(k: npt.NDArray[np.integer[Any]], *, negated: bool = False) -> npt.NDAr
 def _errors_block(acc: _Acc, where: int | npt.NDArray[np.intp], c: npt.NDArray[np.float64],
                   want: npt.NDArray[np.float64], hi: npt.NDArray[np.float64], lo: npt.NDArray[np.float64],
                   e: npt.NDArray[np.int32], err: npt.NDArray[np.float64], key: npt.NDArray[np.int64],
-                  fmt: Format) -> None:
+                  fmt: Format, counted: npt.NDArray[np.int64], e_one: int | None, top: float) -> None:
     """Bits of error, absolute and relative errors and the tolerance count of one block;
-    ``err`` is its ULP error with -1 where that is not defined, ``key`` its raw fine-bin key."""
+    ``err`` is its ULP error with -1 where that is not defined, ``key`` its raw fine-bin key,
+    ``counted`` the block's histogram of those keys, ``top`` its largest ``err``, ``e_one``
+    the ulp exponent where the whole block has one (else None)."""
     # bits: only where c and R(y) differ as values (+0 and -0 do not), NaN included
     dd = np.flatnonzero(c != want)
     nonzero = nan = 0
@@ -506,25 +508,36 @@ def _errors_block(acc: _Acc, where: int | npt.NDArray[np.intp], c: npt.NDArray[n
     acc.bits_nan += nan
     acc.bits_hist[0] += c.size - nan - nonzero
     # absolute and relative errors of the elements with a positive ULP error
+    if not top > 0:
+        return
     pos_err = err > 0
-    if pos_err.all():  # nearly every block of an exhaustive run: no gathers
-        vi = np.arange(err.size)
-        ev, eb, kv, hv = err, e.astype(np.int64), key, hi
+    # nearly every block of an exhaustive run has no zero error: no gathers
+    vi = None if pos_err.all() else np.flatnonzero(pos_err)
+    ev, hv = (err, hi) if vi is None else (err[vi], hi[vi])
+    if e_one is not None and not acc.k_top and acc.tol is None:
+        # one ulp exponent (most blocks of a streamed run): an element's absolute error key
+        # is its ULP error's key moved by 16 e, so the keys' histogram (positive errors are
+        # exactly the keys 1 .. _NONFINITE_KEY - 1) gives them, and x -> min(x 2**e, MAX_FLOAT)
+        # is monotonic, so the largest absolute error is the largest ULP error's
+        inner = counted[1:_NONFINITE_KEY]
+        nz = np.flatnonzero(inner)
+        ka = np.minimum(np.maximum(nz + (1 - KEY_OFFSET), LOWEST_BIN) + (e_one << 4), _TOP_KEY)
+        np.add.at(acc.abs_keys, ka - _ABS_LO, inner[nz])
+        acc.abs_max = max(acc.abs_max, float(np.minimum(np.ldexp(top, e_one), MAX_FLOAT)))
+        av = None
     else:
-        vi = np.flatnonzero(pos_err)
-        if not vi.size:
-            return
-        ev, eb, kv, hv = err[vi], e[vi].astype(np.int64), key[vi], hi[vi]
-    ka = np.maximum(kv - KEY_OFFSET, LOWEST_BIN)
-    ka += eb << 4
-    np.minimum(ka, _TOP_KEY, out=ka)
-    add_keys(acc.abs_keys, ka, _ABS_LO)
-    if -1022 <= eb.min() and eb.max() <= 1023:  # (vi is not empty here)
-        # the same correctly rounded product as ldexp, faster
-        av = ev * _pow2(eb)
-        np.minimum(av, MAX_FLOAT, out=av)
-    else:
-        av = np.minimum(np.ldexp(ev, eb), MAX_FLOAT)
+        eb, kv = (e.astype(np.int64), key) if vi is None else (e[vi].astype(np.int64), key[vi])
+        ka = np.maximum(kv - KEY_OFFSET, LOWEST_BIN)
+        ka += eb << 4
+        np.minimum(ka, _TOP_KEY, out=ka)
+        add_keys(acc.abs_keys, ka, _ABS_LO)
+        if -1022 <= eb.min() and eb.max() <= 1023:  # (vi is not empty here)
+            # the same correctly rounded product as ldexp, faster
+            av = ev * _pow2(eb)
+            np.minimum(av, MAX_FLOAT, out=av)
+        else:
+            av = np.minimum(np.ldexp(ev, eb), MAX_FLOAT)
+        acc.abs_max = max(acc.abs_max, float(av.max()))
     ah = np.abs(hv)
     rv = ev / ah
     zt = ah == 0
@@ -535,10 +548,10 @@ def _errors_block(acc: _Acc, where: int | npt.NDArray[np.intp], c: npt.NDArray[n
     kr = np.flatnonzero(rv > 0) if zt.any() else None
     rk = rv if kr is None else rv[kr]
     add_keys(acc.rel_keys, np.maximum(fine_keys(rk), REL_LOWEST_BIN), REL_LOWEST_BIN)
-    acc.abs_max = max(acc.abs_max, float(av.max()))
     acc.rel_max = max(acc.rel_max, float(rv.max()))
     if acc.k_top:
-        pos = _positions(where, vi).astype(np.int64)
+        assert av is not None
+        pos = _positions(where, np.arange(err.size) if vi is None else vi).astype(np.int64)
         acc.abs_top = _keep_top(acc.abs_top, av, pos, acc.k_top)
         acc.rel_top = _keep_top(acc.rel_top, rv, pos, acc.k_top)
     if acc.tol is not None:
@@ -549,7 +562,7 @@ def _errors_block(acc: _Acc, where: int | npt.NDArray[np.intp], c: npt.NDArray[n
         close &= np.isfinite(limit)
         if close.any():
             for i in np.flatnonzero(close).tolist():
-                j = int(vi[i])
+                j = i if vi is None else int(vi[i])
                 over[i] = _over_exact(float(c[j]), float(hi[j]), float(lo[j]), int(e[j]), atol, rtol)
         acc.over += int(np.count_nonzero(over))
 
@@ -566,7 +579,8 @@ def _block(acc: _Acc, where: int | npt.NDArray[np.intp], g: npt.NDArray[Any], wa
             # |c| < 2**128 and 2**-e <= 2**200: no overflow, so err is finite exactly
             # where c and hi are, and needs no saturation (formats of up to 32 bits have
             # ulp exponents of -149 and above)
-            err = c * _pow2(e, negated=True)
+            # one ulp exponent in the block (most of a streamed run's): a scalar, the same product
+            err = c * 2.0**-e_min if e_min == e_max else c * _pow2(e, negated=True)
             err -= hi
             err -= lo
             np.abs(err, out=err)
@@ -629,8 +643,8 @@ def _block(acc: _Acc, where: int | npt.NDArray[np.intp], g: npt.NDArray[Any], wa
             acc.ftz[1] += int(np.count_nonzero(lost & ~tiny))
             if prof is not None:
                 cats = (sp, sc)
-        _errors_block(acc, where, c, want, hi, lo, e, err, key, fmt)
         top = float(err.max()) if err.size else -1.0
+        _errors_block(acc, where, c, want, hi, lo, e, err, key, fmt, counted, e_min if e_min == e_max else None, top)
         if top >= 0:
             acc.ulp_max = top if math.isnan(acc.ulp_max) else max(acc.ulp_max, top)
         if acc.k_worst > 0:

@@ -28,6 +28,7 @@ import numpy as np
 
 from oracles.fast.decided import Decided
 from oracles.fast.float64 import (
+    ERF_SMALL_BOUND,
     ERFC,
     F64,
     HUGE_X,
@@ -410,7 +411,7 @@ def _erfc_half(x: F64, mask: Mask, sign: float) -> F64:
     return out
 
 
-@_tier("gelu", "x", version=3, oracle_version=2)
+@_tier("gelu", "x", version=4, oracle_version=2)
 def _d_gelu(xs: list[F64], params: Params, out: Decided) -> None:
     """d = Phi(x) + x phi(x): 1 at +inf, 0 at -inf, 1/2 at 0.
 
@@ -418,7 +419,8 @@ def _d_gelu(xs: list[F64], params: Params, out: Decided) -> None:
     c = 4/sqrt(2 pi) (within u; the bounds carry 2**-48); the catalogue computes
     ``_exact_plus(1/2, erf(x/sqrt 2)/2 + x phi(x))`` for |x| < 1: two terms of x's sign, erf's
     condition number below 1, a few roundings, so the correction is within 2**(8 - wp) of
-    its value, added to the exact 1/2 and rounded once (as silu). x >= 3: d = 1 + t with t = x phi - Phi(-x) in
+    its value, added to the exact 1/2 and rounded once (as silu); where that t is too large
+    for near(), d is bounded from the same series. x >= 3: d = 1 + t with t = x phi - Phi(-x) in
     [phi (x - 1/x), x phi] (Mills' ratio: x/(x^2 + 1) <= Phi(-x)/phi(x) <= 1/x);
     ``_exact_plus(1, t~)`` with t~ > 0 (the two terms differ by a factor ~x^2).
 
@@ -452,6 +454,16 @@ def _d_gelu(xs: list[F64], params: Params, out: Decided) -> None:
             # 2 Phi - 1 = erf(x / sqrt 2), by its series here (|x| / sqrt 2 < ERF_SMALL)
             d.near(m, 0.5, np.sign(x), _C_GELU * ax * (1 - ax) * (1 - 2.0**-48),
                    _C_GELU * ax * (1 + 2.0**-48), t_approx=np.abs(erf_small(x * RSQRT2) + 2 * x * phi))
+        if (m := ax <= _TAYLOR).any() and (m := todo(m)).any():
+            # where near() declines (t beyond 2**-(p+3): 2**-27 < |x|, about 96 of the 1024
+            # float32 chunks, which erfc took 3x as long over): d = 1/2 + S/2 with
+            # S = erf(x / sqrt 2) + 2 x phi, two terms of x's sign, |S| <= 1.596 |x| < 0.1.
+            # erf_small's error and the argument's 2.01u (erf's condition number <= 1.002
+            # here) make 7.03u of its term, eps_phi + u that of 2 x phi; the sum rounds (u).
+            # d's error: S's, halved, plus v's own rounding, relative to v >= 0.449
+            eps_s = max(ERF_SMALL_BOUND + 2.03 * U, LIBM + 3.02 * U) + 1.01 * U
+            v = 0.5 + 0.5 * (erf_small(x * RSQRT2) + 2 * xphi)
+            d.value(m, v, (0.5 * eps_s * 0.1 / 0.449 + U) * MARGIN)
         if (m := x >= 3.0).any() and (m := todo(m & fin)).any():
             # Phi(-x) (t_approx only) by erfc below 7, by its asymptotic series from 7: within
             # 945/x^10 < 2**-18 of a Phi(-x) < 2**-39, so under 2**-57 of d; 0 past 38

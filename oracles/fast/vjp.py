@@ -20,7 +20,9 @@ overflows, and y outside float64's range is still decided (tiny, or past overflo
 
 from __future__ import annotations
 
+import functools
 import math
+import struct
 from typing import Any
 
 import numpy as np
@@ -44,7 +46,17 @@ def scaled_bound(b: F64 | float) -> F64 | float:
     return b * (1 + 2.0**-50) + 2.02 * U
 
 
+@functools.lru_cache(maxsize=256)
+def _repeated(bits: int, n: int) -> F64:
+    # keyed by the float64's bits, not its value: -0.0 == 0.0 and NaN != NaN
+    return np.broadcast_to(np.array([bits], dtype=np.int64).view(np.float64)[0], (n,))
+
+
 def _full(a: F64 | float, n: int) -> F64:
+    """``a`` as a (read-only) block of n; a number's block is made once per block size,
+    since np.broadcast_to costs ~4 us a call and a gradient tier asks ~5 times a block."""
+    if isinstance(a, float):
+        return _repeated(struct.unpack("<q", struct.pack("<d", a))[0], n)
     return np.broadcast_to(np.asarray(a, dtype=np.float64), (n,))
 
 
@@ -58,7 +70,19 @@ def _spread(idx: slice | npt.NDArray[np.intp], values: npt.NDArray[Any], n: int)
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _repeated_bool(a: bool, n: int) -> Mask:
+    return np.broadcast_to(np.bool_(a), (n,))
+
+
+@functools.lru_cache(maxsize=256)
+def _repeated_int(a: int, n: int) -> I64:
+    return np.broadcast_to(np.int64(a), (n,))
+
+
 def _ints(a: I64 | npt.NDArray[np.int32] | int, n: int) -> I64:
+    if isinstance(a, int):
+        return _repeated_int(a, n)
     return np.broadcast_to(np.asarray(a, dtype=np.int64), (n,))
 
 
@@ -70,16 +94,28 @@ class Vjp:
 
     def __init__(self, out: Decided, g: F64, count: float) -> None:
         self.out = out
-        self.n = out.done.shape[0]
+        self.n = n = out.done.shape[0]
         self.g = g
-        self.live = np.isfinite(g)
-        self.all_live = bool(self.live.all())
-        mg, eg = np.frexp(g if self.all_live else np.where(self.live, g, 1.0))
-        self.mg: F64 = mg
-        self.eg: I64 = eg.astype(np.int64)
         mc, ec = math.frexp(count)
         self.mc = mc
         self.ec = ec
+        #: y = d: the cotangent of ones without a mean (every exhaustive gradient run), where
+        #: value() and near() hand the facts on unscaled; one pass instead of eight a block
+        self.identity = count == 1.0 and n > 0 and bool((g == 1.0).all())
+        if self.identity:
+            self.live = _repeated_bool(True, n)
+            self.all_live = True
+            self.mg: F64 = _full(0.5, n)  # frexp(1) = (0.5, 1)
+            self.eg: I64 = _ints(1, n)
+            self.zero_g = _repeated_bool(False, n)
+            self.any_zero_g = False
+            self.uniform = n > 1
+            return
+        self.live = np.isfinite(g)
+        self.all_live = bool(self.live.all())
+        mg, eg = np.frexp(g if self.all_live else np.where(self.live, g, 1.0))
+        self.mg = mg
+        self.eg = eg.astype(np.int64)
         self.zero_g = self.live & (g == 0)
         self.any_zero_g = bool(self.zero_g.any())
         #: g the same at every element, as the cotangent of ones (see _exact_scaled, which
@@ -133,6 +169,13 @@ class Vjp:
             by_s = scaled_bound(float(b))
             if not by_s <= HI_BOUND:
                 return
+            if self.identity and np.ndim(e) == 0 and e == 0:
+                # y = d = v within b itself; what bounded() leaves (|v| beyond [MIN_V, MAX_V],
+                # or too near a boundary) goes on below, where y's range is handled
+                self.out.bounded(sel, vv, float(b))
+                sel &= ~self.out.done
+                if not sel.any():
+                    return
             sel &= np.isfinite(vv) & (vv != 0)
         else:
             bb = _full(b, self.n)
@@ -183,7 +226,11 @@ class Vjp:
         if not base.any():
             return
         vv = _full(v, self.n)
-        vy, sel = self._exact_scaled(base, vv, _ints(0, self.n))
+        if self.identity:  # v_y = v, a float64 wherever _exact_scaled would say so
+            av = np.abs(vv)
+            vy, sel = vv, base & (av >= MIN_V) & (av <= MAX_V)
+        else:
+            vy, sel = self._exact_scaled(base, vv, _ints(0, self.n))
         self.out.near(sel, vy, s, t_lo, t_hi, t_approx=t_approx, log2_t=log2_t)
         if not (base & ~self.out.done).any():  # near() decided them all (it usually does)
             return

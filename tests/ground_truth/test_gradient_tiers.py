@@ -190,6 +190,18 @@ def test_unary_random_agree(name: str, fmt: Format) -> None:
         assert stats["decided"] >= 0.9 * stats["tasks"], stats
 
 
+@pytest.mark.parametrize("name", UNARY)
+def test_float32_cotangent_one_agrees(name: str) -> None:
+    """What an exhaustive float32 gradient run asks: the cotangent 1 and no mean, where the
+    tiers hand the derivative on unscaled (Vjp.identity), on random inputs and on a
+    log-uniform sweep of |x| in [2**-30, 2**-3] (gelu's bounded band beside the Taylor regime)."""
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    band = np.exp2(rng.uniform(-30, -3, CI_N)) * rng.choice([-1.0, 1.0], CI_N)
+    x = _in_domain(name, np.concatenate([_random(FLOAT32, CI_N, 7), _values(FLOAT32, band)]))
+    stats = assert_same(_unary(name), [x, np.ones_like(x)], FLOAT32, {"count": 1.0})
+    assert stats["decided"] >= 0.99 * stats["tasks"], stats
+
+
 @pytest.mark.parametrize("fmt", FORMATS, ids=str)
 @pytest.mark.parametrize("name", UNARY)
 def test_unary_boundaries_agree(name: str, fmt: Format) -> None:
@@ -504,8 +516,9 @@ def test_all_sixteen_bit_patterns(name: str, fmt: Format) -> None:
 @pytest.mark.parametrize("name", UNARY)
 def test_million_float32(name: str) -> None:
     x = _in_domain(name, _random(FLOAT32, 1_000_000, seed=2024))
-    stats = assert_same(_unary(name), [x, _cotangents(FLOAT32, x.shape, 2025)], FLOAT32, {"count": 3.0})
-    print(f"\n{gradient_name(name, 'x')}[float32]: {stats}")
+    for g, params in ((np.ones_like(x), {"count": 1.0}), (_cotangents(FLOAT32, x.shape, 2025), {"count": 3.0})):
+        stats = assert_same(_unary(name), [x, g], FLOAT32, params)
+        print(f"\n{gradient_name(name, 'x')}[float32] {params}: {stats}")
 
 
 @pytest.mark.slow

@@ -192,6 +192,35 @@ def test_fused_judge_equals_the_definitions(fmt: Format, n: int, make: str) -> N
             assert fused(ref, got, fmt, tol, with_baseline) == want, (tol, with_baseline)
 
 
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
+def test_blocks_of_one_ulp_exponent_equal_the_definitions(fmt: Format) -> None:
+    """A streamed run's blocks mostly hold one binade of truths: without a tolerance the judge
+    then reads the absolute errors off the ULP histogram. Wrong results of every size (bin
+    edges, many ulps, NaN, inf, 0) and a block with no error at all still equal the plain
+    definitions."""
+    rng = np.random.default_rng(7)
+    n = 2 * BLOCK + 11
+    y = 1.0 + rng.random(n)  # [1, 2): one ulp exponent
+    y[BLOCK:2 * BLOCK] = -0.75 - rng.random(BLOCK) / 4  # [-1, -0.75): one other
+    ref = reference_for(y, fmt)
+    assert len(set(ref.ulp_exp[:BLOCK].tolist())) == len(set(ref.ulp_exp[BLOCK:2 * BLOCK].tolist())) == 1
+    with np.errstate(all="ignore"):
+        got = ref.want.astype(fmt.dtype)
+        kind = rng.integers(0, 8, n)
+        kind[BLOCK:2 * BLOCK] = 7  # the second block: every result correctly rounded
+        ulp = np.exp2(ref.ulp_exp.astype(np.float64))
+        edge = np.array(EDGES)[rng.integers(0, len(EDGES), n)] * np.exp2(rng.integers(-8, 12, n))
+        got[kind == 0] = (y + edge * ulp)[kind == 0].astype(fmt.dtype)
+        got[kind == 1] = (y * (1 + 2.0 ** rng.integers(-20, 3, n)))[kind == 1].astype(fmt.dtype)
+        got[kind == 2] = np.nan
+        got[kind == 3] = -np.inf
+        got[kind == 4] = 0.0
+    t = tally(ref, got, fmt)
+    want = plain_metrics(ref, got, fmt, (0.0, 0.0))
+    del want["over_tolerance"]
+    assert {k: getattr(t, k) for k in want} == want
+
+
 def test_the_tolerance_boundary_is_decided_exactly() -> None:
     """|c - y| equal to atol is within it; one float64 step more of error is over it."""
     fmt = FLOAT32
