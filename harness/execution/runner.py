@@ -17,6 +17,7 @@ every other exception but ``KeyboardInterrupt`` still become the cell's error).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import os
@@ -25,7 +26,7 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -151,7 +152,8 @@ class _Group:
 
     def truth_arrays(self, index: int, batch: Batch) -> list[npt.NDArray[Any]]:
         """The exact arguments of ``truth`` for ``batch``: the inputs, then for a gradient
-        the cotangent (:meth:`truth_cotangent`)."""
+        the cotangent (:meth:`truth_cotangent`; a streamed chunk's cotangent of ones is a
+        read-only broadcast of 1.0)."""
         arrays = self.inputs.float64(batch)
         if self.wrt is None:
             return arrays
@@ -394,27 +396,31 @@ class Runner:
         todo = range(len(batches)) if indices is None else indices
         part = Part()
 
-        def fail(index: int, reason: str) -> Part:
-            part.failure, part.failed_at = ("error", reason), index
-            part.seconds = time.perf_counter() - started
-            return part
-
         if isolated:
             try:
                 why = self._resolve(cell)
             except UsageError as exc:  # validate() raised it already; a worker has no plan to refuse
                 why = str(exc)
             if why is not None:
-                return fail(todo[0] if len(todo) else 0, why)
+                return _ended(part, "error", todo[0] if len(todo) else 0, why, started)
         if cell.check:
             return self._consistency(cell, group, impl, backend, isolated, kwargs, started)
+        with _old_objects_frozen(streamed):
+            return self._judge_batches(cell, group, impl, backend, isolated, kwargs, reduction, todo, part, started)
+
+    def _judge_batches(self, cell: CellSpec, group: _Group, impl: Impl, backend: Any, isolated: bool,
+                       kwargs: dict[str, Any], reduction: str, todo: Sequence[int], part: Part,
+                       started: float) -> Part:
+        """Run and judge the batches ``todo`` into ``part`` (the loop of :meth:`run_part`)."""
+        batches = group.inputs.batches
+        streamed = group.inputs.streamed
+
+        def fail(index: int, reason: str) -> Part:
+            return _ended(part, "error", index, reason, started)
 
         def unsupported(index: int, message: str) -> Part:
             # the framework's own limitation: not a defect of the run
-            part.failure = ("unsupported", message)
-            part.failed_at = index
-            part.seconds = time.perf_counter() - started
-            return part
+            return _ended(part, "unsupported", index, message, started)
 
         for index in todo:
             batch = batches[index]
@@ -521,7 +527,7 @@ class Runner:
                 part.profile = merge_profiles(part.profile, counted.profile)
             part.ftz = (part.ftz[0] + counted.ftz[0], part.ftz[1] + counted.ftz[1], part.ftz[2] + counted.ftz[2])
             if streamed:
-                _freeze_gc()
+                gc.freeze()  # this chunk's survivors too (the framework, imported by the first)
         part.seconds = time.perf_counter() - started
         return part
 
@@ -751,21 +757,37 @@ def _positions_in_batch(summary: Summary, kept_rows: npt.NDArray[np.intp], size:
 RELEASE_ABOVE = 3 << 29
 
 
-_gc_frozen = False
+def _ended(part: Part, kind: str, index: int, reason: str, started: float) -> Part:
+    """``part`` stopped at batch ``index``: an error, or ``unsupported`` (the framework's limit)."""
+    part.failure, part.failed_at = (kind, reason), index
+    part.seconds = time.perf_counter() - started
+    return part
 
 
-def _freeze_gc() -> None:
-    """Once per process, after its first streamed chunk: move every object alive now (torch
-    alone brings 180,000, imported by then) out of the collector's reach. Without it the
-    full collections that the chunks' allocations trigger walk them all, 10-15 ms a
-    4M-element chunk (5% of an exhaustive float32 forward run); objects made later are
-    still collected. (In a user's process, through the pytest plugin, the objects alive
-    now are never collected as cycles; reference counting still frees them.)"""
-    global _gc_frozen
-    if not _gc_frozen:
-        _gc_frozen = True
+_collected = False
+
+
+@contextlib.contextmanager
+def _old_objects_frozen(active: bool) -> Iterator[None]:
+    """While a streamed cell's chunks run, keep the garbage collector off the objects alive
+    before them (torch alone brings 180,000; the loop freezes each chunk's survivors too,
+    the framework's among them after the first). Otherwise the full collections that the
+    chunks' allocations trigger walk them all, 10-15 ms a 4M-element chunk (5% of an
+    exhaustive float32 forward run). Unfrozen at the end, so a caller's process (the
+    pytest plugin) collects them as before; the one full collection, before the first
+    freeze in a process, leaves no garbage frozen."""
+    global _collected
+    if not active:
+        yield
+        return
+    if not _collected:
+        _collected = True
         gc.collect()
-        gc.freeze()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _resident_bytes() -> int:

@@ -455,7 +455,7 @@ def _d_gelu(xs: list[F64], params: Params, out: Decided) -> None:
             d.near(m, 0.5, np.sign(x), _C_GELU * ax * (1 - ax) * (1 - 2.0**-48),
                    _C_GELU * ax * (1 + 2.0**-48), t_approx=np.abs(erf_small(x * RSQRT2) + 2 * x * phi))
         if (m := ax <= _TAYLOR).any() and (m := todo(m)).any():
-            # where near() declines (t beyond 2**-(p+3): 2**-27 < |x|, about 96 of the 1024
+            # where near() declines (its t_hi = c|x| beyond 2**-(p+3): |x| > 2**-27.7 in float32, 96 of the 1024
             # float32 chunks, which erfc took 3x as long over): d = 1/2 + S/2 with
             # S = erf(x / sqrt 2) + 2 x phi, two terms of x's sign, |S| <= 1.596 |x| < 0.1.
             # erf_small's error and the argument's 2.01u (erf's condition number <= 1.002

@@ -16,6 +16,8 @@ The arithmetic is done on the mantissas: with ``g = mg 2**eg``, ``d ~ v = mv 2**
 with relative error ``(b + 2u + u^2)(1 + 2.01u) <= b (1 + 2**-50) + 2.02u`` for ``b <= 2**-20``
 (:func:`scaled_bound`), whatever the magnitudes: no product of g and d ever under- or
 overflows, and y outside float64's range is still decided (tiny, or past overflow).
+Where every g is 1 and count is 1 (an exhaustive gradient run's cotangent of ones), y is
+d itself: ``Vjp.identity`` hands the facts on unscaled, with no added rounding.
 """
 
 from __future__ import annotations
@@ -155,7 +157,7 @@ class Vjp:
 
     def value(self, mask: Mask, v: F64 | float, b: F64 | float, e: I64 | int = 0) -> None:
         """|d - v 2**e| <= b |v 2**e| for a finite non-zero v: y = M 2**E within
-        :func:`scaled_bound` (b). Past 2**1000 y overflows every served format
+        :func:`scaled_bound` (b), or within b itself where y = d (``identity``). Past 2**1000 y overflows every served format
         (:meth:`Decided.huge`, from log2 y = E - 1 + log2(2|M|)); below 2**-961 it is tiny;
         in between it is bounded. Bounds looser than :data:`HI_BOUND` decide nothing."""
         sel = self._fresh(mask)
@@ -170,10 +172,12 @@ class Vjp:
             if not by_s <= HI_BOUND:
                 return
             if self.identity and np.ndim(e) == 0 and e == 0:
-                # y = d = v within b itself; what bounded() leaves (|v| beyond [MIN_V, MAX_V],
-                # or too near a boundary) goes on below, where y's range is handled
+                # y = d = v within b itself. Below, only the tiny and huge ends (|y| < 2**-961,
+                # |y| >= 2**1000) decide what bounded() left: in between it would be asked
+                # again with the looser scaled bound
                 self.out.bounded(sel, vv, float(b))
-                sel &= ~self.out.done
+                av = np.abs(vv)
+                sel &= ~self.out.done & ((av < 2.0**-961) | (av >= 2.0**1000))
                 if not sel.any():
                     return
             sel &= np.isfinite(vv) & (vv != 0)
