@@ -72,19 +72,15 @@ def _spread(idx: slice | npt.NDArray[np.intp], values: npt.NDArray[Any], n: int)
     return out
 
 
-@functools.lru_cache(maxsize=16)
-def _repeated_bool(a: bool, n: int) -> Mask:
-    return np.broadcast_to(np.bool_(a), (n,))
-
-
 @functools.lru_cache(maxsize=256)
-def _repeated_int(a: int, n: int) -> I64:
-    return np.broadcast_to(np.int64(a), (n,))
+def _repeated_exact(a: int, dtype: str, n: int) -> npt.NDArray[Any]:
+    # integers and booleans compare exactly (True == 1 only within one dtype's key)
+    return np.broadcast_to(np.asarray(a, dtype=dtype), (n,))
 
 
 def _ints(a: I64 | npt.NDArray[np.int32] | int, n: int) -> I64:
     if isinstance(a, int):
-        return _repeated_int(a, n)
+        return _repeated_exact(a, "int64", n)
     return np.broadcast_to(np.asarray(a, dtype=np.int64), (n,))
 
 
@@ -105,11 +101,11 @@ class Vjp:
         #: value() and near() hand the facts on unscaled; one pass instead of eight a block
         self.identity = count == 1.0 and n > 0 and bool((g == 1.0).all())
         if self.identity:
-            self.live = _repeated_bool(True, n)
+            self.live = _repeated_exact(True, "bool", n)
             self.all_live = True
             self.mg: F64 = _full(0.5, n)  # frexp(1) = (0.5, 1)
             self.eg: I64 = _ints(1, n)
-            self.zero_g = _repeated_bool(False, n)
+            self.zero_g = _repeated_exact(False, "bool", n)
             self.any_zero_g = False
             self.uniform = n > 1
             return
