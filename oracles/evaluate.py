@@ -236,13 +236,16 @@ def _settle_all(
     return out
 
 
-#: output elements per fast-tier block of an elementwise oracle: the tier's temporaries stay in
-#: a core's L2 while Python's cost per numpy call (a tier makes 50-150 a block) is spread over
-#: enough elements. Two tiers side by side (-j 2) on a 2-core EPYC, 2026-12: 2**13 took
-#: 0.67-0.85x the time of 2**12 and 0.75-0.95x that of 2**14 for exp, tanh, sigmoid, gelu
-#: and the gradients of exp, softplus and gelu (2**15 was 2.7x slower than 2**12 before the
-#: tiers learned to skip their empty regimes)
-FAST_BLOCK = 1 << 13
+#: output elements per fast-tier block of an elementwise oracle: the tier's temporaries stay
+#: near the core while Python's cost per numpy call (a tier makes 50-150 a block) is spread
+#: over enough elements. Whole exhaustive float32 chunks, two processes side by side (-j 2)
+#: on a 2-core EPYC, 2026-12, after the tiers learned to skip empty regimes and the
+#: gradients to hand the cotangent of ones on unscaled: 2**14 took 0.89x the time of 2**13
+#: for ∂exp/∂x and ∂gelu/∂x and 0.93x for exp; 2**15 0.90x, 0.94x and 0.90x (no better
+#: over the three, and twice the memory). Earlier the same day, before those changes,
+#: 2**13 had beaten 2**12 and 2**14, and before the regimes were skipped 2**15 was 2.7x
+#: slower than 2**12.
+FAST_BLOCK = 1 << 14
 #: the same for the row-wise kinds, whose tiers make more numpy calls per block
 ROW_BLOCK = 1 << 15
 

@@ -14,7 +14,7 @@ from mpmath import mp, mpf
 
 from harness.judgement.definitions import BINS_PER_OCTAVE
 
-__all__ = ["EDGES", "KEY_OFFSET", "TABLE", "add_keys", "fine_keys", "raw_keys"]
+__all__ = ["EDGES", "KEY_OFFSET", "TABLE", "add_keys", "add_raw_keys", "fine_keys", "raw_keys"]
 
 _BPO = BINS_PER_OCTAVE
 KEY_OFFSET = 1023 * _BPO  # a raw key (biased exponent * 16 + bin) minus this is the fine-bin key
@@ -53,9 +53,8 @@ def raw_keys(bits: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     slot = w >> 36
     slot &= 0xFFFF
     sub = np.take(TABLE, slot)
-    marked = sub > _BPO
-    if marked.any():
-        i = np.flatnonzero(marked)
+    if sub.size and int(sub.max()) > _BPO:  # one pass over int8s; the marked slots are rare
+        i = np.flatnonzero(sub > _BPO)
         j = sub[i].astype(np.int64) - _BPO
         sub[i] = j + ((w[i] & ((1 << 52) - 1)) >= EDGES[j])
     key = w >> 52
@@ -78,3 +77,19 @@ def add_keys(counts: npt.NDArray[np.int64], keys: npt.NDArray[np.int64], lowest:
     lo = int(keys.min())
     got = np.bincount(keys - lo)
     counts[lo - lowest : lo - lowest + got.size] += got
+
+
+def add_raw_keys(counts: npt.NDArray[np.int64], raw: npt.NDArray[np.int64], lowest: int) -> None:
+    """counts[max(key, lowest) - lowest] += 1 for the fine-bin key ``raw - KEY_OFFSET`` of
+    every raw key: :func:`fine_keys` and :func:`add_keys` with the keys below ``lowest``
+    folded into it, in one bincount and without the two passes that shift and clamp."""
+    if not raw.size:
+        return
+    lo = int(raw.min())
+    got = np.bincount(raw - lo)
+    start = lo - KEY_OFFSET - lowest  # where got[0] goes
+    if start < 0:
+        counts[0] += int(got[:-start].sum())
+        got = got[-start:]
+        start = 0
+    counts[start : start + got.size] += got

@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from harness.judgement.bins import KEY_OFFSET, add_keys, fine_keys, raw_keys
+from harness.judgement.bins import KEY_OFFSET, add_keys, add_raw_keys, raw_keys
 from harness.judgement.definitions import (
     BINS_PER_OCTAVE,
     BITS_SHIFT,
@@ -541,14 +541,17 @@ def _errors_block(acc: _Acc, where: int | npt.NDArray[np.intp], c: npt.NDArray[n
     ah = np.abs(hv)
     rv = ev / ah
     zt = ah == 0
-    if zt.any():
+    undefined = bool(zt.any())
+    if undefined:
         acc.rel_undefined += int(np.count_nonzero(zt))
         rv[zt] = -1.0
-    np.minimum(rv, MAX_FLOAT, out=rv)
-    kr = np.flatnonzero(rv > 0) if zt.any() else None
-    rk = rv if kr is None else rv[kr]
-    add_keys(acc.rel_keys, np.maximum(fine_keys(rk), REL_LOWEST_BIN), REL_LOWEST_BIN)
-    acc.rel_max = max(acc.rel_max, float(rv.max()))
+    r_top = float(rv.max())
+    if r_top > MAX_FLOAT:  # a relative error past float64 (a subnormal truth): saturated
+        np.minimum(rv, MAX_FLOAT, out=rv)
+        r_top = MAX_FLOAT
+    rk = rv[np.flatnonzero(rv > 0)] if undefined else rv
+    add_raw_keys(acc.rel_keys, raw_keys(rk.view(np.int64)), REL_LOWEST_BIN)
+    acc.rel_max = max(acc.rel_max, r_top)
     if acc.k_top:
         assert av is not None
         pos = _positions(where, np.arange(err.size) if vi is None else vi).astype(np.int64)
@@ -565,6 +568,55 @@ def _errors_block(acc: _Acc, where: int | npt.NDArray[np.intp], c: npt.NDArray[n
                 j = i if vi is None else int(vi[i])
                 over[i] = _over_exact(float(c[j]), float(hi[j]), float(lo[j]), int(e[j]), atol, rtol)
         acc.over += int(np.count_nonzero(over))
+
+
+#: a term of the fixed-point sum stays below 2**46, so a block's 2**16 terms sum below 2**62
+_FIXED_BITS = 46
+assert BLOCK << _FIXED_BITS <= 1 << 62
+
+
+def _add_fixed_point(acc: _Acc, err: npt.NDArray[np.float64]) -> None:
+    """acc.ulp_sum += sum(err), exactly, for finite non-negative errors (a block: at most
+    BLOCK of them). Level by level: with the largest remaining error below 2**(46 - s), the
+    integer parts of err 2**s (truncated, exact) sum exactly in int64, and what is left,
+    err - that part 2**-s, is the bits of err below 2**-s, exact as well. Two levels finish
+    every error within 2**-39 of the block's largest; the rare smaller ones take more.
+    Half the time of two weighted bincounts by binade (:func:`_add_by_binade`, 0.030 against
+    0.055 s for a float32 chunk of 2**22), which takes what this cannot scale (a largest
+    error of 2**46 or more, remaining ones below 2**-900) and gives the same integer."""
+    rest = err
+    while rest.size:
+        top = float(rest.max())
+        if not top > 0:
+            return
+        e = math.frexp(top)[1]  # top < 2**e
+        shift = _FIXED_BITS - e
+        if not 0 <= shift <= 900 + _FIXED_BITS:
+            _add_by_binade(acc, rest, rest.view(np.int64), None)
+            return
+        whole = np.multiply(rest, 2.0**shift).astype(np.int64)
+        acc.ulp_sum += int(whole.sum()) << (SUM_SHIFT - shift)
+        low = rest - whole * 2.0**-shift
+        rest = low[np.flatnonzero(low)]
+
+
+def _add_by_binade(acc: _Acc, err: npt.NDArray[np.float64], bits: npt.NDArray[np.int64],
+                   big: npt.NDArray[np.intp] | None) -> None:
+    """acc's exact sum by binade: each error's top 27 bits and the rest summed per binade in
+    float64 (exact, see FLUSH); NaN and infinite errors land in binade 2047, never summed;
+    ``big`` (errors of 2**960 and more) are added one by one."""
+    ex = bits >> 52
+    part_hi = (bits & _HI_MASK).view(np.float64)
+    part_lo = err - part_hi
+    if big is not None and big.size:
+        acc.ulp_sum += sum(_exact_total(np.array([v])) for v in err[big].tolist())
+        part_hi[big] = 0.0
+        part_lo[big] = 0.0
+    acc.sum_hi += np.bincount(ex, weights=part_hi, minlength=2048)[:2048]
+    acc.sum_lo += np.bincount(ex, weights=part_lo, minlength=2048)[:2048]
+    acc.pending += err.size
+    if acc.pending + BLOCK > FLUSH:
+        acc.flush()
 
 
 def _block(acc: _Acc, where: int | npt.NDArray[np.intp], g: npt.NDArray[Any], want: npt.NDArray[np.float64], hi: npt.NDArray[np.float64],
@@ -598,18 +650,10 @@ def _block(acc: _Acc, where: int | npt.NDArray[np.intp], g: npt.NDArray[Any], wa
         counted = np.bincount(key, minlength=_NKEYS)
         acc.keys += counted[:_NKEYS]
         nonfinite = int(counted[_NONFINITE_KEY:].sum())
-        ex = bits >> 52
-        part_hi = (bits & _HI_MASK).view(np.float64)
-        part_lo = err - part_hi
-        if big is not None and big.size:
-            acc.ulp_sum += sum(_exact_total(np.array([v])) for v in err[big].tolist())
-            part_hi[big] = 0.0
-            part_lo[big] = 0.0
-        acc.sum_hi += np.bincount(ex, weights=part_hi, minlength=2048)[:2048]
-        acc.sum_lo += np.bincount(ex, weights=part_lo, minlength=2048)[:2048]
-        acc.pending += g.size
-        if acc.pending + BLOCK > FLUSH:
-            acc.flush()
+        if big is None and not nonfinite:
+            _add_fixed_point(acc, err)
+        else:
+            _add_by_binade(acc, err, bits, big)
         acc.correct += int(np.count_nonzero(c == want))
         zero = c == 0
         zeros = int(np.count_nonzero(zero))

@@ -9,6 +9,7 @@ undecided. The caller is responsible for the fact, this module for the rounding.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -158,6 +159,8 @@ class Decided:
         idx = self._fresh(mask)
         if not idx.size:
             return
+        if np.ndim(v) == 0 and self._near_value(idx, float(v), s, t_lo, t_hi, t_approx, log2_t):  # type: ignore[arg-type]
+            return
         with np.errstate(all="ignore"):
             # only the masked elements are gathered: most of a block is in other regimes
             vs, sg, tl, th = (self._gather(a, idx) for a in (v, s, t_lo, t_hi))
@@ -208,6 +211,40 @@ class Decided:
             t = self._gather(t_approx, idx)
             scale = _pow2(-ulp)
             self._set(idx, want, vs * scale, vs * sg * t * scale, ulp)
+
+    def _near_value(self, idx: npt.NDArray[np.intp], v: float, s: F64 | float, t_lo: F64 | float,
+                    t_hi: F64 | float, t_approx: F64 | float, log2_t: tuple[F64, F64] | None) -> bool:
+        """near() where v is one number that is a value of the format (1, 1/2, 1/4: the
+        Taylor regimes at 0, a third of an exhaustive float32 run's chunks): v's rounding,
+        binade and range are worked out once, not per element, with the same results as the
+        general path. False (nothing done) for any other v."""
+        fmt = self.fmt
+        p = fmt.precision
+        if not (MIN_V <= abs(v) <= MAX_V) or float(round_float64(np.array([v]), fmt)[0]) != v:
+            return False
+        m, e = math.frexp(v)
+        b = e - 1
+        with np.errstate(all="ignore"):
+            sg, tl, th = (self._gather(a, idx) for a in (s, t_lo, t_hi))
+            ok = (tl >= 0) & (tl <= th) & (th <= 2.0 ** -(p + 3))
+            above_band = tl > 0
+            below_band = None
+            if log2_t is not None:
+                l2_lo, l2_hi = (self._gather(a, idx) for a in log2_t)
+                above_band |= l2_lo > -NEAR_POWER
+                below_band = l2_hi < -NEAR_POWER
+            if abs(m) == 0.5 and abs(v) > 2.0**fmt.emin:  # a power of two: the side decides
+                up = sg > 0
+                ok &= up | above_band if below_band is None else up | above_band | below_band
+                ulp = np.maximum(np.where(~up & above_band, b - 1, b), fmt.emin) - p + 1
+            else:  # y stays in v's binade, or below emin, where the ulp is clamped either way
+                ulp = np.full(idx.size, max(b, fmt.emin) - p + 1, dtype=np.int64)
+            if not ok.all():
+                idx, sg, ulp = idx[ok], sg[ok], ulp[ok]
+            t = self._gather(t_approx, idx)
+            scale = _pow2(-ulp)
+            self._set(idx, v, v * scale, v * sg * t * scale, ulp)
+        return True
 
     def _gather(self, a: F64 | float, idx: npt.NDArray[np.intp]) -> F64:
         """The elements idx of a block-sized array, or a number repeated."""

@@ -21,10 +21,13 @@ claims. Where the distance t to the power of two underflows float64 (sigmoid(z) 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+from mpmath import iv, mp, mpf
 
 from oracles.fast.decided import Decided
 from oracles.fast.float64 import (
@@ -46,6 +49,7 @@ from oracles.fast.float64 import (
     sigmoid64,
     two_prod,
 )
+from oracles.fast.root_series import RootSeries, derivative, horner, multiply, root_series, subtract
 from oracles.fast.tier import TierFn, fast_tier
 from oracles.fast.vjp import Vjp
 from oracles.gradients import COUNT, gradient_name
@@ -345,7 +349,64 @@ def _d_log_sigmoid(xs: list[F64], params: Params, out: Decided) -> None:
 # -- silu, gelu: 1/2 + a correction near 0, 1 +- an excess beyond, a root at x < 0 ----------
 
 
-@_tier("silu", "x", version=2, oracle_version=2)
+#: the series about the roots of silu' and gelu': 10 terms over |x - x0| <= 2**-5 bound the
+#: value within 2**-48.5 (gelu) relative, the truncation included (see root_series)
+_ROOT_TERMS = 10
+_ROOT_WIDTH = 2.0**-5
+
+
+def _window(x0: mpf) -> Any:
+    """The inputs |x - x0| <= _ROOT_WIDTH as an interval, a little wider (53-bit ends)."""
+    return iv.mpf([float(x0) - 1.01 * _ROOT_WIDTH, float(x0) + 1.01 * _ROOT_WIDTH])
+
+
+def _enclosed(a: list[mpf]) -> list[Any]:
+    """Intervals around the coefficients (iv rounds outward), for a rigorous bound."""
+    return [iv.mpf(c) for c in a]
+
+
+@functools.cache
+def _silu_root() -> RootSeries:
+    """silu' = s + x s' with s = sigmoid(x) about its root x0 = -1.2785: every derivative of s
+    is a polynomial in s, s**(k+1) = P_k'(s) s (1 - s) with P_0(s) = s, so
+    d**(k) = (k + 1) P_k(s) + x P_(k+1)(s)."""
+    n = _ROOT_TERMS
+    with mp.workprec(200):
+        x0 = mp.findroot(lambda t: 1 + t / (1 + mp.exp(t)), mpf(-1.28))
+        ps = [[mpf(0), mpf(1)]]
+        for _ in range(n + 2):
+            ps.append(multiply(derivative(ps[-1]), [mpf(0), mpf(1), mpf(-1)]))
+        s0 = 1 / (1 + mp.exp(-x0))
+        coeffs = [((k + 1) * horner(ps[k], s0) + x0 * horner(ps[k + 1], s0)) / mp.factorial(k) for k in range(1, n + 1)]
+        xs = _window(x0)
+        ss = 1 / (1 + iv.exp(-xs))
+        top = abs((n + 2) * horner(_enclosed(ps[n + 1]), ss) + xs * horner(_enclosed(ps[n + 2]), ss)) / mp.factorial(n + 1)
+        return root_series(x0, coeffs, mpf(top.b), _ROOT_WIDTH)
+
+
+@functools.cache
+def _gelu_root() -> RootSeries:
+    """gelu' = Phi + x phi about its root x0 = -0.7518: d**(k) = phi q_k with q_1 = 2 - x**2
+    and q_(k+1) = q_k' - x q_k."""
+    n = _ROOT_TERMS
+    with mp.workprec(200):
+        x0 = mp.findroot(lambda t: mp.ncdf(t) + t * mp.npdf(t), mpf(-0.75))
+        qs = [[mpf(2), mpf(0), mpf(-1)]]
+        for _ in range(n):
+            qs.append(subtract(derivative(qs[-1]), multiply([mpf(0), mpf(1)], qs[-1])))
+        coeffs = [mp.npdf(x0) * horner(qs[k - 1], x0) / mp.factorial(k) for k in range(1, n + 1)]
+        xs = _window(x0)
+        top = abs(iv.exp(-xs * xs / 2) / iv.sqrt(2 * iv.pi) * horner(_enclosed(qs[n]), xs)) / mp.factorial(n + 1)
+        return root_series(x0, coeffs, mpf(top.b), _ROOT_WIDTH)
+
+
+def _beside_root(d: Vjp, todo: Callable[[Mask], Mask], x: F64, sel: Mask, series: RootSeries) -> None:
+    """What the regime ``sel`` left undecided within the series' window: beside the root."""
+    if (m := todo(sel)).any() and (m := m & series.covers(x)).any():
+        d.value(m, series.value(x), series.bound)
+
+
+@_tier("silu", "x", version=3, oracle_version=2)
 def _d_silu(xs: list[F64], params: Params, out: Decided) -> None:
     """d = sigmoid(x) (1 + x sigmoid(-x)): 1 at +inf, 0 at -inf, 1/2 at 0.
 
@@ -360,7 +421,8 @@ def _d_silu(xs: list[F64], params: Params, out: Decided) -> None:
     LIBM + 3u, division u: 2 LIBM + 6u. x < 0, a = -x, E = e**-a: d = -E w / (1 + E)**2 with
     w = (a - 1) - E, which vanishes at the root a = 1.278...: |w~ - w| <= u |a - 1| +
     LIBM E + u |w~| = A, so w is within A / (|w~| - A) relative; with E (LIBM), the
-    denominator (LIBM + 3u) and two roundings: 2 LIBM + 5u + that. a > 700: |d| <= E a,
+    denominator (LIBM + 3u) and two roundings: 2 LIBM + 5u + that. What this leaves
+    within 2**-5 of the root, the series about it decides (_silu_root). a > 700: |d| <= E a,
     log2|d| <= -a log2(e) + log2(a), negative."""
     x = xs[0]
     d = _vjp(xs, params, out)
@@ -394,6 +456,7 @@ def _d_silu(xs: list[F64], params: Params, out: Decided) -> None:
             big_a = U * np.abs(am1) + LIBM * e + U * np.abs(w)
             rel_w = np.where(np.abs(w) > 2 * big_a, big_a / (np.abs(w) - big_a), math.inf)
             d.value(m, -e * w / den, (2 * LIBM + 5 * U + rel_w) * MARGIN)
+            _beside_root(d, todo, x, m, _silu_root())
     if (m := x < -700.0).any() and (m := todo(m & fin)).any():
         with np.errstate(all="ignore"):
             log2_max = -ax * 1.4426 + np.log(ax) * 1.4427 + 0.01
@@ -411,7 +474,7 @@ def _erfc_half(x: F64, mask: Mask, sign: float) -> F64:
     return out
 
 
-@_tier("gelu", "x", version=4, oracle_version=2)
+@_tier("gelu", "x", version=5, oracle_version=2)
 def _d_gelu(xs: list[F64], params: Params, out: Decided) -> None:
     """d = Phi(x) + x phi(x): 1 at +inf, 0 at -inf, 1/2 at 0.
 
@@ -430,7 +493,8 @@ def _d_gelu(xs: list[F64], params: Params, out: Decided) -> None:
     Phi~ = erfc(-x/sqrt 2)/2 as the forward gelu: ERFC + 2.01u kappa, kappa = t (2t + 2) for
     t = -x/sqrt 2 > 0 and 1/2 otherwise. x >= 0: two positive terms, max(eps) + u each. x in
     [-37, 0): Phi > 0 > x phi: |d~ - d| <= Phi~ eps_Phi + |x phi~| (eps_phi + u) + u|d~| = A,
-    relative A / (|d~| - A) (undecided near the root x = -0.7518). x < -37: |d| < |x| phi(x),
+    relative A / (|d~| - A), which cancels near the root x = -0.7518: what that leaves within
+    2**-5 of it, the series about the root decides (_gelu_root). x < -37: |d| < |x| phi(x),
     log2|d| <= (1.01 ln|x| - x^2/2 (1 - 2**-50)) 1.4426, negative."""
     x = xs[0]
     d = _vjp(xs, params, out)
@@ -483,6 +547,7 @@ def _d_gelu(xs: list[F64], params: Params, out: Decided) -> None:
             big_a = big_phi * eps_big_phi + np.abs(xphi) * (eps_phi + U) + U * np.abs(v)
             b_neg = np.where(np.abs(v) > 2 * big_a, big_a / (np.abs(v) - big_a), math.inf)
             d.value(sel, v, np.where(x >= 0, b_pos, b_neg) * MARGIN)
+            _beside_root(d, todo, x, sel, _gelu_root())
     if (m := x < -37.0).any() and (m := todo(m & fin)).any():
         x2 = x * x
         with np.errstate(all="ignore"):

@@ -3,6 +3,9 @@ chunks is exactly the verdict of the whole."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +122,27 @@ def test_a_recheck_that_disagrees_makes_the_cell_an_error(monkeypatch: pytest.Mo
     assert result.status == "error"
     assert "mpmath's alone" in result.reason and "please report" in result.reason
     assert result.rechecked == 0
+
+
+_GLIBC = sys.platform.startswith("linux") and bool(getattr(os, "confstr", lambda _: None)("CS_GNU_LIBC_VERSION"))
+
+
+@pytest.mark.skipif(not _GLIBC, reason="malloc's settings are glibc's")
+def test_streamed_chunks_reuse_the_memory_of_the_previous_ones(tmp_path: Path) -> None:
+    """A process that streams chunks has glibc keep their freed arrays for the next
+    (runner._malloc_keeps_chunks): once the heap has grown to a chunk's working set (three
+    chunks), a 4M-element chunk of numpy.exp faults in no page at all, against 2,400 with
+    a fresh mmap per array (12,800 a chunk of torch's ∂gelu/∂x: 12% of its run)."""
+    code = (
+        "import resource\n"
+        "from harness.execution.runner import Runner\n"
+        "from harness.plan.cells import CellSpec\n"
+        "cell = CellSpec('exp', 'numpy.exp', 'numpy', 'float32', 'cpu', 'exhaustive')\n"
+        "r = Runner(); r.prepare(cell); r.run_part(cell, [497, 498, 499])\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "r.run_part(cell, [500, 501, 502])\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 3)\n"
+    )
+    env = {**os.environ, "FPHARNESS_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert int(out.stdout.split()[-1]) < 500, out.stdout

@@ -39,8 +39,9 @@ JOBS = 2
 #: of silu', gelu' (and of sigmoid(z < 0) in softplus', log_sigmoid') computed the value
 #: beside 1/2 in several roundings, and the tier left bfloat16's 2**-71 < |x| < 2**-58 to
 #: mpmath (94.9%, resp. 99.0%). Since issue 18 the tier decides the whole window beside a
-#: power of two (the binade is the exact value's). What is left: the root of silu' and
-#: gelu' (-1.278, -0.752), where the value cancels.
+#: power of two (the binade is the exact value's). Beside the roots of silu' and gelu'
+#: (-1.278, -0.752), where the value cancels, their series about the root decides what the
+#: generic bound leaves (test_root_series.py).
 MIN_DECIDED = 0.999
 
 

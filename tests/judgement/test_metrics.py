@@ -221,6 +221,23 @@ def test_blocks_of_one_ulp_exponent_equal_the_definitions(fmt: Format) -> None:
     assert {k: getattr(t, k) for k in want} == want
 
 
+def test_relative_errors_below_the_float64_normals_share_the_lowest_bin() -> None:
+    """A correctly rounded float32 result whose truth carries a tail of 2**-1000 ulps or
+    less has a relative error below 2**-1022 (subnormal, not 0): counted in the lowest
+    relative bin, beside the ordinary ones of the same block."""
+    fmt = FLOAT32
+    rng = np.random.default_rng(3)
+    y = ((1.0 + rng.random(300)) * np.exp2(rng.integers(-20, 20, 300))).astype(np.float32).astype(np.float64)
+    base = reference_for(y, fmt)  # exact: the result R(y) = y has no error of its own
+    tail = np.where(np.arange(300) % 3 == 0, 2.0 ** rng.integers(-1040, -1000, 300).astype(np.float64), 0.25)
+    ref = Reference(base.want, base.hi, tail, base.ulp_exp)
+    got = base.want.astype(np.float32)
+    t = tally(ref, got, fmt)
+    want = plain_metrics(ref, got, fmt, (0.0, 0.0))
+    assert t.rel_bins == want["rel_bins"] and t.rel_max == want["rel_max"]
+    assert t.rel_bins[REL_LOWEST_BIN] == 100
+
+
 def test_the_tolerance_boundary_is_decided_exactly() -> None:
     """|c - y| equal to atol is within it; one float64 step more of error is over it."""
     fmt = FLOAT32

@@ -158,6 +158,23 @@ def test_errors_on_bin_edges_land_in_the_bin_they_close(fmt: Format) -> None:
         assert plain_bin(e) == j and plain_bin(math.nextafter(e, math.inf)) == j + 1
 
 
+@pytest.mark.parametrize(("low", "high"), [(-60, 0), (-900, 40), (-1074, 40), (-1074, -1000), (30, 60), (-3, -3)])
+def test_finite_errors_sum_exactly_at_every_scale(low: int, high: int) -> None:
+    """A block without NaN or infinite errors is summed in fixed point, level by level (the
+    binade sums take scales it cannot): errors with random 53-bit mantissas spread over
+    2**low .. 2**high, subnormal and past 2**46 included, sum to the exact rational."""
+    rng = np.random.default_rng(low & 0xFFFF)
+    n = BLOCK + 5
+    err = np.ldexp(1.0 + rng.random(n), rng.integers(low, high + 1, n)) if low > -1022 else np.concatenate(
+        [np.ldexp(rng.integers(1, 1 << 52, n // 2).astype(np.float64), -1074),
+         np.ldexp(1.0 + rng.random(n - n // 2), rng.integers(max(low, -1021), high + 1, n - n // 2))])
+    err[::7] = 0.0
+    # a result of 0 against a truth of -err ulps (ulp 2**0): the ULP error is err exactly
+    ref = Reference(np.ones(n), -err, np.zeros(n), np.zeros(n, dtype=np.int32))
+    t = tally(ref, np.zeros(n, dtype=np.float32), FLOAT32)
+    assert t.ulp_sum == int(sum((Fraction(v) for v in err.tolist()), Fraction(0)) * (1 << 1074))
+
+
 def test_float64_saturated_errors_sum_exactly() -> None:
     """Errors at the 2**1023 saturation add up past float64's range; the sum stays exact."""
     n = 5
