@@ -14,7 +14,7 @@ from mpmath import mp, mpf
 
 from harness.judgement.definitions import BINS_PER_OCTAVE
 
-__all__ = ["EDGES", "KEY_OFFSET", "TABLE", "add_keys", "add_raw_keys", "fine_keys", "raw_keys"]
+__all__ = ["EDGES", "KEY_OFFSET", "TABLE", "add_keys", "raw_keys"]
 
 _BPO = BINS_PER_OCTAVE
 KEY_OFFSET = 1023 * _BPO  # a raw key (biased exponent * 16 + bin) minus this is the fine-bin key
@@ -63,31 +63,15 @@ def raw_keys(bits: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     return key
 
 
-def fine_keys(v: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
-    """The fine-bin key of every positive normal float64 ``v``, as the ULP histogram keys it."""
-    key = raw_keys(v.view(np.int64))
-    key -= KEY_OFFSET
-    return key
-
-
-def add_keys(counts: npt.NDArray[np.int64], keys: npt.NDArray[np.int64], lowest: int) -> None:
-    """counts[key - lowest] += 1 for every key (a bincount over just the keys' span)."""
+def add_keys(counts: npt.NDArray[np.int64], keys: npt.NDArray[np.int64], lowest: int, *, offset: int = 0) -> None:
+    """counts[max(key - offset, lowest) - lowest] += 1 for every key: a bincount over just
+    the keys' span, the keys below ``lowest`` folded into it. With ``offset`` KEY_OFFSET,
+    :func:`raw_keys` go in as fine-bin keys without the passes that shift and clamp them."""
     if not keys.size:
         return
     lo = int(keys.min())
     got = np.bincount(keys - lo)
-    counts[lo - lowest : lo - lowest + got.size] += got
-
-
-def add_raw_keys(counts: npt.NDArray[np.int64], raw: npt.NDArray[np.int64], lowest: int) -> None:
-    """counts[max(key, lowest) - lowest] += 1 for the fine-bin key ``raw - KEY_OFFSET`` of
-    every raw key: :func:`fine_keys` and :func:`add_keys` with the keys below ``lowest``
-    folded into it, in one bincount and without the two passes that shift and clamp."""
-    if not raw.size:
-        return
-    lo = int(raw.min())
-    got = np.bincount(raw - lo)
-    start = lo - KEY_OFFSET - lowest  # where got[0] goes
+    start = lo - offset - lowest  # where got[0] goes
     if start < 0:
         counts[0] += int(got[:-start].sum())
         got = got[-start:]

@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from harness.judgement.bins import KEY_OFFSET, add_keys, add_raw_keys, raw_keys
+from harness.judgement.bins import KEY_OFFSET, add_keys, raw_keys
 from harness.judgement.definitions import (
     BINS_PER_OCTAVE,
     BITS_SHIFT,
@@ -550,7 +550,7 @@ def _errors_block(acc: _Acc, where: int | npt.NDArray[np.intp], c: npt.NDArray[n
         np.minimum(rv, MAX_FLOAT, out=rv)
         r_top = MAX_FLOAT
     rk = rv[np.flatnonzero(rv > 0)] if undefined else rv
-    add_raw_keys(acc.rel_keys, raw_keys(rk.view(np.int64)), REL_LOWEST_BIN)
+    add_keys(acc.rel_keys, raw_keys(rk.view(np.int64)), REL_LOWEST_BIN, offset=KEY_OFFSET)
     acc.rel_max = max(acc.rel_max, r_top)
     if acc.k_top:
         assert av is not None
