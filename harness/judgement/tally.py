@@ -575,9 +575,9 @@ _FIXED_BITS = 46
 assert BLOCK << _FIXED_BITS <= 1 << 62
 
 
-def _add_fixed_point(acc: _Acc, err: npt.NDArray[np.float64]) -> None:
+def _add_fixed_point(acc: _Acc, err: npt.NDArray[np.float64], top: float) -> None:
     """acc.ulp_sum += sum(err), exactly, for finite non-negative errors (a block: at most
-    BLOCK of them). Level by level: with the largest remaining error below 2**(46 - s), the
+    BLOCK of them) whose largest is ``top``. Level by level: with the largest remaining error below 2**(46 - s), the
     integer parts of err 2**s (truncated, exact) sum exactly in int64, and what is left,
     err - that part 2**-s, is the bits of err below 2**-s, exact as well. Two levels finish
     every error within 2**-39 of the block's largest; the rare smaller ones take more.
@@ -585,10 +585,7 @@ def _add_fixed_point(acc: _Acc, err: npt.NDArray[np.float64]) -> None:
     0.055 s for a float32 chunk of 2**22), which takes what this cannot scale (a largest
     error of 2**46 or more, remaining ones below 2**-900) and gives the same integer."""
     rest = err
-    while rest.size:
-        top = float(rest.max())
-        if not top > 0:
-            return
+    while top > 0:
         e = math.frexp(top)[1]  # top < 2**e
         shift = _FIXED_BITS - e
         if not 0 <= shift <= 900 + _FIXED_BITS:
@@ -598,6 +595,7 @@ def _add_fixed_point(acc: _Acc, err: npt.NDArray[np.float64]) -> None:
         acc.ulp_sum += int(whole.sum()) << (SUM_SHIFT - shift)
         low = rest - whole * 2.0**-shift
         rest = low[np.flatnonzero(low)]
+        top = float(rest.max()) if rest.size else 0.0
 
 
 def _add_by_binade(acc: _Acc, err: npt.NDArray[np.float64], bits: npt.NDArray[np.int64],
@@ -650,8 +648,11 @@ def _block(acc: _Acc, where: int | npt.NDArray[np.intp], g: npt.NDArray[Any], wa
         counted = np.bincount(key, minlength=_NKEYS)
         acc.keys += counted[:_NKEYS]
         nonfinite = int(counted[_NONFINITE_KEY:].sum())
-        if big is None and not nonfinite:
-            _add_fixed_point(acc, err)
+        fixed = big is None and not nonfinite
+        if fixed:
+            # the largest error, read once: err is not changed below when every error is finite
+            top = float(err.max()) if err.size else -1.0
+            _add_fixed_point(acc, err, top)
         else:
             _add_by_binade(acc, err, bits, big)
         acc.correct += int(np.count_nonzero(c == want))
@@ -687,7 +688,8 @@ def _block(acc: _Acc, where: int | npt.NDArray[np.intp], g: npt.NDArray[Any], wa
             acc.ftz[1] += int(np.count_nonzero(lost & ~tiny))
             if prof is not None:
                 cats = (sp, sc)
-        top = float(err.max()) if err.size else -1.0
+        if not fixed:  # (the non-finite errors are -1 by now)
+            top = float(err.max()) if err.size else -1.0
         _errors_block(acc, where, c, want, hi, lo, e, err, key, fmt, counted, e_min if e_min == e_max else None, top)
         if top >= 0:
             acc.ulp_max = top if math.isnan(acc.ulp_max) else max(acc.ulp_max, top)

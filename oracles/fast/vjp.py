@@ -226,7 +226,13 @@ class Vjp:
         if not base.any():
             return
         vv = _full(v, self.n)
-        if self.identity:  # v_y = v, a float64 wherever _exact_scaled would say so
+        vy: F64 | float
+        if self.identity and np.ndim(v) == 0:
+            # v_y = v, one number (1, 1/2): handed on as a number, which Decided.near works
+            # out once rather than per element
+            vy = float(v)  # type: ignore[arg-type]
+            sel = base if MIN_V <= abs(vy) <= MAX_V else np.zeros_like(base)
+        elif self.identity:  # v_y = v, a float64 wherever _exact_scaled would say so
             av = np.abs(vv)
             vy, sel = vv, base & (av >= MIN_V) & (av <= MAX_V)
         else:
